@@ -1,0 +1,183 @@
+"""The kernel contract's public functions, written once for every backend.
+
+`define_contract(namespace, ops)` puts into a backend module the validating
+wrappers over that backend's unchecked `ops`. Both backends therefore share
+one signature, one docstring and one set of errors per function: the contract
+cannot drift between them.
+"""
+
+from . import _checks
+
+CONTRACT = (
+    "linear_forward",
+    "linear_relu_forward",
+    "relu_forward",
+    "relu_backward",
+    "softmax",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_backward",
+    "linear_backward",
+    "sgd_update",
+    "adam_update",
+    "l2_penalty",
+)
+
+
+def define_contract(namespace, ops):
+    """Define the public functions of CONTRACT in `namespace`, calling `ops`."""
+
+    def linear_forward(x, W, b, out=None):
+        """Affine layer: ``x @ W + b``.
+
+        Parameters
+        ----------
+        x : ndarray (n, k)
+        W : ndarray (k, m)
+        b : ndarray (m,)
+        out : ndarray (n, m), optional
+            Written in place and returned; must not overlap `x` or `W`.
+
+        Returns
+        -------
+        ndarray (n, m)
+        """
+        out = _checks.linear_forward_args(x, W, b, out)
+        return ops.linear_forward(x, W, b, out)
+
+    def linear_relu_forward(x, W, b, out=None):
+        """Fused affine layer and ReLU: ``maximum(x @ W + b, 0)``.
+
+        Same arguments as `linear_forward`.
+        """
+        out = _checks.linear_forward_args(x, W, b, out)
+        return ops.linear_relu_forward(x, W, b, out)
+
+    def relu_forward(z, out=None):
+        """ReLU: ``maximum(z, 0)``, element-wise; `out` may be `z`."""
+        out = _checks.elementwise_args(("z",), (z,), out)
+        return ops.relu_forward(z, out)
+
+    def relu_backward(dout, a, out=None):
+        """ReLU gradient: `dout` where ``a > 0``, else 0.
+
+        Parameters
+        ----------
+        dout : ndarray (n, m)
+            Gradient of the loss with respect to the ReLU's output.
+        a : ndarray (n, m)
+            The ReLU's input or its output (both are positive at the same places).
+        out : ndarray (n, m), optional
+            May be `dout`.
+        """
+        out = _checks.elementwise_args(("dout", "a"), (dout, a), out)
+        return ops.relu_backward(dout, a, out)
+
+    def softmax(z, out=None):
+        """Row-wise softmax, max-subtracted so that large logits do not overflow.
+
+        `out` may be `z`.
+        """
+        out = _checks.elementwise_args(("z",), (z,), out)
+        return ops.softmax(z, out)
+
+    def softmax_cross_entropy(logits, y, probs_out=None):
+        """Mean cross-entropy of softmax(`logits`) against integer labels `y`.
+
+        Parameters
+        ----------
+        logits : ndarray (n, C)
+        y : integer ndarray (n,), values in [0, C)
+        probs_out : ndarray (n, C), optional
+            Receives the softmax probabilities; may be `logits`.
+
+        Returns
+        -------
+        loss : float
+            Mean over rows of ``logsumexp(z_i) - z_i[y_i]``, accumulated in float64.
+        probs : ndarray (n, C)
+        """
+        probs_out = _checks.softmax_cross_entropy_args(logits, y, probs_out)
+        return ops.softmax_cross_entropy(logits, y, probs_out)
+
+    def softmax_cross_entropy_backward(probs, y, out=None):
+        """Gradient of the mean cross-entropy with respect to the logits.
+
+        Returns ``(probs - onehot(y)) / n``; `out` may be `probs`.
+        """
+        out = _checks.softmax_cross_entropy_backward_args(probs, y, out)
+        return ops.softmax_cross_entropy_backward(probs, y, out)
+
+    def linear_backward(dout, x, W, dx=None, dW=None, db=None, need_dx=True):
+        """Gradients of the affine layer ``x @ W + b``.
+
+        Parameters
+        ----------
+        dout : ndarray (n, m)
+            Gradient of the loss with respect to the layer's output.
+        x : ndarray (n, k)
+        W : ndarray (k, m)
+        dx, dW, db : ndarray, optional
+            Output buffers of shapes (n, k), (k, m), (m,).
+        need_dx : bool
+            False skips ``dout @ W.T`` (the first layer needs no input gradient).
+
+        Returns
+        -------
+        dx : ndarray (n, k) or None
+        dW : ndarray (k, m)
+            ``x.T @ dout``
+        db : ndarray (m,)
+            ``dout.sum(axis=0)``, accumulated in float64.
+        """
+        need_dx = bool(need_dx)
+        dx, dW, db = _checks.linear_backward_args(dout, x, W, dx, dW, db, need_dx)
+        return ops.linear_backward(dout, x, W, dx, dW, db, need_dx)
+
+    def sgd_update(param, grad, lr, velocity=None, momentum=0.0, nesterov=False):
+        """Stochastic gradient descent step, in place.
+
+        Without `velocity`: ``param -= lr * grad``. With it:
+        ``velocity = momentum * velocity - lr * grad`` then ``param += velocity``
+        (or, with `nesterov`, ``param += momentum * velocity - lr * grad``).
+        Returns `param`.
+        """
+        lr, momentum = _checks.sgd_update_args(param, grad, lr, velocity, momentum)
+        return ops.sgd_update(param, grad, lr, velocity, momentum, bool(nesterov))
+
+    def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+        """Adam step number `t` (from 1), in place on `param`, `m` and `v`.
+
+        ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g^2``,
+        ``param -= lr_t m / (sqrt(v) + eps)`` with the bias-corrected step
+        ``lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t)`` (scikit-learn's form).
+        Returns `param`.
+        """
+        t, lr, beta1, beta2, eps = _checks.adam_update_args(
+            param, grad, m, v, t, lr, beta1, beta2, eps
+        )
+        return ops.adam_update(param, grad, m, v, t, lr, beta1, beta2, eps)
+
+    def l2_penalty(W, dW, scale):
+        """L2 weight decay: ``dW += scale * W`` in place; returns ``0.5 * scale * ||W||^2``.
+
+        With ``scale = alpha / n`` this is scikit-learn's MLP regularisation term.
+        """
+        scale = _checks.l2_penalty_args(W, dW, scale)
+        return ops.l2_penalty(W, dW, scale)
+
+    for function in (
+        linear_forward,
+        linear_relu_forward,
+        relu_forward,
+        relu_backward,
+        softmax,
+        softmax_cross_entropy,
+        softmax_cross_entropy_backward,
+        linear_backward,
+        sgd_update,
+        adam_update,
+        l2_penalty,
+    ):
+        function.__module__ = namespace["__name__"]
+        function.__qualname__ = function.__name__
+        namespace[function.__name__] = function

@@ -1,0 +1,213 @@
+"""Unchecked Numba kernels, one per contract function.
+
+Shapes (rows are samples): x is (n, k), W is (k, m), b is (m,), y is (n,)
+integer labels in [0, C). Every buffer is given, valid and C-contiguous: the
+public wrappers in `fastnn.kernels` check that first, because these loops do no
+bounds checks.
+
+Every GEMM goes through Numba's np.dot (SciPy's BLAS): mixing NumPy's `@`
+(NumPy's BLAS, a second thread pool) into the same hot loop makes both pools
+spin against each other. No fastmath: softmax must stay right for +-inf.
+"""
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def linear_forward(x, W, b, out):
+    np.dot(x, W, out)
+    n, m = out.shape
+    for i in range(n):
+        for j in range(m):
+            out[i, j] += b[j]
+    return out
+
+
+@njit(cache=True)
+def linear_relu_forward(x, W, b, out):
+    np.dot(x, W, out)
+    n, m = out.shape
+    zero = out.dtype.type(0)
+    for i in range(n):
+        for j in range(m):
+            v = out[i, j] + b[j]
+            # NaN passes through, as np.maximum does
+            out[i, j] = zero if v <= zero else v
+    return out
+
+
+@njit(cache=True)
+def relu_forward(z, out):
+    n, m = z.shape
+    zero = z.dtype.type(0)
+    for i in range(n):
+        for j in range(m):
+            v = z[i, j]
+            # NaN passes through, as np.maximum does
+            out[i, j] = zero if v <= zero else v
+    return out
+
+
+@njit(cache=True)
+def relu_backward(dout, a, out):
+    n, m = dout.shape
+    zero = dout.dtype.type(0)
+    for i in range(n):
+        for j in range(m):
+            # a gate, not a product: inf * 0 would give NaN
+            out[i, j] = dout[i, j] if a[i, j] > zero else zero
+    return out
+
+
+@njit(cache=True)
+def _softmax_row(z, i, out):
+    # The max is private to the row: shared across rows it would be a data race
+    # under prange, and a wrong answer that shift-invariant tests miss.
+    m = z.shape[1]
+    row_max = z[i, 0]
+    for j in range(1, m):
+        if z[i, j] > row_max:
+            row_max = z[i, j]
+    total = 0.0
+    for j in range(m):
+        e = np.exp(z[i, j] - row_max)
+        out[i, j] = e
+        total += e
+    scale = out.dtype.type(1.0 / total)
+    for j in range(m):
+        out[i, j] *= scale
+    return row_max, total
+
+
+@njit(cache=True)
+def softmax(z, out):
+    for i in range(z.shape[0]):
+        _softmax_row(z, i, out)
+    return out
+
+
+@njit(cache=True)
+def softmax_cross_entropy(logits, y, probs_out):
+    n = logits.shape[0]
+    loss = 0.0  # float64 whatever the dtype: a float32 sum drifts with n
+    for i in range(n):
+        target = float(logits[i, y[i]])  # read first: probs_out may be logits
+        row_max, total = _softmax_row(logits, i, probs_out)
+        loss += np.log(total) - (target - float(row_max))
+    return loss / n, probs_out
+
+
+@njit(cache=True)
+def softmax_cross_entropy_backward(probs, y, out):
+    n, m = probs.shape
+    inv_n = probs.dtype.type(1.0 / n)
+    one = probs.dtype.type(1.0)
+    for i in range(n):
+        target = probs[i, y[i]]  # read first: out may be probs
+        for j in range(m):
+            out[i, j] = probs[i, j] * inv_n
+        out[i, y[i]] = (target - one) * inv_n
+    return out
+
+
+@njit(cache=True)
+def _column_sums(a, out):
+    n, m = a.shape
+    acc = np.zeros(m, dtype=np.float64)
+    for i in range(n):
+        for j in range(m):
+            acc[j] += a[i, j]
+    for j in range(m):
+        out[j] = acc[j]
+    return out
+
+
+@njit(cache=True)
+def _linear_backward_params(dout, x, dW, db):
+    np.dot(x.T, dout, dW)
+    _column_sums(dout, db)
+
+
+@njit(cache=True)
+def _linear_backward_all(dout, x, W, dx, dW, db):
+    np.dot(dout, W.T, dx)
+    _linear_backward_params(dout, x, dW, db)
+
+
+def linear_backward(dout, x, W, dx, dW, db, need_dx):
+    # Two jitted entry points rather than an Optional dx, so neither
+    # specialisation carries a None check in its type.
+    if need_dx:
+        _linear_backward_all(dout, x, W, dx, dW, db)
+        return dx, dW, db
+    _linear_backward_params(dout, x, dW, db)
+    return None, dW, db
+
+
+@njit(cache=True)
+def _sgd_plain(param, grad, lr):
+    p, g = param.ravel(), grad.ravel()
+    step = param.dtype.type(lr)
+    for i in range(p.size):
+        p[i] -= step * g[i]
+
+
+@njit(cache=True)
+def _sgd_momentum(param, grad, lr, velocity, momentum, nesterov):
+    p, g, vel = param.ravel(), grad.ravel(), velocity.ravel()
+    step = param.dtype.type(lr)
+    mu = param.dtype.type(momentum)
+    for i in range(p.size):
+        v = mu * vel[i] - step * g[i]
+        vel[i] = v
+        if nesterov:
+            p[i] += mu * v - step * g[i]
+        else:
+            p[i] += v
+
+
+def sgd_update(param, grad, lr, velocity, momentum, nesterov):
+    if velocity is None:
+        _sgd_plain(param, grad, lr)
+    else:
+        _sgd_momentum(param, grad, lr, velocity, momentum, nesterov)
+    return param
+
+
+@njit(cache=True)
+def _adam(param, grad, m, v, t, lr, beta1, beta2, eps):
+    p, g, mm, vv = param.ravel(), grad.ravel(), m.ravel(), v.ravel()
+    dt = param.dtype.type
+    b1, b2 = dt(beta1), dt(beta2)
+    c1, c2 = dt(1.0 - beta1), dt(1.0 - beta2)
+    step = dt(lr * np.sqrt(1.0 - beta2**t) / (1.0 - beta1**t))
+    e = dt(eps)
+    for i in range(p.size):
+        gi = g[i]
+        mi = b1 * mm[i] + c1 * gi
+        vi = b2 * vv[i] + c2 * gi * gi
+        mm[i] = mi
+        vv[i] = vi
+        p[i] -= step * mi / (np.sqrt(vi) + e)
+
+
+def adam_update(param, grad, m, v, t, lr, beta1, beta2, eps):
+    _adam(param, grad, m, v, t, lr, beta1, beta2, eps)
+    return param
+
+
+@njit(cache=True)
+def _l2_penalty(W, dW, scale):
+    w, dw = W.ravel(), dW.ravel()
+    s = W.dtype.type(scale)
+    total = 0.0
+    for i in range(w.size):
+        wi = w[i]
+        dw[i] += s * wi
+        total += float(wi) * float(wi)
+    return 0.5 * scale * total
+
+
+def l2_penalty(W, dW, scale):
+    return _l2_penalty(W, dW, scale)

@@ -1,0 +1,82 @@
+"""The MLP's forward and backward passes as calls to a backend's kernels.
+
+Like llm.c's `gpt2_forward/backward`, these only call kernels. `TrainStep`
+allocates every buffer of a training step once for the largest batch; a
+smaller batch runs on leading-row views of the same buffers, so a step
+allocates nothing. Inputs are assumed valid: the estimator checks them once
+per fit, and the kernels' unchecked `ops` are called directly.
+"""
+
+import numpy as np
+
+
+class TrainStep:
+    """Forward, loss, backward and L2 for one batch, over preallocated buffers.
+
+    coefs[i] is (fan_in, fan_out), intercepts[i] is (fan_out,), rows are samples.
+    """
+
+    def __init__(self, ops, coefs, intercepts, max_batch):
+        self.ops = ops
+        self.coefs = coefs
+        self.intercepts = intercepts
+        dtype = coefs[0].dtype
+        widths = [W.shape[1] for W in coefs]
+        # activations[i] is layer i's output; the last one holds logits, then
+        # probabilities, then the loss gradient, in place.
+        self.activations = [np.empty((max_batch, w), dtype) for w in widths]
+        # deltas[i] is the gradient with respect to layer i's input, for i >= 1.
+        self.deltas = [None] + [np.empty((max_batch, W.shape[0]), dtype) for W in coefs[1:]]
+        self.coef_grads = [np.empty_like(W) for W in coefs]
+        self.intercept_grads = [np.empty_like(b) for b in intercepts]
+
+    @property
+    def params(self):
+        return self.coefs + self.intercepts
+
+    @property
+    def grads(self):
+        return self.coef_grads + self.intercept_grads
+
+    def forward(self, x):
+        """Logits of batch `x`, in `activations[-1]` (a view of n rows)."""
+        ops, n = self.ops, x.shape[0]
+        a = x
+        last = len(self.coefs) - 1
+        for i, (W, b) in enumerate(zip(self.coefs, self.intercepts)):
+            out = self.activations[i][:n]
+            if i < last:
+                a = ops.linear_relu_forward(a, W, b, out)
+            else:
+                a = ops.linear_forward(a, W, b, out)
+        return a
+
+    def loss_and_grads(self, x, y, alpha):
+        """Mean cross-entropy (plus L2) of batch (x, y); gradients into *_grads."""
+        ops, n = self.ops, x.shape[0]
+        logits = self.forward(x)
+        loss, probs = ops.softmax_cross_entropy(logits, y, logits)
+        delta = ops.softmax_cross_entropy_backward(probs, y, probs)
+        for i in range(len(self.coefs) - 1, -1, -1):
+            a_in = x if i == 0 else self.activations[i - 1][:n]
+            dx = None if i == 0 else self.deltas[i][:n]
+            ops.linear_backward(
+                delta, a_in, self.coefs[i], dx, self.coef_grads[i],
+                self.intercept_grads[i], i > 0,
+            )
+            if alpha > 0:
+                loss += ops.l2_penalty(self.coefs[i], self.coef_grads[i], alpha / n)
+            if i > 0:
+                delta = ops.relu_backward(dx, a_in, dx)
+        return loss
+
+
+def predict_logits(ops, coefs, intercepts, X, chunk=4096):
+    """Logits of every row of X, computed `chunk` rows at a time."""
+    n = X.shape[0]
+    out = np.empty((n, coefs[-1].shape[1]), dtype=X.dtype)
+    step = TrainStep(ops, coefs, intercepts, min(chunk, n))
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        out[start:stop] = step.forward(X[start:stop])
+    return out
