@@ -98,6 +98,7 @@ def test_backends_follow_the_same_trajectory(dtype, rtol, solver):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_estimator_backends_agree_on_digits():
     X, X_test, y, _ = load_digits(dtype="float64")
     fits = [
