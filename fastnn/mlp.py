@@ -6,6 +6,7 @@ change. The training loop is thin Python: buffers are allocated once per fit
 and every step is a handful of kernel calls (see `fastnn.network`).
 """
 
+import contextlib
 import numbers
 import time
 import warnings
@@ -138,8 +139,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self._check_n_features(X_val)
             monitor = (X_val, y_val)
         self._initialize(X.shape[1], len(self.classes_))
-        self._fit_epochs(X, self._encode(y), self.max_iter, incremental=False,
-                         monitor=monitor, epoch_callback=epoch_callback)
+        with self._rollback_on_interrupt():
+            self._fit_epochs(X, self._encode(y), self.max_iter, incremental=False,
+                             monitor=monitor, epoch_callback=epoch_callback)
         return self
 
     def partial_fit(self, X, y, classes=None):
@@ -159,7 +161,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         else:
             X, y = self._check_X_y(X, y, self.coefs_[0].dtype)
             self._check_n_features(X)
-        self._fit_epochs(X, self._encode(y), 1, incremental=True)
+        with self._rollback_on_interrupt():
+            self._fit_epochs(X, self._encode(y), 1, incremental=True)
         return self
 
     def predict_proba(self, X):
@@ -317,6 +320,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         y_batch = np.empty(batch, dtype=np.intp) if self.shuffle else None
         order = np.arange(n)
         best_params = None
+        # Training accuracy of each epoch's final weights, like val_accuracy, on
+        # at most ~5,000 evenly spaced rows so that it stays cheap on big sets.
+        X_acc, y_acc = X[:: -(-n // 5000)], y[:: -(-n // 5000)]
+        X_acc = np.ascontiguousarray(X_acc)
+        self._save_epoch_state()
 
         for _ in range(epochs):
             started = time.perf_counter()
@@ -341,6 +349,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             seconds = time.perf_counter() - started
             record = {"epoch": self.n_iter_, "loss": epoch_loss, "seconds": seconds,
                       "samples_per_second": n / seconds if seconds > 0 else float("inf")}
+            record["train_accuracy"] = float(np.mean(
+                np.argmax(predict_logits(ops, self.coefs_, self.intercepts_, X_acc), 1) == y_acc
+            ))
             if monitor is not None:
                 record["val_accuracy"] = float(np.mean(self.predict(monitor[0]) == monitor[1]))
             for key, value in record.items():
@@ -349,6 +360,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 print(f"Iteration {self.n_iter_}, loss = {epoch_loss:.8f}")
             if epoch_callback is not None:
                 epoch_callback(self, record)
+            self._save_epoch_state()
 
             if X_val is not None:
                 score = float(np.mean(self.predict(X_val) == self.classes_[y_val]))
@@ -377,6 +389,51 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if best_params is not None:
             for param, best in zip(step.params, best_params):
                 param[...] = best
+
+    @contextlib.contextmanager
+    def _rollback_on_interrupt(self):
+        """On Ctrl-C, return to the end of the last finished epoch, then re-raise.
+
+        Weights, optimizer state, `n_iter_`, `t_`, `loss_curve_` and `history_`
+        go back to what they were then: a half-done epoch is discarded whole.
+        """
+        try:
+            yield
+        except KeyboardInterrupt:
+            saved = getattr(self, "_epoch_state", None)
+            if saved is not None:  # else no batch has run yet: nothing changed
+                arrays, optimizer_scalars, n_iter, t = saved
+                for dst, src in zip(self._state_arrays(), arrays):
+                    np.copyto(dst, src)
+                for name, value in optimizer_scalars.items():
+                    setattr(self._optimizer, name, value)
+                self.n_iter_, self.t_ = n_iter, t
+                del self.loss_curve_[n_iter:]
+                for values in self.history_.values():
+                    del values[n_iter:]
+            raise
+        finally:
+            self._epoch_state = None
+
+    def _state_arrays(self):
+        state = self._optimizer.state()
+        return self.coefs_ + self.intercepts_ + [
+            a for value in state.values() if isinstance(value, list) for a in value
+        ]
+
+    def _save_epoch_state(self):
+        """Copy what `_rollback_on_interrupt` restores (into the same arrays each epoch)."""
+        optimizer_scalars = {
+            k: v for k, v in self._optimizer.state().items() if not isinstance(v, list)
+        }
+        saved = getattr(self, "_epoch_state", None)
+        if saved is None:
+            arrays = [a.copy() for a in self._state_arrays()]
+        else:
+            arrays = saved[0]
+            for dst, src in zip(arrays, self._state_arrays()):
+                np.copyto(dst, src)
+        self._epoch_state = (arrays, optimizer_scalars, self.n_iter_, self.t_)
 
 
 def _unique_classes(labels, name):

@@ -35,6 +35,8 @@ def save_model(model, path):
         "classes": classes,
         "n_iter": np.array(model.n_iter_),
         "loss_curve": np.asarray(model.loss_curve_, dtype=np.float64),
+        # per-epoch records (`history_`) as a JSON string: lists of numbers by name
+        "history": np.array(json.dumps(getattr(model, "history_", {}))),
     }
     for i, (W, b) in enumerate(zip(model.coefs_, model.intercepts_)):
         arrays[f"coef_{i}"] = W
@@ -96,6 +98,8 @@ def load(path):
     model.out_activation_ = "softmax"
     model.n_iter_ = int(contents["n_iter"])
     model.loss_curve_ = contents["loss_curve"].tolist()
+    # files written before the history was saved have none
+    model.history_ = json.loads(str(contents["history"])) if "history" in contents else {}
     return model
 
 
