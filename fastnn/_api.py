@@ -129,7 +129,7 @@ def define_contract(namespace, ops):
         db : ndarray (m,)
             ``dout.sum(axis=0)``, accumulated in float64.
         """
-        need_dx = bool(need_dx)
+        need_dx = _checks.flag("need_dx", need_dx)
         dx, dW, db = _checks.linear_backward_args(dout, x, W, dx, dW, db, need_dx)
         return ops.linear_backward(dout, x, W, dx, dW, db, need_dx)
 
@@ -142,7 +142,8 @@ def define_contract(namespace, ops):
         Returns `param`.
         """
         lr, momentum = _checks.sgd_update_args(param, grad, lr, velocity, momentum)
-        return ops.sgd_update(param, grad, lr, velocity, momentum, bool(nesterov))
+        nesterov = _checks.flag("nesterov", nesterov)
+        return ops.sgd_update(param, grad, lr, velocity, momentum, nesterov)
 
     def adam_update(param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         """Adam step number `t` (from 1), in place on `param`, `m` and `v`.

@@ -66,12 +66,45 @@ def no_overlap(name, out, *inputs):
             raise ValueError(f"{name} must not share memory with {other_name}")
 
 
+def _same_memory(a, b):
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.dtype == b.dtype
+    )
+
+
+def in_place_or_apart(name, out, *inputs):
+    """An element-wise output may be one of its inputs, or apart from all of them.
+
+    A partial overlap (a shifted view) would make a row-by-row loop read what
+    it has just written: the backends would then disagree.
+    """
+    for other_name, other in inputs:
+        if np.may_share_memory(out, other) and not _same_memory(out, other):
+            raise ValueError(
+                f"{name} partly overlaps {other_name}; pass {other_name} itself "
+                "or a separate array"
+            )
+
+
+def apart(named):
+    """Arrays written in place must not share memory with each other or any input."""
+    for i, (name, a) in enumerate(named):
+        for other_name, other in named[i + 1:]:
+            if np.may_share_memory(a, other):
+                raise ValueError(f"{name} must not share memory with {other_name}")
+
+
 def labels(name, y, n, n_classes):
     """Check integer labels `y` of shape (n,) with values in [0, n_classes)."""
     if not isinstance(y, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(y).__name__}")
     if y.dtype.kind not in "iu":
         raise TypeError(f"{name} must have an integer dtype, got {y.dtype}")
+    if not y.dtype.isnative:
+        raise TypeError(f"{name} must be in native byte order, got {y.dtype}")
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},) to match the batch, got {y.shape}")
     if not y.flags.c_contiguous:
@@ -99,9 +132,17 @@ def real_scalar(name, value, low=None, low_inclusive=True, high=None, high_inclu
 def positive_int(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    # the jitted kernels take a 64-bit integer
+    if not 1 <= value < 2**63:
+        raise ValueError(f"{name} must be in [1, 2**63), got {value}")
     return int(value)
+
+
+def flag(name, value):
+    """A bool switch: an array or a string here is a mistake, not a truth value."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
 
 
 # -- Per-function validation, shared by fastnn.reference and fastnn.kernels. --
@@ -127,19 +168,28 @@ def elementwise_args(names, arrays, out):
     for name, a in zip(names[1:], arrays[1:]):
         float_array(name, a, 2, dtype)
         shape_is(name, a, arrays[0].shape)
-    return out_buffer("out", out, arrays[0].shape, dtype)
+    out = out_buffer("out", out, arrays[0].shape, dtype)
+    in_place_or_apart("out", out, *zip(names, arrays))
+    return out
 
 
 def softmax_cross_entropy_args(logits, y, probs_out):
     dtype = float_array("logits", logits, 2)
     labels("y", y, logits.shape[0], logits.shape[1])
-    return out_buffer("probs_out", probs_out, logits.shape, dtype)
+    probs_out = out_buffer("probs_out", probs_out, logits.shape, dtype)
+    in_place_or_apart("probs_out", probs_out, ("logits", logits))
+    # a label overwritten mid-row would index out of bounds
+    no_overlap("probs_out", probs_out, ("y", y))
+    return probs_out
 
 
 def softmax_cross_entropy_backward_args(probs, y, out):
     dtype = float_array("probs", probs, 2)
     labels("y", y, probs.shape[0], probs.shape[1])
-    return out_buffer("out", out, probs.shape, dtype)
+    out = out_buffer("out", out, probs.shape, dtype)
+    in_place_or_apart("out", out, ("probs", probs))
+    no_overlap("out", out, ("y", y))
+    return out
 
 
 def linear_backward_args(dout, x, W, dx, dW, db, need_dx):
@@ -153,12 +203,15 @@ def linear_backward_args(dout, x, W, dx, dW, db, need_dx):
     shape_is("W", W, (k, m))
     if need_dx:
         dx = out_buffer("dx", dx, (n, k), dtype)
-        no_overlap("dx", dx, ("dout", dout), ("W", W))
+        no_overlap("dx", dx, ("dout", dout), ("x", x), ("W", W))
     elif dx is not None:
         raise ValueError("dx was given but need_dx is False")
     dW = out_buffer("dW", dW, (k, m), dtype)
-    no_overlap("dW", dW, ("dout", dout), ("x", x))
+    no_overlap("dW", dW, ("dout", dout), ("x", x), ("W", W))
     db = out_buffer("db", db, (m,), dtype)
+    no_overlap("db", db, ("dout", dout), ("x", x), ("W", W))
+    outputs = [("dW", dW), ("db", db)] + ([("dx", dx)] if need_dx else [])
+    apart(outputs)
     return dx, dW, db
 
 
@@ -188,8 +241,10 @@ def sgd_update_args(param, grad, lr, velocity, momentum):
     if velocity is None:
         if momentum != 0.0:
             raise ValueError("velocity is required when momentum is not 0")
+        apart([("param", param), ("grad", grad)])
     else:
         _state("velocity", velocity, param, dtype)
+        apart([("param", param), ("grad", grad), ("velocity", velocity)])
     return lr, momentum
 
 
@@ -202,9 +257,11 @@ def adam_update_args(param, grad, m, v, t, lr, beta1, beta2, eps):
     beta1 = real_scalar("beta1", beta1, low=0.0, high=1.0, high_inclusive=False)
     beta2 = real_scalar("beta2", beta2, low=0.0, high=1.0, high_inclusive=False)
     eps = real_scalar("eps", eps, low=0.0, low_inclusive=False)
+    apart([("param", param), ("grad", grad), ("m", m), ("v", v)])
     return t, lr, beta1, beta2, eps
 
 
 def l2_penalty_args(W, dW, scale):
     _param_and_grad(W, dW, names=("W", "dW"), written=1)
+    apart([("dW", dW), ("W", W)])
     return real_scalar("scale", scale, low=0.0)
