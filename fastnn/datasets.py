@@ -1,6 +1,49 @@
-"""Data sets. The default, `load_digits`, ships with scikit-learn: no network."""
+"""Data sets: digits (the default), MNIST IDX files, CSV and .npz files, MNIST download.
+
+Every file loader returns ``(X, y)``: X C-contiguous in the requested dtype
+with values in [0, 1], y int64 labels, or None for a file without labels (such
+as Kaggle's ``test.csv``). A missing file raises `FileNotFoundError`; a file
+that cannot be used raises `DataError`, naming the file and what is wrong.
+
+Feature values are scaled the same way in every format: values already within
+[0, 1] are kept, values within [0, 255] (pixel intensities) are divided by
+255, anything else is an error (scale such data before saving it).
+"""
+
+import contextlib
+import gzip
+import hashlib
+import os
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+import zipfile
+import zlib
 
 import numpy as np
+
+# The mirrors TensorFlow and PyTorch download from; yann.lecun.com often refuses.
+MNIST_MIRRORS = (
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+)
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_IDX_UBYTE = 0x08  # IDX type code of unsigned bytes, the only one MNIST uses
+
+
+class DataError(ValueError):
+    """A data file exists but cannot be used; the message names the file."""
 
 
 def load_digits(dtype="float32", test_size=0.2, random_state=0):
@@ -19,3 +62,395 @@ def load_digits(dtype="float32", test_size=0.2, random_state=0):
         X, y, test_size=test_size, random_state=random_state, stratify=y
     )
     return (np.ascontiguousarray(X_train), np.ascontiguousarray(X_test), y_train, y_test)
+
+
+# -- MNIST IDX files -----------------------------------------------------------
+
+
+def load_idx(directory, subset="train", dtype="float32"):
+    """MNIST images and labels from the IDX files in `directory`.
+
+    Parameters
+    ----------
+    directory : path
+        Holds ``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte``
+        (subset "train") or ``t10k-images-idx3-ubyte`` and
+        ``t10k-labels-idx1-ubyte`` (subset "test"), each optionally gzipped
+        (``.gz``); the dotted spelling ``train-images.idx3-ubyte`` also works.
+    subset : {"train", "test"}
+    dtype : {"float32", "float64"}
+
+    Returns
+    -------
+    X : ndarray (n_images, rows * cols), pixels divided by 255
+    y : ndarray (n_images,) int64
+    """
+    dtype = _float_dtype(dtype)
+    if subset not in IDX_FILES:
+        raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
+    images_name, labels_name = IDX_FILES[subset]
+    images = _read_idx(find_idx_file(directory, images_name), ndim=3)
+    labels = _read_idx(find_idx_file(directory, labels_name), ndim=1)
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(
+            f"{directory}: {images.shape[0]} images but {labels.shape[0]} labels"
+        )
+    X = images.reshape(images.shape[0], -1).astype(dtype)
+    X /= dtype.type(255)
+    return X, labels.astype(np.int64)
+
+
+def find_idx_file(directory, name):
+    """Path of IDX file `name` in `directory`, gzipped or not.
+
+    Raises `FileNotFoundError` naming every spelling it looked for.
+    """
+    directory = os.fspath(directory)
+    dotted = name.replace("-idx", ".idx")
+    candidates = [name, name + ".gz", dotted, dotted + ".gz"]
+    for candidate in candidates:
+        path = os.path.join(directory, candidate)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(
+        f"{directory}: no {name} file (looked for {', '.join(candidates)})"
+    )
+
+
+def _read_idx(path, ndim):
+    """An IDX file of unsigned bytes as an ndarray with `ndim` dimensions."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as exc:  # bad or truncated gzip stream
+        raise DataError(f"{path}: cannot read: {exc}") from exc
+    header = 4 + 4 * ndim
+    if len(data) >= 4:
+        magic = struct.unpack(">I", data[:4])[0]
+        expected = (_IDX_UBYTE << 8) | ndim
+        if magic != expected:
+            kind = "image" if ndim == 3 else "label"
+            raise DataError(
+                f"{path}: wrong magic number {magic:#010x}, expected {expected:#010x} "
+                f"(an IDX {kind} file of unsigned bytes)"
+            )
+    if len(data) < header:
+        raise DataError(f"{path}: truncated: {len(data)} bytes, shorter than the IDX header")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    size = int(np.prod(shape))
+    found = len(data) - header
+    if found != size:
+        what = "truncated" if found < size else "too long"
+        raise DataError(
+            f"{path}: {what}: the header promises {size} bytes of data "
+            f"(shape {shape}), the file holds {found}"
+        )
+    return np.frombuffer(data, dtype=np.uint8, count=size, offset=header).reshape(shape)
+
+
+# -- CSV and .npz files --------------------------------------------------------
+
+
+def load_csv(path, label="label", dtype="float32"):
+    """Features and labels from a CSV file with a header line.
+
+    Reads Kaggle's digit-recognizer files (``train.csv``: ``label``,
+    ``pixel0`` .. ``pixel783``; ``test.csv``: the pixels only) and any CSV
+    whose header names a label column. ``.csv.gz`` files are decompressed.
+
+    Parameters
+    ----------
+    path : path
+    label : str, default="label"
+        Name of the label column; every other column is a feature. A file
+        without that column gives ``y = None``.
+    dtype : {"float32", "float64"}
+
+    Returns
+    -------
+    X : ndarray (n_rows, n_features), scaled to [0, 1]
+    y : ndarray (n_rows,) int64, or None
+    """
+    dtype = _float_dtype(dtype)
+    path = os.fspath(path)
+    columns = _csv_header(path)
+    label_column = columns.index(label) if label in columns else None
+    raw = _parse_csv(path, len(columns), dtype)
+    y = None
+    if label_column is not None:
+        y = _integer_labels(raw[:, label_column], path, f"column {label!r}")
+        # pixels-only raw arrays are small (uint8): dropping a column copies cheaply
+        raw = raw[:, 1:] if label_column == 0 else np.delete(raw, label_column, axis=1)
+    if raw.shape[1] == 0:
+        raise DataError(f"{path}: no feature columns besides {label!r}")
+    return _scaled(raw, dtype, path), y
+
+
+def load_npz(path, dtype="float32"):
+    """Features ``X`` and labels ``y`` from a NumPy ``.npz`` file.
+
+    Parameters
+    ----------
+    path : path
+        An .npz file (``np.savez``) with an array ``X`` (n, features), or
+        (n, rows, cols) images that are flattened, and optionally ``y`` (n,)
+        integer labels.
+    dtype : {"float32", "float64"}
+
+    Returns
+    -------
+    X : ndarray (n, features), scaled to [0, 1]
+    y : ndarray (n,) int64, or None when the file has no ``y``
+    """
+    dtype = _float_dtype(dtype)
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "X" not in data.files:
+                raise DataError(f"{path}: no array named 'X' (found {sorted(data.files)})")
+            X = data["X"]
+            y = data["y"] if "y" in data.files else None
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{path}: not a readable .npz file: {exc}") from exc
+    if X.ndim == 3:
+        X = X.reshape(X.shape[0], -1)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"{path}: X must be a non-empty 2-D array, got shape {X.shape}")
+    if X.dtype.kind not in "uif" and X.dtype != np.bool_:
+        raise DataError(f"{path}: X must hold numbers, got dtype {X.dtype}")
+    if y is not None:
+        if y.shape != (X.shape[0],):
+            raise DataError(f"{path}: y has shape {y.shape}, expected ({X.shape[0]},)")
+        y = _integer_labels(y, path, "y")
+    return _scaled(X, dtype, path), y
+
+
+def _csv_header(path):
+    try:
+        with _open_text(path) as f:
+            line = f.readline()
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # bad gzip, binary junk
+        raise DataError(f"{path}: cannot read as CSV text: {exc}") from exc
+    if not line.strip():
+        raise DataError(f"{path}: empty file")
+    columns = [name.strip().strip('"') for name in line.strip().split(",")]
+    if all(_is_number(name) for name in columns):
+        raise DataError(
+            f"{path}: the first line must be a header naming the columns "
+            "(e.g. label,pixel0,...,pixel783), found numbers"
+        )
+    return columns
+
+
+def _parse_csv(path, n_columns, dtype):
+    """All data rows as uint8 when they are all integers in 0..255, else `dtype`.
+
+    uint8 keeps the parse at a quarter of float32's memory for pixel files;
+    anything else (decimals, negatives) is parsed again as floats.
+    """
+    error = None
+    for parse_as in (np.uint8, dtype):
+        try:
+            with _open_text(path) as f, warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+                f.readline()  # the header
+                raw = np.loadtxt(f, delimiter=",", dtype=parse_as, ndmin=2)
+            break
+        except ValueError as exc:
+            error = exc
+        except (OSError, EOFError) as exc:  # a gzip stream cut short
+            raise DataError(f"{path}: cannot read: {exc}") from exc
+    else:
+        raise DataError(_locate_csv_error(path, n_columns) or f"{path}: {error}") from error
+    if raw.shape[0] == 0:
+        raise DataError(f"{path}: no data rows after the header")
+    if raw.shape[1] != n_columns:
+        raise DataError(
+            f"{path}: the header names {n_columns} columns but the rows have {raw.shape[1]}"
+        )
+    return raw
+
+
+def _locate_csv_error(path, n_columns):
+    """The first bad line of a CSV file, described by line number (1 = header).
+
+    Run only after numpy's fast parser failed, whose messages count rows
+    inconsistently.
+    """
+    with _open_text(path) as f:
+        header = f.readline()
+        names = [name.strip() for name in header.split(",")]
+        for lineno, line in enumerate(f, start=2):
+            if not line.strip():
+                continue  # numpy skips blank lines too
+            fields = line.strip().split(",")
+            if len(fields) != n_columns:
+                return f"{path}, line {lineno}: {len(fields)} fields, the header has {n_columns}"
+            for name, field in zip(names, fields):
+                if not _is_number(field):
+                    return f"{path}, line {lineno}, column {name}: {field!r} is not a number"
+    return None
+
+
+def _open_text(path):
+    if path.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _integer_labels(values, path, what):
+    if values.dtype.kind == "f":
+        if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
+            raise DataError(f"{path}: {what} must hold integer labels")
+    elif values.dtype.kind not in "iu":
+        raise DataError(f"{path}: {what} must hold integer labels, got dtype {values.dtype}")
+    return values.astype(np.int64)
+
+
+def _scaled(raw, dtype, path):
+    """`raw` in `dtype`, C-contiguous, scaled to [0, 1] (see the module docstring).
+
+    Converts first and scales in place: one array of the final size, and
+    min/max over contiguous memory.
+    """
+    X = np.ascontiguousarray(raw, dtype=dtype)  # no copy when raw already is
+    low, high = X.min(), X.max()
+    if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 255:
+        raise DataError(
+            f"{path}: feature values must lie in [0, 1] or [0, 255] (pixels), "
+            f"found {low} to {high}"
+        )
+    if high > 1:
+        X /= dtype.type(255)  # exact-integer / 255 is correctly rounded in either dtype
+    return X
+
+
+def _float_dtype(dtype):
+    resolved = np.dtype(dtype)
+    if resolved not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return resolved
+
+
+# -- MNIST download ------------------------------------------------------------
+
+
+def mnist_home(data_home=None):
+    """The directory `fetch_mnist` caches MNIST in.
+
+    `data_home`, else the ``FASTNN_DATA`` environment variable, else
+    ``$XDG_CACHE_HOME/fastnn`` (``~/.cache/fastnn``); MNIST goes in its
+    ``mnist`` subdirectory.
+    """
+    if data_home is None:
+        data_home = os.environ.get("FASTNN_DATA") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fastnn"
+        )
+    return os.path.join(os.fspath(data_home), "mnist")
+
+
+def fetch_mnist(data_home=None, subset="train", dtype="float32", *, mirrors=None,
+                timeout=10.0):
+    """MNIST, downloaded once into a cache directory and read from there after.
+
+    Each file is checked against its SHA-256 after download and on every
+    later use. Without a network it fails fast, saying which files to place
+    where.
+
+    Parameters
+    ----------
+    data_home : path, optional
+        See `mnist_home`.
+    subset : {"train", "test"}
+        The 60,000 training images or the 10,000 test images.
+    dtype : {"float32", "float64"}
+    mirrors : sequence of str, optional
+        Base URLs tried in order; default `MNIST_MIRRORS`.
+    timeout : float, default=10.0
+        Seconds to wait on a silent connection.
+
+    Returns
+    -------
+    X : ndarray (n, 784), pixels divided by 255
+    y : ndarray (n,) int64
+    """
+    if subset not in IDX_FILES:
+        raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
+    directory = mnist_home(data_home)
+    os.makedirs(directory, exist_ok=True)
+    for name in IDX_FILES[subset]:
+        _fetch_file(directory, name + ".gz", mirrors or MNIST_MIRRORS, timeout)
+    return load_idx(directory, subset, dtype)
+
+
+def _fetch_file(directory, name, mirrors, timeout):
+    path = os.path.join(directory, name)
+    expected = MNIST_SHA256[name]
+    if os.path.exists(path):
+        found = _sha256(path)
+        if found != expected:
+            raise DataError(
+                f"{path}: sha256 is {found}, expected {expected}; the file is damaged "
+                "or not the official one: delete it and fetch again"
+            )
+        return
+    failures = []
+    for base in mirrors:
+        url = base.rstrip("/") + "/" + name
+        try:
+            found = _download(url, path, expected, timeout)
+        except (urllib.error.URLError, OSError) as exc:  # offline, refused, timed out
+            failures.append(f"{url}: {getattr(exc, 'reason', exc)}")
+            continue
+        if found == expected:
+            return
+        failures.append(f"{url}: sha256 is {found}, expected {expected}")
+    listing = "\n".join(f"  {file}  (sha256 {MNIST_SHA256[file]})" for file in MNIST_SHA256)
+    raise DataError(
+        f"could not download {name}:\n  " + "\n  ".join(failures) + "\n"
+        f"To work offline, download the MNIST files elsewhere and place them in "
+        f"{directory}:\n{listing}\n"
+        "or pass a directory holding them as --data (fastnn.datasets.load_idx)."
+    )
+
+
+def _download(url, path, expected, timeout):
+    """Stream `url` to `path` and return its sha256; keep it only if that is `expected`."""
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".part", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as out, contextlib.closing(
+            urllib.request.urlopen(url, timeout=timeout)
+        ) as response:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() == expected:
+            os.replace(tmp, path)  # atomic: a concurrent or cut download never shows
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return digest.hexdigest()
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
