@@ -318,7 +318,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         # With shuffling, each batch is gathered into one reused buffer.
         x_batch = np.empty((batch, X.shape[1]), dtype=X.dtype) if self.shuffle else None
         y_batch = np.empty(batch, dtype=np.intp) if self.shuffle else None
-        order = np.arange(n)
         best_params = None
         # Training accuracy of each epoch's final weights, like val_accuracy, on
         # at most ~5,000 evenly spaced rows so that it stays cheap on big sets.
@@ -329,7 +328,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         for _ in range(epochs):
             started = time.perf_counter()
             if self.shuffle:
-                rng.shuffle(order)
+                # from the identity each epoch, so that the RNG state alone (what
+                # a checkpoint holds) fixes the order of the epochs to come
+                order = rng.permutation(n)
             total = 0.0
             for start in range(0, n, batch):
                 stop = min(start + batch, n)
@@ -340,8 +341,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 else:
                     xb, yb = X[start:stop], y[start:stop]
                 loss = step.loss_and_grads(xb, yb, self.alpha)
+                if not np.isfinite(loss):
+                    raise self._diverged(loss, start // batch + 1, -(-n // batch))
                 self._optimizer.update_params(step.params, step.grads)
                 total += loss * (stop - start)
+            # the last batch's update is checked here: no next loss will see it
+            if not all(np.isfinite(p).all() for p in step.params):
+                raise self._diverged("finite", -(-n // batch), -(-n // batch))
             self.t_ += n
             self.n_iter_ += 1
             epoch_loss = total / n
@@ -358,10 +364,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self.history_.setdefault(key, []).append(value)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {epoch_loss:.8f}")
-            if epoch_callback is not None:
-                epoch_callback(self, record)
-            self._save_epoch_state()
-
             if X_val is not None:
                 score = float(np.mean(self.predict(X_val) == self.classes_[y_val]))
                 self.validation_scores_.append(score)
@@ -373,6 +375,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 improved = epoch_loss < self.best_loss_ - self.tol
             self.best_loss_ = min(self.best_loss_, epoch_loss)
             self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+            # after the bookkeeping: a checkpoint saved by the callback is a whole epoch
+            if epoch_callback is not None:
+                epoch_callback(self, record)
+            self._save_epoch_state()
             if not incremental and self._no_improvement_count > self.n_iter_no_change:
                 if self.verbose:
                     what = "Validation score" if X_val is not None else "Training loss"
@@ -392,19 +398,21 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     @contextlib.contextmanager
     def _rollback_on_interrupt(self):
-        """On Ctrl-C, return to the end of the last finished epoch, then re-raise.
+        """On Ctrl-C or divergence, return to the end of the last finished epoch, re-raise.
 
-        Weights, optimizer state, `n_iter_`, `t_`, `loss_curve_` and `history_`
-        go back to what they were then: a half-done epoch is discarded whole.
+        Weights, optimizer state, shuffling RNG, `n_iter_`, `t_`, `loss_curve_`
+        and `history_` go back to what they were then: a half-done epoch is
+        discarded whole.
         """
         try:
             yield
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DivergenceError):
             saved = getattr(self, "_epoch_state", None)
             if saved is not None:  # else no batch has run yet: nothing changed
-                arrays, optimizer_scalars, n_iter, t = saved
+                arrays, optimizer_scalars, n_iter, t, rng_state = saved
                 for dst, src in zip(self._state_arrays(), arrays):
                     np.copyto(dst, src)
+                self._rng.set_state(rng_state)
                 for name, value in optimizer_scalars.items():
                     setattr(self._optimizer, name, value)
                 self.n_iter_, self.t_ = n_iter, t
@@ -433,7 +441,31 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             arrays = saved[0]
             for dst, src in zip(arrays, self._state_arrays()):
                 np.copyto(dst, src)
-        self._epoch_state = (arrays, optimizer_scalars, self.n_iter_, self.t_)
+        self._epoch_state = (arrays, optimizer_scalars, self.n_iter_, self.t_,
+                             self._rng.get_state())
+
+    def _diverged(self, loss, batch, n_batches):
+        what = "the weights became NaN or inf" if loss == "finite" else f"the loss became {loss}"
+        return DivergenceError(
+            f"training diverged at epoch {self.n_iter_ + 1}, batch {batch} of {n_batches}: "
+            f"{what} (learning rate {self._optimizer.learning_rate:g}). The weights "
+            f"are those of the last finished epoch ({self.n_iter_}); try a smaller "
+            "learning_rate_init or scaled inputs.",
+            epoch=self.n_iter_ + 1, batch=batch, learning_rate=self._optimizer.learning_rate,
+        )
+
+
+class DivergenceError(FloatingPointError):
+    """The training loss became NaN or inf; the model holds its last finite weights.
+
+    Attributes `epoch` and `batch` (both from 1) say where, `learning_rate` at what step size.
+    """
+
+    def __init__(self, message, *, epoch, batch, learning_rate):
+        super().__init__(message)
+        self.epoch = epoch
+        self.batch = batch
+        self.learning_rate = learning_rate
 
 
 def _unique_classes(labels, name):
