@@ -115,7 +115,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # -- public API ---------------------------------------------------------
 
-    def fit(self, X, y, *, validation_data=None, epoch_callback=None):
+    def fit(self, X, y, *, validation_data=None, epoch_callback=None, resume=False):
         """Train from scratch on (X, y) for up to `max_iter` epochs. Returns self.
 
         Parameters
@@ -128,21 +128,50 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         epoch_callback : callable, optional
             Called as ``epoch_callback(model, record)`` after every epoch, with
             that epoch's entries of `history_` as a dict.
+        resume : bool, default=False
+            Continue this model's run instead of starting over: from its weights,
+            optimizer state, epoch count and shuffling RNG (all restored by
+            `fastnn.load` of a file saved mid-run), up to `max_iter` epochs in
+            all. On the same data, the weights then equal an uninterrupted run's.
         """
         self._validate_params()
         X, y = self._check_X_y(X, y, self._dtype)
-        self.classes_ = _unique_classes(y, "y")
-        self.n_features_in_ = X.shape[1]
+        if resume:
+            epochs = self._epochs_to_resume(X)
+        else:
+            self.classes_ = _unique_classes(y, "y")
+            self.n_features_in_ = X.shape[1]
+            epochs = self.max_iter
         monitor = None
         if validation_data is not None:
             X_val, y_val = self._check_X_y(*validation_data, self._dtype)
             self._check_n_features(X_val)
             monitor = (X_val, y_val)
-        self._initialize(X.shape[1], len(self.classes_))
+        if not resume:
+            self._initialize(X.shape[1], len(self.classes_))
         with self._rollback_on_interrupt():
-            self._fit_epochs(X, self._encode(y), self.max_iter, incremental=False,
+            self._fit_epochs(X, self._encode(y), epochs, incremental=False,
                              monitor=monitor, epoch_callback=epoch_callback)
         return self
+
+    def _epochs_to_resume(self, X):
+        if not hasattr(self, "_optimizer"):
+            raise ValueError(
+                "resume=True needs a model that has trained: fit it, or load a file it saved"
+            )
+        if self.early_stopping:
+            raise ValueError("resume=True does not support early_stopping=True")
+        if self.coefs_[0].dtype != self._dtype or self._hidden != tuple(
+            W.shape[1] for W in self.coefs_[:-1]
+        ):
+            raise ValueError("resume=True: dtype and hidden_layer_sizes must not change")
+        self._check_n_features(X)
+        if self.n_iter_ >= self.max_iter:
+            raise ValueError(
+                f"resume=True: this run has trained {self.n_iter_} epochs, max_iter is "
+                f"{self.max_iter}; raise max_iter to continue"
+            )
+        return self.max_iter - self.n_iter_
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y), continuing from the current weights.
@@ -290,16 +319,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = -np.inf if self.early_stopping else None
         self._no_improvement_count = 0
+        self._optimizer = self._make_optimizer()
+
+    def _make_optimizer(self):
+        """A fresh optimizer over coefs_ and intercepts_ (zero state)."""
         ops = get_backend(self.backend).ops
         params = self.coefs_ + self.intercepts_
         if self.solver == "sgd":
-            self._optimizer = SOLVERS["sgd"](
+            return SOLVERS["sgd"](
                 params, ops, self.learning_rate_init, self.momentum, self.nesterovs_momentum
             )
-        else:
-            self._optimizer = SOLVERS["adam"](
-                params, ops, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
-            )
+        return SOLVERS["adam"](
+            params, ops, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
+        )
 
     def _fit_epochs(self, X, y, epochs, incremental, monitor=None, epoch_callback=None):
         rng = self._rng
