@@ -10,6 +10,10 @@ Every GEMM goes through Numba's np.dot (SciPy's BLAS): mixing NumPy's `@`
 spin against each other. No fastmath: softmax must stay right for +-inf.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 from numba import njit
 
@@ -211,3 +215,375 @@ def _l2_penalty(W, dW, scale):
 
 def l2_penalty(W, dW, scale):
     return _l2_penalty(W, dW, scale)
+
+
+# -- fused training step ---------------------------------------------------
+#
+# The trainer's hot path: one jitted call per step instead of a dozen kernel
+# calls, with each element-wise pass fused into the GEMM that produces its
+# input (bias+ReLU, softmax+cross-entropy+gradient+bias-gradient,
+# ReLU-gate+bias-gradient). Same arithmetic as the contract functions.
+
+
+@njit(cache=True)
+def _bias_relu_inplace(out, b, relu):
+    n, m = out.shape
+    zero = out.dtype.type(0)
+    for i in range(n):
+        for j in range(m):
+            v = out[i, j] + b[j]
+            # NaN passes through, as np.maximum does
+            out[i, j] = zero if (relu and v <= zero) else v
+
+
+@njit(cache=True)
+def _softmax_xent_grad_inplace(z, y, db):
+    # z: logits (n, C) -> (softmax(z) - onehot(y)) / n in place; db = its column sums.
+    n, m = z.shape
+    inv_n = 1.0 / n
+    acc = np.zeros(m, dtype=np.float64)
+    loss = 0.0
+    for i in range(n):
+        row_max = z[i, 0]
+        for j in range(1, m):
+            if z[i, j] > row_max:
+                row_max = z[i, j]
+        target = y[i]
+        shifted_target = float(z[i, target] - row_max)  # read before z is overwritten
+        total = 0.0
+        for j in range(m):
+            e = np.exp(z[i, j] - row_max)
+            z[i, j] = e
+            total += e
+        loss += np.log(total) - shifted_target
+        scale = z.dtype.type(inv_n / total)
+        for j in range(m):
+            z[i, j] *= scale
+        z[i, target] -= z.dtype.type(inv_n)
+        for j in range(m):
+            acc[j] += z[i, j]
+    for j in range(m):
+        db[j] = acc[j]
+    return loss * inv_n
+
+
+@njit(cache=True)
+def _relu_gate_colsum_inplace(d, a, db):
+    # d = d where a > 0 else 0 (a gate: inf * 0 would give NaN); db = column sums of d
+    n, m = d.shape
+    zero = d.dtype.type(0)
+    acc = np.zeros(m, dtype=np.float64)
+    for i in range(n):
+        for j in range(m):
+            v = d[i, j] if a[i, j] > zero else zero
+            d[i, j] = v
+            acc[j] += v
+    for j in range(m):
+        db[j] = acc[j]
+
+
+@njit(cache=True, nogil=True)
+def train_step_grads(x, y, coefs, intercepts, activations, deltas, coef_grads,
+                     intercept_grads, alpha):
+    """Loss of batch (x, y) and every gradient, in one call over preallocated buffers.
+
+    coefs[i] (k_i, m_i), activations[i] (>= n, m_i), deltas[i] (>= n, k_i) for
+    i >= 1 (deltas[0] is unused), all tuples of one array type.
+    """
+    n = x.shape[0]
+    last = len(coefs) - 1
+    a = x
+    for i in range(last + 1):
+        out = activations[i][:n]
+        np.dot(a, coefs[i], out)
+        if i < last:
+            _bias_relu_inplace(out, intercepts[i], True)
+        else:
+            _bias_relu_inplace(out, intercepts[i], False)
+        a = out
+    delta = activations[last][:n]
+    loss = _softmax_xent_grad_inplace(delta, y, intercept_grads[last])
+    for i in range(last, -1, -1):
+        a_in = x if i == 0 else activations[i - 1][:n]
+        np.dot(a_in.T, delta, coef_grads[i])
+        if alpha > 0:
+            loss += _l2_penalty(coefs[i], coef_grads[i], alpha / n)
+        if i > 0:
+            dx = deltas[i][:n]
+            np.dot(delta, coefs[i].T, dx)
+            _relu_gate_colsum_inplace(dx, a_in, intercept_grads[i - 1])
+            delta = dx
+    return loss
+
+
+# -- single pass for narrow networks (the seed recipe, 784-10-10) -----------
+#
+# With 10 hidden units, a GEMM's inner dimension is too short for BLAS to be
+# efficient, and the step is bound by reading x (twice: forward, then x.T @
+# delta). One pass per row does all of it while the row is in L1: forward,
+# softmax, loss, and every gradient. Row chunks run on Python threads (the
+# kernel releases the GIL): parallel=True would add seconds of compile time.
+# reassoc lets LLVM vectorise the length-k dot products; these loops only add
+# and multiply (NaN and inf still propagate), so it cannot change their meaning.
+
+_DOT = {"reassoc", "contract"}
+
+
+@njit(cache=True, nogil=True, fastmath=_DOT)
+def _dots4(x0, x1, x2, x3, WT, pre):
+    # pre[t, j] = x_t . WT[j] for four rows: each load of WT[j] serves four FMAs
+    k = x0.shape[0]
+    zero = x0.dtype.type(0)
+    for j in range(WT.shape[0]):
+        w = WT[j]
+        s0 = s1 = s2 = s3 = zero
+        for q in range(k):
+            wq = w[q]
+            s0 += x0[q] * wq
+            s1 += x1[q] * wq
+            s2 += x2[q] * wq
+            s3 += x3[q] * wq
+        pre[0, j] = s0
+        pre[1, j] = s1
+        pre[2, j] = s2
+        pre[3, j] = s3
+
+
+@njit(cache=True, nogil=True, fastmath=_DOT)
+def _axpy4(dWT, g, x0, x1, x2, x3):
+    # dWT[j] += sum_t g[t, j] * x_t, one read-modify-write of dWT[j] for four rows
+    k = x0.shape[0]
+    for j in range(dWT.shape[0]):
+        g0, g1, g2, g3 = g[0, j], g[1, j], g[2, j], g[3, j]
+        dw = dWT[j]
+        for q in range(k):
+            dw[q] += (g0 * x0[q] + g1 * x1[q]) + (g2 * x2[q] + g3 * x3[q])
+
+
+@njit(cache=True, nogil=True, fastmath=_DOT)
+def _dots1(x0, WT, pre):
+    k = x0.shape[0]
+    for j in range(WT.shape[0]):
+        w = WT[j]
+        s = x0.dtype.type(0)
+        for q in range(k):
+            s += x0[q] * w[q]
+        pre[j] = s
+
+
+@njit(cache=True, nogil=True, fastmath=_DOT)
+def _axpy1(dWT, g, x0):
+    k = x0.shape[0]
+    for j in range(dWT.shape[0]):
+        gj = g[j]
+        dw = dWT[j]
+        for q in range(k):
+            dw[q] += gj * x0[q]
+
+
+@njit(cache=True, nogil=True)
+def _narrow_row_head(pre, b1, W2, b2, target, dW2, db1, db2, logits, dh, inv_n):
+    # Everything of one row after its first-layer dot products `pre`: ReLU,
+    # output layer, softmax, loss, dW2/db2/db1 (accumulated) and the hidden
+    # gradient dh. Returns the row's loss. pre is overwritten with ReLU(pre + b1).
+    nh, nc = W2.shape
+    dt = pre.dtype.type
+    zero = dt(0)
+    for j in range(nh):
+        v = pre[j] + b1[j]
+        pre[j] = zero if v <= zero else v  # NaN passes through, as np.maximum does
+    row_max = dt(0)
+    for c in range(nc):
+        s = b2[c]
+        for j in range(nh):
+            s += pre[j] * W2[j, c]
+        logits[c] = s
+        if c == 0 or s > row_max:
+            row_max = s
+    shifted_target = float(logits[target] - row_max)
+    total = 0.0
+    for c in range(nc):
+        e = np.exp(logits[c] - row_max)
+        logits[c] = e
+        total += e
+    scale = dt(inv_n / total)
+    for c in range(nc):
+        logits[c] *= scale
+    logits[target] -= dt(inv_n)
+    # logits now holds d(loss)/d(logits) of this row
+    for c in range(nc):
+        db2[c] += logits[c]
+    for j in range(nh):
+        hj = pre[j]
+        s = zero
+        for c in range(nc):
+            dW2[j, c] += hj * logits[c]
+            s += logits[c] * W2[j, c]
+        g = s if hj > zero else zero
+        dh[j] = g
+        db1[j] += g
+    return np.log(total) - shifted_target
+
+
+@njit(cache=True, nogil=True)
+def _narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratch, inv_n):
+    """Loss sum of rows [start, stop) of a one-hidden-layer network, and its gradient sums.
+
+    x (n, k), W1T (h, k) (W1 transposed), W2 (h, c); dW1T and dW2 are sums in
+    x's dtype, db1 and db2 in float64. scratch is (9, >= max(h, c)).
+    """
+    dW1T[...] = 0
+    dW2[...] = 0
+    db1[...] = 0
+    db2[...] = 0
+    pre, dh, logits = scratch[0:4], scratch[4:8], scratch[8]
+    loss = 0.0
+    r = start
+    while r + 4 <= stop:
+        _dots4(x[r], x[r + 1], x[r + 2], x[r + 3], W1T, pre)
+        for t in range(4):
+            loss += _narrow_row_head(pre[t], b1, W2, b2, y[r + t], dW2, db1, db2,
+                                     logits, dh[t], inv_n)
+        _axpy4(dW1T, dh, x[r], x[r + 1], x[r + 2], x[r + 3])
+        r += 4
+    while r < stop:
+        _dots1(x[r], W1T, pre[0])
+        loss += _narrow_row_head(pre[0], b1, W2, b2, y[r], dW2, db1, db2,
+                                 logits, dh[0], inv_n)
+        _axpy1(dW1T, dh[0], x[r])
+        r += 1
+    return loss
+
+
+@njit(cache=True)
+def _transpose_into(a, out):
+    n, m = a.shape
+    for i in range(n):
+        for j in range(m):
+            out[j, i] = a[i, j]
+
+
+@njit(cache=True)
+def _narrow_finish(dW1T, db1, dW2, db2, coefs, coef_grads, intercept_grads, alpha, n):
+    # Sums the per-thread partial gradients into the layers' gradient buffers
+    # and returns the L2 penalty (their losses are summed by the caller).
+    dW1, dW2_out = coef_grads[0], coef_grads[1]
+    nh, k = dW1T.shape[1], dW1T.shape[2]
+    nc = dW2.shape[2]
+    dW1[...] = 0
+    dW2_out[...] = 0
+    for t in range(dW1T.shape[0]):
+        for j in range(nh):
+            for q in range(k):
+                dW1[q, j] += dW1T[t, j, q]
+            for c in range(nc):
+                dW2_out[j, c] += dW2[t, j, c]
+    for j in range(nh):
+        acc = 0.0
+        for t in range(db1.shape[0]):
+            acc += db1[t, j]
+        intercept_grads[0][j] = acc
+    for c in range(nc):
+        acc = 0.0
+        for t in range(db2.shape[0]):
+            acc += db2[t, c]
+        intercept_grads[1][c] = acc
+    penalty = 0.0
+    if alpha > 0:
+        for i in range(len(coefs)):
+            penalty += _l2_penalty(coefs[i], coef_grads[i], alpha / n)
+    return penalty
+
+
+def n_threads():
+    """Threads a fused step may use: NUMBA_NUM_THREADS (default: every core)."""
+    return max(1, min(numba.config.NUMBA_NUM_THREADS, os.cpu_count() or 1))
+
+
+_POOL = []
+
+
+def _pool():
+    # Created on first use: a fused step that never splits rows starts no threads.
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=n_threads(), thread_name_prefix="fastnn"))
+    return _POOL[0]
+
+
+# Rows per thread below which splitting a narrow step costs more than it saves
+_MIN_ROWS_PER_THREAD = 1024
+# Widest hidden and output layers that the single pass handles (beyond them,
+# per-row dot products lose to a GEMM)
+NARROW_MAX_WIDTH = 32
+
+
+class _NarrowStep:
+    """One-hidden-layer step by single passes over row chunks, one per thread."""
+
+    def __init__(self, coefs, intercepts, coef_grads, intercept_grads):
+        (k, nh), nc = coefs[0].shape, coefs[1].shape[1]
+        dtype, threads = coefs[0].dtype, n_threads()
+        self.coefs, self.intercepts = coefs, intercepts
+        self.coef_grads, self.intercept_grads = coef_grads, intercept_grads
+        self.W1T = np.empty((nh, k), dtype)
+        self.dW1T = np.empty((threads, nh, k), dtype)
+        self.dW2 = np.empty((threads, nh, nc), dtype)
+        self.db1 = np.empty((threads, nh))
+        self.db2 = np.empty((threads, nc))
+        self.scratch = np.empty((threads, 9, max(nh, nc)), dtype)
+
+    def _rows(self, t, x, y, start, stop, inv_n):
+        return _narrow_rows(
+            x, y, start, stop, self.W1T, self.intercepts[0], self.coefs[1],
+            self.intercepts[1], self.dW1T[t], self.db1[t], self.dW2[t], self.db2[t],
+            self.scratch[t], inv_n,
+        )
+
+    def __call__(self, x, y, alpha):
+        n = x.shape[0]
+        inv_n = 1.0 / n
+        _transpose_into(self.coefs[0], self.W1T)
+        threads = max(1, min(self.dW1T.shape[0], n // _MIN_ROWS_PER_THREAD))
+        bounds = [n * t // threads for t in range(threads + 1)]
+        # Threads 1.. on the pool, chunk 0 on this thread; unused slots stay zero.
+        futures = [
+            _pool().submit(self._rows, t, x, y, bounds[t], bounds[t + 1], inv_n)
+            for t in range(1, threads)
+        ]
+        loss = self._rows(0, x, y, bounds[0], bounds[1], inv_n)
+        loss += sum(f.result() for f in futures)
+        return loss * inv_n + _narrow_finish(
+            self.dW1T[:threads], self.db1[:threads], self.dW2[:threads], self.db2[:threads],
+            self.coefs, self.coef_grads, self.intercept_grads, alpha, n,
+        )
+
+
+def fused_train_step(coefs, intercepts, activations, deltas, coef_grads, intercept_grads):
+    """The training step over these buffers as one callable, ``step(x, y, alpha) -> loss``.
+
+    Parameters
+    ----------
+    coefs, intercepts : tuple of ndarray
+        The layers' weights (k_i, m_i) and biases (m_i,), read.
+    activations, deltas : tuple of ndarray
+        Work buffers of shapes (max_batch, m_i) and (max_batch, k_i); deltas[0]
+        is unused (any array of the same type).
+    coef_grads, intercept_grads : tuple of ndarray
+        Receive the gradients of the mean loss (plus the L2 term).
+
+    Returns
+    -------
+    callable
+        ``step(x, y, alpha)`` returns the batch's mean cross-entropy plus
+        ``alpha / (2 n) * sum ||W||^2``, as `fastnn.network.TrainStep`'s
+        kernel-by-kernel path does. A one-hidden-layer network with narrow
+        layers takes the single pass over x; any other takes the GEMM path.
+    """
+    if len(coefs) == 2 and max(W.shape[1] for W in coefs) <= NARROW_MAX_WIDTH:
+        return _NarrowStep(coefs, intercepts, coef_grads, intercept_grads)
+    args = (coefs, intercepts, activations, deltas, coef_grads, intercept_grads)
+
+    def step(x, y, alpha):
+        return train_step_grads(x, y, *args, alpha)
+
+    return step

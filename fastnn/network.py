@@ -29,6 +29,16 @@ class TrainStep:
         self.deltas = [None] + [np.empty((max_batch, W.shape[0]), dtype) for W in coefs[1:]]
         self.coef_grads = [np.empty_like(W) for W in coefs]
         self.intercept_grads = [np.empty_like(b) for b in intercepts]
+        # A backend with a fused step (Numba) runs the whole of loss_and_grads
+        # in one call; its tuples hold one array type, hence the (0, 0)
+        # placeholder for the unused deltas[0].
+        self._fused = None
+        if hasattr(ops, "fused_train_step"):
+            self._fused = ops.fused_train_step(
+                tuple(coefs), tuple(intercepts), tuple(self.activations),
+                (np.empty((0, 0), dtype),) + tuple(self.deltas[1:]),
+                tuple(self.coef_grads), tuple(self.intercept_grads),
+            )
 
     @property
     def params(self):
@@ -53,6 +63,8 @@ class TrainStep:
 
     def loss_and_grads(self, x, y, alpha):
         """Mean cross-entropy (plus L2) of batch (x, y); gradients into *_grads."""
+        if self._fused is not None:
+            return self._fused(x, y, alpha)
         ops, n = self.ops, x.shape[0]
         logits = self.forward(x)
         loss, probs = ops.softmax_cross_entropy(logits, y, logits)
