@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba import njit
+from ._jit import njit  # cache=True that survives a read-only install
 
 
 @njit(cache=True)
