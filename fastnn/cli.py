@@ -1,10 +1,40 @@
-"""The `fastnn` command line."""
+"""The `fastnn` command line: train, evaluate, predict, info."""
 
 import argparse
+import json
+import math
+import os
 import sys
 import time
+import warnings
 
 import numpy as np
+
+DATA_HELP = (
+    "digits (scikit-learn's 8x8 digits, the default), mnist (downloaded once into "
+    "$FASTNN_DATA or ~/.cache/fastnn), a directory of MNIST IDX files, a .csv file "
+    "with a header line, or an .npz file with arrays X and y"
+)
+
+# What `train` uses when neither a flag nor the recipe says otherwise.
+TRAIN_DEFAULTS = {
+    "hidden": (128,), "solver": "adam", "lr": 1e-3, "momentum": 0.9, "alpha": 1e-4,
+    "batch_size": 32, "epochs": 40, "dtype": "float32", "val_fraction": 0.1,
+    "val_rows": None, "log_every": 1,
+}
+# Named presets of the settings above; explicit flags still win.
+RECIPES = {
+    # DESIGN.md section 2: the blog post's 784-10-10 network, full-batch gradient
+    # descent at learning rate 0.1 for 5000 iterations, first 1000 rows as dev set.
+    "seed": {
+        "hidden": (10,), "solver": "sgd", "lr": 0.1, "momentum": 0.0, "alpha": 0.0,
+        "batch_size": "full", "epochs": 5000, "dtype": "float64", "val_rows": 1000,
+        "log_every": 100,
+    },
+}
+
+
+# -- argument types --------------------------------------------------------------
 
 
 def _hidden_sizes(text):
@@ -31,87 +61,469 @@ def _positive(kind):
     return parse
 
 
+def _unit_interval(text):
+    """A float in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def _momentum(text):
+    value = _non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
+def _batch_size(text):
+    return "full" if text == "full" else _positive(int)(text)
+
+
+# -- the parser ------------------------------------------------------------------
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="fastnn", description="Train fully-connected networks on the CPU with Numba kernels."
+        prog="fastnn", description="Train fully-connected networks on the CPU with Numba kernels.",
+        epilog="run 'fastnn COMMAND --help' for a command's options and examples",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    train = commands.add_parser(
-        "train",
-        help="train an MLP (default: scikit-learn's bundled digits)",
-        description="Train an MLP classifier and report its test accuracy.",
-        epilog="examples:\n  fastnn train\n  fastnn train --hidden 256,128 --epochs 40 "
-        "--save model.npz\n  fastnn train --backend numpy --dtype float64",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    train.add_argument("--hidden", type=_hidden_sizes, default=(128,),
-                       help="hidden layer sizes, comma-separated (default: 128)")
-    train.add_argument("--solver", choices=["adam", "sgd"], default="adam")
-    train.add_argument("--lr", type=_positive(float), default=1e-3,
-                       help="initial learning rate (default: 0.001)")
-    train.add_argument("--batch-size", type=_positive(int), default=32,
-                       help="samples per step (default: 32)")
-    train.add_argument("--epochs", type=_positive(int), default=40,
-                       help="number of epochs (default: 40)")
-    train.add_argument("--backend", choices=["numba", "numpy"], default="numba")
-    train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    train.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz)")
-    train.add_argument("--quiet", action="store_true",
-                       help="print only the final test accuracy")
+    _add_train_parser(commands)
+    _add_evaluate_parser(commands)
+    _add_predict_parser(commands)
+    _add_info_parser(commands)
     return parser
 
 
-def train(args):
-    from tqdm import tqdm
+def _command(commands, name, help, description, examples):
+    return commands.add_parser(
+        name, help=help, description=description,
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
-    from .datasets import load_digits
-    from .mlp import MLPClassifier
+
+def _add_data_arguments(parser, default=None,
+                        seed_help="seed of the digits train/test split (default: 0)"):
+    parser.add_argument("--data", default=default, required=default is None, metavar="DATA",
+                        help=DATA_HELP + (f" (default: {default})" if default else ""))
+    parser.add_argument("--label", default="label", metavar="COLUMN",
+                        help="label column of a .csv file (default: label)")
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+
+
+def _add_train_parser(commands):
+    train = _command(
+        commands, "train", "train an MLP (default: scikit-learn's bundled digits)",
+        "Train an MLP classifier and report its accuracy on held-out data: the test set "
+        "of digits or MNIST, else the validation rows. Flags override the recipe.",
+        [
+            "fastnn train",
+            "fastnn train --hidden 256,128 --epochs 40 --save model.npz",
+            "fastnn train --data mnist --epochs 10 --save mnist.npz --plot curves.png",
+            "fastnn train --data train.csv --history history.json",
+            "fastnn train --recipe seed --data train.csv   # the seed workload, DESIGN.md s. 2",
+            "fastnn train --backend numpy --dtype float64",
+        ],
+    )
+    _add_data_arguments(train, default="digits", seed_help="seed of the initial weights, "
+                        "the shuffling and the data splits (default: 0)")
+    train.add_argument("--recipe", choices=sorted(RECIPES),
+                       help="a named preset: seed = 784-10-10, full-batch gradient descent, "
+                       "learning rate 0.1, 5000 epochs, first 1000 rows for validation, float64")
+    train.add_argument("--hidden", type=_hidden_sizes,
+                       help="hidden layer sizes, comma-separated (default: 128)")
+    train.add_argument("--solver", choices=["adam", "sgd"], help="(default: adam)")
+    train.add_argument("--lr", type=_positive(float),
+                       help="initial learning rate (default: 0.001)")
+    train.add_argument("--momentum", type=_momentum, help="SGD momentum (default: 0.9)")
+    train.add_argument("--alpha", type=_non_negative_float, help="L2 penalty (default: 0.0001)")
+    train.add_argument("--batch-size", type=_batch_size,
+                       help="samples per step, or 'full' for full-batch gradient descent "
+                       "(default: 32)")
+    train.add_argument("--epochs", type=_positive(int),
+                       help="number of epochs (default: 40); with --batch-size full, one "
+                       "epoch is one step")
+    train.add_argument("--backend", choices=["numba", "numpy"], default="numba")
+    train.add_argument("--dtype", choices=["float32", "float64"], help="(default: float32)")
+    held_out = train.add_mutually_exclusive_group()
+    held_out.add_argument("--val-fraction", type=_unit_interval,
+                          help="random fraction of the training rows held out for "
+                          "validation, 0 for none (default: 0.1)")
+    held_out.add_argument("--val-rows", type=_positive(int), metavar="N",
+                          help="hold out the first N rows for validation instead")
+    train.add_argument("--log-every", type=_positive(int), metavar="N",
+                       help="print a line every N epochs (default: 1)")
+    train.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz)")
+    train.add_argument("--history", metavar="PATH",
+                       help="write the per-epoch history to PATH (.json)")
+    train.add_argument("--plot", metavar="PATH",
+                       help="draw loss and accuracy curves to PATH (.png; needs matplotlib)")
+    train.add_argument("--quiet", action="store_true",
+                       help="print only the final accuracy; no progress bar")
+
+
+def _add_evaluate_parser(commands):
+    evaluate = _command(
+        commands, "evaluate", "accuracy, per-class precision/recall and confusion matrix",
+        "Score a saved model on labelled data: the test set of digits or MNIST (or of an "
+        "IDX directory that has one), else the whole file.",
+        ["fastnn evaluate model.npz --data digits",
+         "fastnn evaluate mnist.npz --data mnist",
+         "fastnn evaluate model.npz --data holdout.csv"],
+    )
+    evaluate.add_argument("model", metavar="MODEL", help="a model saved by train --save")
+    _add_data_arguments(evaluate)
+
+
+def _add_predict_parser(commands):
+    predict = _command(
+        commands, "predict", "write predicted labels as CSV (Kaggle's ImageId,Label)",
+        "Predict the label of every row, written as 'ImageId,Label' lines with ImageId "
+        "counting from 1: Kaggle's digit-recognizer submission format for its test.csv.",
+        ["fastnn predict model.npz --data test.csv --out submission.csv",
+         "fastnn predict model.npz --data images.npz   # to stdout"],
+    )
+    predict.add_argument("model", metavar="MODEL", help="a model saved by train --save")
+    _add_data_arguments(predict)
+    predict.add_argument("--out", metavar="PATH",
+                         help="CSV file to write (default: standard output)")
+
+
+def _add_info_parser(commands):
+    info = _command(
+        commands, "info", "show a saved model's architecture, settings and history",
+        "Describe a saved model: layers, dtype, backend, training settings and a summary "
+        "of its per-epoch history.",
+        ["fastnn info model.npz"],
+    )
+    info.add_argument("model", metavar="MODEL", help="a model saved by train --save")
+
+
+# -- data --------------------------------------------------------------------------
+
+
+def load_data(args, dtype, subset):
+    """``(X, y)`` of `subset` ("train" or "test") of the --data source; None if it has none.
+
+    digits and MNIST have both subsets, an IDX directory has "test" when the t10k
+    files are there, a single file is all "train". y is None for unlabelled files.
+    """
+    from . import datasets
+
+    spec = args.data
+    if spec == "digits":
+        X_train, X_test, y_train, y_test = datasets.load_digits(dtype, random_state=args.seed)
+        return (X_train, y_train) if subset == "train" else (X_test, y_test)
+    if spec == "mnist":
+        return datasets.fetch_mnist(subset=subset, dtype=dtype)
+    if os.path.isdir(spec):
+        if subset == "test":
+            try:
+                datasets.find_idx_file(spec, datasets.IDX_FILES["test"][0])
+            except FileNotFoundError:
+                return None
+        return datasets.load_idx(spec, subset, dtype)
+    if not os.path.exists(spec):
+        raise FileNotFoundError(f"--data {spec}: no such file or directory (expected {DATA_HELP})")
+    if subset == "test":
+        return None
+    lower = spec.lower()
+    if lower.endswith((".csv", ".csv.gz")):
+        return datasets.load_csv(spec, label=args.label, dtype=dtype)
+    if lower.endswith(".npz"):
+        return datasets.load_npz(spec, dtype=dtype)
+    raise ValueError(f"--data {spec}: unknown format (expected {DATA_HELP})")
+
+
+def _evaluation_data(args, dtype):
+    """The test subset where the source has one, else all of it; and its name."""
+    test = load_data(args, dtype, "test")
+    if test is not None:
+        return test, f"{args.data} (test set)"
+    return load_data(args, dtype, "train"), args.data
+
+
+def _require_labels(y, args):
+    if y is None:
+        raise ValueError(
+            f"--data {args.data} has no labels (a .csv needs a {args.label!r} column, "
+            "an .npz an array y)"
+        )
+
+
+# -- train -----------------------------------------------------------------------
+
+
+def train(args):
+    settings = _train_settings(args)
+    if args.plot:
+        from .plotting import require_matplotlib
+
+        require_matplotlib()  # before training, not after it
+    X, y = load_data(args, settings["dtype"], "train")
+    _require_labels(y, args)
+    X_fit, y_fit, validation = _hold_out(X, y, settings, args.seed)
+    test = load_data(args, settings["dtype"], "test")
+    model = _build_model(settings, X_fit.shape[0], args)
+    if not args.quiet:
+        _print_setup(model, X_fit, y_fit, validation, test)
+    started = time.perf_counter()
+    _fit(model, X_fit, y_fit, validation, settings, args.quiet)
+    if not args.quiet:
+        print(f"trained {model.n_iter_} epochs in {time.perf_counter() - started:.2f} s "
+              f"({args.backend}, {settings['dtype']})")
+    _write_outputs(model, args)
+    name, (X_score, y_score) = (
+        ("test", test) if test is not None
+        else ("validation", validation) if validation is not None
+        else ("training", (X_fit, y_fit))
+    )
+    print(f"{name} accuracy: {np.mean(model.predict(X_score) == y_score):.4f}")
+    return 0
+
+
+def _train_settings(args):
+    """TRAIN_DEFAULTS, overridden by the recipe, overridden by explicit flags."""
+    settings = dict(TRAIN_DEFAULTS)
+    if args.recipe:
+        settings.update(RECIPES[args.recipe])
+    for key in TRAIN_DEFAULTS:
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    if args.val_rows is not None:
+        settings["val_fraction"] = None  # the explicit flag wins over the recipe's split
+    elif args.val_fraction is not None:
+        settings["val_rows"] = None
+    return settings
+
+
+def _hold_out(X, y, settings, seed):
+    """``X_fit, y_fit, (X_val, y_val) or None`` by --val-rows or --val-fraction."""
     from sklearn.model_selection import train_test_split
 
-    X_train, X_test, y_train, y_test = load_digits(dtype=args.dtype, random_state=args.seed)
+    n = X.shape[0]
+    if settings["val_rows"] is not None:
+        rows = settings["val_rows"]
+        if rows >= n:
+            raise ValueError(f"--val-rows {rows} leaves no training rows: the data has {n}")
+        return X[rows:], y[rows:], (X[:rows], y[:rows])
+    if not settings["val_fraction"]:
+        return X, y, None
+    counts = np.unique(y, return_counts=True)[1]
+    n_val = math.ceil(settings["val_fraction"] * n)
+    stratify = y if counts.min() >= 2 and n_val >= len(counts) else None
     X_fit, X_val, y_fit, y_val = train_test_split(
-        X_train, y_train, test_size=0.1, random_state=args.seed, stratify=y_train
+        X, y, test_size=settings["val_fraction"], random_state=seed, stratify=stratify
     )
-    model = MLPClassifier(
-        hidden_layer_sizes=args.hidden, solver=args.solver, learning_rate_init=args.lr,
-        batch_size=args.batch_size, max_iter=args.epochs, random_state=args.seed,
-        n_iter_no_change=args.epochs, backend=args.backend, dtype=args.dtype,
+    return np.ascontiguousarray(X_fit), y_fit, (np.ascontiguousarray(X_val), y_val)
+
+
+def _build_model(settings, n_fit, args):
+    from .mlp import MLPClassifier
+
+    full_batch = settings["batch_size"] == "full"
+    return MLPClassifier(
+        hidden_layer_sizes=settings["hidden"], solver=settings["solver"],
+        learning_rate_init=settings["lr"], momentum=settings["momentum"],
+        alpha=settings["alpha"], batch_size=n_fit if full_batch else settings["batch_size"],
+        max_iter=settings["epochs"], n_iter_no_change=settings["epochs"],
+        # a full batch is the same sum in any order: shuffling would only copy X
+        shuffle=not full_batch, random_state=args.seed, backend=args.backend,
+        dtype=settings["dtype"],
     )
-    bar = tqdm(total=args.epochs, unit="epoch", file=sys.stderr,
-               disable=args.quiet or not sys.stderr.isatty())
+
+
+def _print_setup(model, X_fit, y_fit, validation, test):
+    sizes = "-".join(str(s) for s in [X_fit.shape[1], *model.hidden_layer_sizes,
+                                      len(np.unique(y_fit))])
+    parts = [f"{X_fit.shape[0]:,} training rows"]
+    if validation is not None:
+        parts.append(f"{validation[0].shape[0]:,} validation rows")
+    if test is not None:
+        parts.append(f"{test[0].shape[0]:,} test rows")
+    print(f"network {sizes}, {model.solver}, batch {model.batch_size}, "
+          f"{model.max_iter} epochs; " + ", ".join(parts))
+
+
+def _fit(model, X, y, validation, settings, quiet):
+    """`model.fit` with a progress bar and a line every --log-every epochs."""
+    from sklearn.exceptions import ConvergenceWarning
+    from tqdm import tqdm
+
+    total, every = settings["epochs"], settings["log_every"]
+    bar = tqdm(total=total, unit="epoch", file=sys.stderr, dynamic_ncols=True,
+               disable=quiet or not sys.stderr.isatty())
 
     def report(_model, record):
         bar.update(1)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{record['val_accuracy']:.4f}")
-        if not args.quiet:
-            bar.write(f"epoch {record['epoch']:3d}  loss {record['loss']:.4f}  "
-                      f"val accuracy {record['val_accuracy']:.4f}  "
-                      f"{record['samples_per_second']:,.0f} samples/s")
+        bar.set_postfix_str(f"loss {record['loss']:.4f}, "
+                            f"{record['samples_per_second']:,.0f} samples/s", refresh=False)
+        if not quiet and (record["epoch"] % every == 0 or record["epoch"] == total):
+            bar.write(_epoch_line(record), file=sys.stdout)
 
-    started = time.perf_counter()
-    import warnings
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
+    with bar, warnings.catch_warnings():
         # a fixed epoch budget is what was asked for, not a convergence failure
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X_fit, y_fit, validation_data=(X_val, y_val), epoch_callback=report)
-    bar.close()
-    accuracy = float(np.mean(model.predict(X_test) == y_test))
-    if not args.quiet:
-        print(f"trained {model.n_iter_} epochs in {time.perf_counter() - started:.2f} s "
-              f"({args.backend}, {args.dtype})")
+        model.fit(X, y, validation_data=validation, epoch_callback=report)
+
+
+def _epoch_line(record):
+    line = f"epoch {record['epoch']:4d}  loss {record['loss']:.4f}"
+    line += f"  train accuracy {record['train_accuracy']:.4f}"
+    if "val_accuracy" in record:
+        line += f"  val accuracy {record['val_accuracy']:.4f}"
+    return line + f"  {record['samples_per_second']:,.0f} samples/s"
+
+
+def _write_outputs(model, args):
+    """The files train was asked for: model, history JSON, plot."""
+    done = []
     if args.save:
         model.save(args.save)
-        if not args.quiet:
-            print(f"saved model to {args.save}")
-    print(f"test accuracy: {accuracy:.4f}")
+        done.append(f"saved model to {args.save}")
+    if args.history:
+        write_history(model.history_, args.history)
+        done.append(f"wrote history to {args.history}")
+    if args.plot:
+        from .plotting import plot_history
+
+        plot_history(model.history_, args.plot, title=f"fastnn {_architecture(model)}")
+        done.append(f"wrote plot to {args.plot}")
+    if not args.quiet:
+        for line in done:
+            print(line)
+
+
+def write_history(history, path):
+    """Write `history` (dict of lists) as JSON; NaN and inf become null (JSON has neither)."""
+    clean = {
+        key: [v if not isinstance(v, float) or math.isfinite(v) else None for v in values]
+        for key, values in history.items()
+    }
+    # one key per line: readable, and a 5000-epoch history stays 6 lines
+    lines = [f" {json.dumps(key)}: {json.dumps(values)}" for key, values in clean.items()]
+    with open(path, "w") as f:
+        f.write("{\n" + ",\n".join(lines) + "\n}\n")
+
+
+# -- evaluate, predict, info -------------------------------------------------------
+
+
+def evaluate(args):
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    from .serialization import load
+
+    model = load(args.model)
+    (X, y), name = _evaluation_data(args, model.coefs_[0].dtype)
+    _require_labels(y, args)
+    predicted = model.predict(X)
+    labels = np.union1d(model.classes_, y)
+    precision, recall, _, support = precision_recall_fscore_support(
+        y, predicted, labels=labels, zero_division=0
+    )
+    print(f"model: {args.model} ({_architecture(model)}, {model.coefs_[0].dtype})")
+    print(f"data: {name}, {len(y):,} rows")
+    print(f"accuracy: {np.mean(predicted == y):.4f}")
+    width = max(5, *(len(str(label)) for label in labels))
+    print(f"\n{'class':>{width}}  precision  recall  support")
+    for label, p, r, s in zip(labels, precision, recall, support):
+        print(f"{label!s:>{width}}  {p:9.4f}  {r:6.4f}  {s:7d}")
+    matrix = confusion_matrix(y, predicted, labels=labels)
+    cell = max(len(str(matrix.max())), *(len(str(label)) for label in labels))
+    print("\nconfusion matrix (rows: true class, columns: predicted class)")
+    print(" " * width + "".join(f" {label!s:>{cell}}" for label in labels))
+    for label, row in zip(labels, matrix):
+        print(f"{label!s:>{width}}" + "".join(f" {count:>{cell}d}" for count in row))
     return 0
+
+
+def predict(args):
+    from .serialization import load
+
+    model = load(args.model)
+    (X, _), name = _evaluation_data(args, model.coefs_[0].dtype)
+    labels = model.predict(X)
+    lines = ["ImageId,Label"] + [f"{i},{label}" for i, label in enumerate(labels, start=1)]
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+        print(f"wrote {len(labels):,} predictions for {name} to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def info(args):
+    from .serialization import load
+
+    model = load(args.model)
+    n_params = sum(W.size + b.size for W, b in zip(model.coefs_, model.intercepts_))
+    print(f"model: {args.model}")
+    print(f"architecture: {_architecture(model)} (ReLU hidden layers, softmax output), "
+          f"{n_params:,} parameters")
+    print(f"dtype: {model.coefs_[0].dtype}")
+    print(f"backend: {model.backend}")
+    print(f"classes: {' '.join(str(c) for c in model.classes_)}")
+    settings = f"solver {model.solver}, learning rate {model.learning_rate_init:g}"
+    settings += f", batch size {model.batch_size}, alpha {model.alpha:g}"
+    if model.solver == "sgd":
+        settings += f", momentum {model.momentum:g}"
+    print(f"training: {settings}, random_state {model.random_state}")
+    print(f"epochs trained: {model.n_iter_}")
+    for line in _history_summary(model.history_):
+        print(line)
+    return 0
+
+
+def _history_summary(history):
+    if not history.get("epoch"):
+        return ["history: none saved"]
+    epochs = len(history["epoch"])
+    seconds = sum(history["seconds"])
+    lines = [f"history: {epochs} epochs in {seconds:.2f} s of training, "
+             f"{np.median(history['samples_per_second']):,.0f} samples/s (median)"]
+    final = [f"loss {history['loss'][-1]:.4f}"]
+    if history.get("train_accuracy"):
+        final.append(f"training accuracy {history['train_accuracy'][-1]:.4f}")
+    if history.get("val_accuracy"):
+        val = history["val_accuracy"]
+        best = int(np.argmax(val))
+        final.append(f"validation accuracy {val[-1]:.4f} "
+                     f"(best {val[best]:.4f} at epoch {history['epoch'][best]})")
+    lines.append("  last epoch: " + ", ".join(final))
+    return lines
+
+
+def _architecture(model):
+    return "-".join(str(W.shape[0]) for W in model.coefs_) + f"-{model.coefs_[-1].shape[1]}"
+
+
+COMMANDS = {"train": train, "evaluate": evaluate, "predict": predict, "info": info}
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.command == "train":
-        return train(args)
-    return 2
+    try:
+        return COMMANDS[args.command](args)
+    except (OSError, ValueError, ImportError) as exc:
+        # bad paths and bad data are the user's to fix: a message, not a traceback
+        print(f"fastnn {args.command}: error: {exc}", file=sys.stderr)
+        return 1
