@@ -1,0 +1,302 @@
+"""`fastnn train --data/--recipe/--history/--plot`, `evaluate`, `predict` and `info`
+on small files the tests write. Most run `main` in-process (fast); the exit code
+and traceback checks run the real program."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import cli, datasets
+from test_datasets import serve, write_idx_set
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def kaggle_rows(n, rng, n_pixels=784):
+    """Learnable digit-like data: a noisy copy of one of 10 prototypes, pixels 0..255."""
+    prototypes = rng.integers(0, 256, (10, n_pixels))
+    y = rng.integers(0, 10, n)
+    X = np.clip(0.6 * prototypes[y] + rng.integers(0, 100, (n, n_pixels)), 0, 255)
+    return X.astype(int), y
+
+
+def write_kaggle(directory, n_train=1200, n_test=30, seed=0):
+    """Kaggle digit-recognizer files: train.csv (label, pixel0..783), test.csv (pixels)."""
+    X, y = kaggle_rows(n_train + n_test, np.random.default_rng(seed))
+    pixels = ",".join(f"pixel{i}" for i in range(784))
+    train, test = directory / "train.csv", directory / "test.csv"
+    with open(train, "w") as f:
+        f.write("label," + pixels + "\n")
+        np.savetxt(f, np.column_stack([y[:n_train], X[:n_train]]), fmt="%d", delimiter=",")
+    with open(test, "w") as f:
+        f.write(pixels + "\n")
+        np.savetxt(f, X[n_train:], fmt="%d", delimiter=",")
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def kaggle(tmp_path_factory):
+    return write_kaggle(tmp_path_factory.mktemp("kaggle"))
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, kaggle):
+    """A small model trained on the Kaggle train.csv, saved with its history."""
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    assert cli.main(["train", "--data", str(kaggle[0]), "--hidden", "16", "--epochs", "3",
+                     "--quiet", "--save", str(path)]) == 0
+    return path
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "fastnn", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+# -- train -----------------------------------------------------------------------
+
+
+def test_seed_recipe_settings():
+    args = cli.build_parser().parse_args(["train", "--recipe", "seed"])
+    settings = cli._train_settings(args)
+    assert settings == {
+        "hidden": (10,), "solver": "sgd", "lr": 0.1, "momentum": 0.0, "alpha": 0.0,
+        "batch_size": "full", "epochs": 5000, "dtype": "float64", "val_fraction": 0.1,
+        "val_rows": 1000, "log_every": 100,
+    }
+    # flags win over the recipe
+    args = cli.build_parser().parse_args(
+        ["train", "--recipe", "seed", "--dtype", "float32", "--epochs", "7",
+         "--val-fraction", "0.2"])
+    settings = cli._train_settings(args)
+    assert (settings["dtype"], settings["epochs"], settings["val_rows"],
+            settings["val_fraction"]) == ("float32", 7, None, 0.2)
+
+
+def test_seed_recipe_trains_full_batch_on_a_kaggle_csv(kaggle, tmp_path, capsys):
+    model_path = tmp_path / "seed.npz"
+    code = cli.main(["train", "--recipe", "seed", "--data", str(kaggle[0]), "--epochs", "200",
+                     "--log-every", "50", "--save", str(model_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "network 784-10-10, sgd, batch 200, 200 epochs; 200 training rows, " \
+           "1,000 validation rows" in out
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch")]
+    assert [line.split()[1] for line in epoch_lines] == ["50", "100", "150", "200"]
+    assert all("val accuracy" in line for line in epoch_lines)
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("validation accuracy: ")
+    assert float(last.split(": ")[1]) > 0.3  # chance is 0.1: full-batch GD learned
+    model = fastnn.load(model_path)
+    assert model.coefs_[0].dtype == np.float64
+    assert (model.hidden_layer_sizes, model.solver, model.learning_rate_init,
+            model.momentum, model.alpha, model.batch_size, model.n_iter_) == \
+           ((10,), "sgd", 0.1, 0.0, 0.0, 200, 200)
+    # the first 1000 rows were the validation (dev) set, the model's last score on them
+    X, y = datasets.load_csv(kaggle[0], dtype="float64")
+    assert model.history_["val_accuracy"][-1] == model.score(X[:1000], y[:1000])
+    assert float(last.split(": ")[1]) == pytest.approx(model.score(X[:1000], y[:1000]),
+                                                       abs=5e-5)
+
+
+def test_train_on_npz_and_idx_directory(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    X, y = kaggle_rows(300, rng, n_pixels=12)
+    np.savez(tmp_path / "data.npz", X=X.astype(np.uint8), y=y)
+    assert cli.main(["train", "--data", str(tmp_path / "data.npz"), "--hidden", "8",
+                     "--epochs", "2", "--val-fraction", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "240 training rows, 60 validation rows" in out
+    assert out.strip().splitlines()[-1].startswith("validation accuracy: ")
+
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    write_idx_set(idx, "train", n=100, gz=True)
+    write_idx_set(idx, "test", n=20)
+    assert cli.main(["train", "--data", str(idx), "--hidden", "8", "--epochs", "2",
+                     "--val-fraction", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "network 12-8-10" in out and "100 training rows, 20 test rows" in out
+    assert out.strip().splitlines()[-1].startswith("test accuracy: ")
+
+
+def test_train_on_fetched_mnist(tmp_path, monkeypatch, capsys):
+    site = tmp_path / "site"
+    (site / "mnist").mkdir(parents=True)
+    for subset in ("train", "test"):
+        write_idx_set(site / "mnist", subset, n=40, gz=True)
+    import hashlib
+
+    monkeypatch.setattr(datasets, "MNIST_SHA256", {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (site / "mnist").iterdir()
+    })
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "cache"))
+    with serve(site) as (base, requests):
+        monkeypatch.setattr(datasets, "MNIST_MIRRORS", (base,))
+        assert cli.main(["train", "--data", "mnist", "--hidden", "4", "--epochs", "1"]) == 0
+    assert len(requests) == 4
+    out = capsys.readouterr().out
+    assert "36 training rows, 4 validation rows, 40 test rows" in out
+    assert (tmp_path / "cache" / "mnist" / "t10k-labels-idx1-ubyte.gz").exists()
+
+
+def test_history_and_plot_files(tmp_path, capsys):
+    history, plot = tmp_path / "h.json", tmp_path / "curves.png"
+    assert cli.main(["train", "--hidden", "8", "--epochs", "3", "--history", str(history),
+                     "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote history to {history}" in out and f"wrote plot to {plot}" in out
+    data = json.loads(history.read_text())
+    assert data["epoch"] == [1, 2, 3]
+    assert set(data) == {"epoch", "loss", "seconds", "samples_per_second",
+                         "train_accuracy", "val_accuracy"}
+    assert all(len(values) == 3 for values in data.values())
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_fails_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code = cli.main(["train", "--epochs", "1", "--plot", str(tmp_path / "x.png")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert 'pip install "fastnn[plot]"' in captured.err
+    assert "epoch" not in captured.out
+
+
+def test_quiet_prints_only_the_final_line(capsys):
+    assert cli.main(["train", "--hidden", "8", "--epochs", "2", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("test accuracy: ")
+
+
+# -- evaluate, predict, info -------------------------------------------------------
+
+
+def test_evaluate_prints_accuracy_per_class_and_confusion(saved_model, kaggle, capsys):
+    assert cli.main(["evaluate", str(saved_model), "--data", str(kaggle[0])]) == 0
+    out = capsys.readouterr().out
+    model = fastnn.load(saved_model)
+    X, y = datasets.load_csv(kaggle[0])
+    predicted = model.predict(X)
+    assert f"accuracy: {np.mean(predicted == y):.4f}" in out
+    assert "data: " + str(kaggle[0]) + ", 1,200 rows" in out
+    lines = out.splitlines()
+    table = lines[lines.index("class  precision  recall  support") + 1:][:10]
+    for digit, line in enumerate(table):
+        label, precision, recall, support = line.split()
+        hits = np.sum((predicted == digit) & (y == digit))
+        assert int(label) == digit and int(support) == np.sum(y == digit)
+        assert float(recall) == pytest.approx(hits / np.sum(y == digit), abs=5e-5)
+        assert float(precision) == pytest.approx(hits / max(np.sum(predicted == digit), 1),
+                                                 abs=5e-5)
+    start = lines.index("confusion matrix (rows: true class, columns: predicted class)")
+    assert lines[start + 1].split() == [str(d) for d in range(10)]
+    matrix = np.array([[int(v) for v in line.split()[1:]] for line in lines[start + 2:]])
+    expected = np.zeros((10, 10), int)
+    np.add.at(expected, (y, predicted), 1)
+    np.testing.assert_array_equal(matrix, expected)
+
+
+def test_evaluate_needs_labels(saved_model, kaggle):
+    result = run("evaluate", str(saved_model), "--data", str(kaggle[1]))
+    assert result.returncode == 1
+    assert "has no labels" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_predict_writes_a_kaggle_submission(saved_model, kaggle, tmp_path, capsys):
+    out = tmp_path / "submission.csv"
+    assert cli.main(["predict", str(saved_model), "--data", str(kaggle[1]),
+                     "--out", str(out)]) == 0
+    assert f"wrote 30 predictions for {kaggle[1]} to {out}" in capsys.readouterr().out
+    lines = out.read_text().splitlines()
+    assert lines[0] == "ImageId,Label" and len(lines) == 31
+    X, _ = datasets.load_csv(kaggle[1])
+    expected = fastnn.load(saved_model).predict(X)
+    assert lines[1:] == [f"{i},{label}" for i, label in enumerate(expected, start=1)]
+    # without --out: the same CSV on standard output
+    assert cli.main(["predict", str(saved_model), "--data", str(kaggle[1])]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+
+
+def test_predict_checks_the_feature_count(saved_model, tmp_path):
+    np.savez(tmp_path / "small.npz", X=np.zeros((2, 64)))
+    result = run("predict", str(saved_model), "--data", str(tmp_path / "small.npz"))
+    assert result.returncode == 1
+    assert "64 features, but this model was fitted with 784" in result.stderr
+
+
+def test_info_describes_the_model(saved_model, capsys):
+    assert cli.main(["info", str(saved_model)]) == 0
+    out = capsys.readouterr().out
+    assert "architecture: 784-16-10 (ReLU hidden layers, softmax output), " \
+           "12,730 parameters" in out
+    assert "dtype: float32" in out and "backend: numba" in out
+    assert "training: solver adam, learning rate 0.001, batch size 32" in out
+    assert "epochs trained: 3" in out
+    history = fastnn.load(saved_model).history_
+    assert f"history: 3 epochs in {sum(history['seconds']):.2f} s" in out
+    assert f"validation accuracy {history['val_accuracy'][-1]:.4f}" in out
+
+
+# -- errors and help ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--data", "no/such/file.csv"], "no/such/file.csv: no such file"),
+        (["evaluate", "missing.npz", "--data", "digits"], "missing.npz"),
+        (["info", "pyproject.toml"], "pyproject.toml is not a readable fastnn model file"),
+        (["train", "--data", "pyproject.toml"], "pyproject.toml: unknown format"),
+        (["train", "--data", "tests"], "no train-images-idx3-ubyte file"),
+    ],
+    ids=["missing-data", "missing-model", "not-a-model", "unknown-format", "dir-without-idx"],
+)
+def test_bad_paths_give_a_message_not_a_traceback(args, message):
+    result = run(*args)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_refuses_unlabelled_data(kaggle, capsys):
+    assert cli.main(["train", "--data", str(kaggle[1]), "--epochs", "1"]) == 1
+    assert "test.csv has no labels (a .csv needs a 'label' column" in capsys.readouterr().err
+
+
+def test_val_rows_must_leave_training_rows(kaggle, capsys):
+    assert cli.main(["train", "--data", str(kaggle[0]), "--val-rows", "1200"]) == 1
+    assert "--val-rows 1200 leaves no training rows: the data has 1200" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--val-fraction", "1.5"],
+        ["train", "--val-fraction", "0.1", "--val-rows", "5"],
+        ["train", "--batch-size", "0"],
+        ["train", "--recipe", "nope"],
+        ["train", "--momentum", "1"],
+        ["evaluate", "--data", "digits"],
+        ["predict", "model.npz"],
+        ["info"],
+    ],
+)
+def test_bad_flags_exit_2(args, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(args)
+    assert info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "info"])
+def test_every_command_has_help_with_examples(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"fastnn {command}" in out.split("examples:")[1]
