@@ -64,6 +64,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     classes_, coefs_, intercepts_, loss_curve_, n_iter_, n_features_in_,
     n_layers_, n_outputs_, t_, best_loss_, validation_scores_,
     best_validation_score_ (with early stopping).
+    history_ : dict of lists, one entry per epoch (like Keras' ``History.history``)
+        "epoch", "loss", "seconds" and "samples_per_second" of the training
+        pass; "train_accuracy" of the epoch's final weights on (at most ~2,000
+        evenly spaced) training rows; "val_accuracy" with `validation_data`.
+
+    Pressing Ctrl-C during `fit` or `partial_fit` returns the model to the end
+    of its last finished epoch (weights, optimizer state, counters, history)
+    and then raises the KeyboardInterrupt.
     """
 
     def __init__(
