@@ -4,9 +4,25 @@
 contract; `fastnn.MLPClassifier` trains on either.
 """
 
+import importlib
+
 from .backend import get_backend
-from .mlp import MLPClassifier
-from .serialization import load
 
 __version__ = "0.1.0"
 __all__ = ["MLPClassifier", "get_backend", "load", "__version__"]
+
+# Imported on first use: fastnn.mlp pulls in scikit-learn (about a second), which
+# `import fastnn` or `import fastnn.kernels` alone should not pay for.
+_LAZY = {"MLPClassifier": "fastnn.mlp", "load": "fastnn.serialization"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
