@@ -180,7 +180,7 @@ def load_csv(path, label="label", dtype="float32"):
     y = None
     if label_column is not None:
         y = _integer_labels(raw[:, label_column], path, f"column {label!r}")
-        # pixels-only raw arrays are small (uint8): dropping a column copies cheaply
+        # a view for the usual first column; else a copy (small for uint8 pixels)
         raw = raw[:, 1:] if label_column == 0 else np.delete(raw, label_column, axis=1)
     if raw.shape[1] == 0:
         raise DataError(f"{path}: no feature columns besides {label!r}")
@@ -206,16 +206,17 @@ def load_npz(path, dtype="float32"):
     dtype = _float_dtype(dtype)
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise DataError(f"{path}: a single .npy array, not an .npz archive of X and y")
+        with data:
             if "X" not in data.files:
                 raise DataError(f"{path}: no array named 'X' (found {sorted(data.files)})")
             X = data["X"]
             y = data["y"] if "y" in data.files else None
-    except FileNotFoundError:
+    except (FileNotFoundError, DataError):
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, DataError):
-            raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise DataError(f"{path}: not a readable .npz file: {exc}") from exc
     if X.ndim == 3:
         X = X.reshape(X.shape[0], -1)

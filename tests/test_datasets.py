@@ -215,6 +215,15 @@ def test_load_npz_not_an_npz(tmp_path):
     path.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(DataError, match="fake.npz: not a readable .npz file"):
         load_npz(path)
+    path = tmp_path / "array.npz"
+    with open(path, "wb") as f:
+        np.save(f, np.zeros((2, 2)))
+    with pytest.raises(DataError, match="array.npz: a single .npy array"):
+        load_npz(path)
+    np.savez(path, X=np.zeros((20, 20)))
+    path.write_bytes(path.read_bytes()[:-30])  # cut short
+    with pytest.raises(DataError, match="array.npz: not a readable .npz file"):
+        load_npz(path)
 
 
 def test_dtype_is_checked(tmp_path):
