@@ -5,13 +5,14 @@ import json
 import math
 import os
 import sys
+import textwrap
 import time
 import warnings
 
 import numpy as np
 
 DATA_HELP = (
-    "digits (scikit-learn's 8x8 digits, the default), mnist (downloaded once into "
+    "digits (scikit-learn's 8x8 digits), mnist (downloaded once into "
     "$FASTNN_DATA or ~/.cache/fastnn), a directory of MNIST IDX files, a .csv file "
     "with a header line, or an .npz file with arrays X and y"
 )
@@ -111,7 +112,7 @@ def build_parser():
 
 def _command(commands, name, help, description, examples):
     return commands.add_parser(
-        name, help=help, description=description,
+        name, help=help, description=textwrap.fill(description, 79),
         epilog="examples:\n" + "\n".join(f"  {line}" for line in examples),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
