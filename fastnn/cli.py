@@ -169,7 +169,15 @@ def _add_train_parser(commands):
                           help="hold out the first N rows for validation instead")
     train.add_argument("--log-every", type=_positive(int), metavar="N",
                        help="print a line every N epochs (default: 1)")
-    train.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz)")
+    train.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz); "
+                       "also written, with the last finite weights, if training diverges")
+    train.add_argument("--checkpoint-every", type=_positive(int), metavar="N",
+                       help="also write the model to --save every N epochs, so that --resume "
+                       "can continue an interrupted run")
+    train.add_argument("--resume", metavar="PATH",
+                       help="continue the run saved in PATH up to --epochs epochs in all, with "
+                       "its settings, seed, backend, weights, optimizer state and shuffling; "
+                       "give the same --data and validation flags as the first run")
     train.add_argument("--history", metavar="PATH",
                        help="write the per-epoch history to PATH (.json)")
     train.add_argument("--plot", metavar="PATH",
@@ -271,7 +279,10 @@ def _require_labels(y, args):
 
 
 def train(args):
-    settings = _train_settings(args)
+    from .mlp import DivergenceError
+
+    resumed = _resumable(args)
+    settings = _train_settings(args) if resumed is None else _resumed_settings(args, resumed)
     if args.plot:
         from .plotting import require_matplotlib
 
@@ -280,11 +291,18 @@ def train(args):
     _require_labels(y, args)
     X_fit, y_fit, validation = _hold_out(X, y, settings, args.seed)
     test = load_data(args, settings["dtype"], "test")
-    model = _build_model(settings, X_fit.shape[0], args)
+    model = _build_model(settings, X_fit.shape[0], args) if resumed is None else resumed
     if not args.quiet:
         _print_setup(model, X_fit, y_fit, validation, test)
     started = time.perf_counter()
-    _fit(model, X_fit, y_fit, validation, settings, args.quiet)
+    checkpoint = (args.checkpoint_every, args.save) if args.checkpoint_every else None
+    try:
+        _fit(model, X_fit, y_fit, validation, settings, args.quiet, checkpoint, resumed is not None)
+    except DivergenceError as exc:
+        # the model holds the weights of the last finished epoch: keep them
+        _write_outputs(model, args)
+        print(f"fastnn train: error: {exc}", file=sys.stderr)
+        return 1
     if not args.quiet:
         print(f"trained {model.n_iter_} epochs in {time.perf_counter() - started:.2f} s "
               f"({args.backend}, {settings['dtype']})")
@@ -311,6 +329,42 @@ def _train_settings(args):
         settings["val_fraction"] = None  # the explicit flag wins over the recipe's split
     elif args.val_fraction is not None:
         settings["val_rows"] = None
+    return settings
+
+
+def _resumable(args):
+    """The model saved at --resume, checked against the flags; None without --resume."""
+    if args.checkpoint_every and not args.save:
+        raise ValueError("--checkpoint-every needs --save PATH to write the checkpoints to")
+    if not args.resume:
+        return None
+    fixed = [f"--{key.replace('_', '-')}" for key in
+             ("recipe", "hidden", "solver", "lr", "momentum", "alpha", "batch_size", "dtype")
+             if getattr(args, key) is not None]
+    if fixed:
+        raise ValueError(f"--resume continues the saved run with its own settings; "
+                         f"drop {', '.join(fixed)}")
+    from .serialization import load
+
+    model = load(args.resume)
+    if not hasattr(model, "_optimizer"):
+        raise ValueError(f"--resume {args.resume}: the file holds no training state")
+    if model.n_iter_ >= (args.epochs or model.max_iter):
+        raise ValueError(f"--resume {args.resume}: the run has trained {model.n_iter_} "
+                         f"epochs already; pass --epochs above that")
+    args.seed = model.random_state  # the data splits of the first run
+    return model
+
+
+def _resumed_settings(args, model):
+    """The saved run's settings, with --epochs (the total) and the validation flags."""
+    settings = _train_settings(args)
+    settings.update(
+        hidden=model.hidden_layer_sizes, solver=model.solver, lr=model.learning_rate_init,
+        momentum=model.momentum, alpha=model.alpha, batch_size=model.batch_size,
+        epochs=args.epochs or model.max_iter, dtype=model.coefs_[0].dtype.name,
+    )
+    model.set_params(max_iter=settings["epochs"], n_iter_no_change=settings["epochs"])
     return settings
 
 
@@ -362,16 +416,21 @@ def _print_setup(model, X_fit, y_fit, validation, test):
           f"{model.max_iter} epochs; " + ", ".join(parts))
 
 
-def _fit(model, X, y, validation, settings, quiet):
-    """`model.fit` with a progress bar and a line every --log-every epochs."""
+def _fit(model, X, y, validation, settings, quiet, checkpoint=None, resume=False):
+    """`model.fit` with a progress bar and a line every --log-every epochs.
+
+    `checkpoint` is ``(every, path)``: save the model every `every` epochs.
+    """
     from sklearn.exceptions import ConvergenceWarning
     from tqdm import tqdm
 
     total, every = settings["epochs"], settings["log_every"]
-    bar = tqdm(total=total, unit="epoch", file=sys.stderr, dynamic_ncols=True,
-               disable=quiet or not sys.stderr.isatty())
+    bar = tqdm(total=total, initial=model.n_iter_ if resume else 0, unit="epoch",
+               file=sys.stderr, dynamic_ncols=True, disable=quiet or not sys.stderr.isatty())
 
     def report(_model, record):
+        if checkpoint and record["epoch"] % checkpoint[0] == 0:
+            _model.save(checkpoint[1])
         bar.update(1)
         bar.set_postfix_str(f"loss {record['loss']:.4f}, "
                             f"{record['samples_per_second']:,.0f} samples/s", refresh=False)
@@ -381,7 +440,7 @@ def _fit(model, X, y, validation, settings, quiet):
     with bar, warnings.catch_warnings():
         # a fixed epoch budget is what was asked for, not a convergence failure
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X, y, validation_data=validation, epoch_callback=report)
+        model.fit(X, y, validation_data=validation, epoch_callback=report, resume=resume)
 
 
 def _epoch_line(record):
