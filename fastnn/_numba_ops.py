@@ -18,7 +18,7 @@ import numpy as np
 from ._jit import njit  # cache=True that survives a read-only install
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def linear_forward(x, W, b, out):
     np.dot(x, W, out)
     n, m = out.shape
@@ -28,7 +28,7 @@ def linear_forward(x, W, b, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def linear_relu_forward(x, W, b, out):
     np.dot(x, W, out)
     n, m = out.shape
@@ -41,7 +41,7 @@ def linear_relu_forward(x, W, b, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def relu_forward(z, out):
     n, m = z.shape
     zero = z.dtype.type(0)
@@ -53,7 +53,7 @@ def relu_forward(z, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def relu_backward(dout, a, out):
     n, m = dout.shape
     zero = dout.dtype.type(0)
@@ -64,7 +64,7 @@ def relu_backward(dout, a, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _softmax_row(z, i, out):
     # The max is private to the row: shared across rows it would be a data race
     # under prange, and a wrong answer that shift-invariant tests miss.
@@ -84,14 +84,14 @@ def _softmax_row(z, i, out):
     return row_max, total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def softmax(z, out):
     for i in range(z.shape[0]):
         _softmax_row(z, i, out)
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def softmax_cross_entropy(logits, y, probs_out):
     n = logits.shape[0]
     loss = 0.0  # float64 whatever the dtype: a float32 sum drifts with n
@@ -102,7 +102,7 @@ def softmax_cross_entropy(logits, y, probs_out):
     return loss / n, probs_out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def softmax_cross_entropy_backward(probs, y, out):
     n, m = probs.shape
     inv_n = probs.dtype.type(1.0 / n)
@@ -115,7 +115,7 @@ def softmax_cross_entropy_backward(probs, y, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _column_sums(a, out):
     n, m = a.shape
     acc = np.zeros(m, dtype=np.float64)
@@ -127,13 +127,13 @@ def _column_sums(a, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _linear_backward_params(dout, x, dW, db):
     np.dot(x.T, dout, dW)
     _column_sums(dout, db)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _linear_backward_all(dout, x, W, dx, dW, db):
     np.dot(dout, W.T, dx)
     _linear_backward_params(dout, x, dW, db)
@@ -149,7 +149,7 @@ def linear_backward(dout, x, W, dx, dW, db, need_dx):
     return None, dW, db
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sgd_plain(param, grad, lr):
     p, g = param.ravel(), grad.ravel()
     step = param.dtype.type(lr)
@@ -157,7 +157,7 @@ def _sgd_plain(param, grad, lr):
         p[i] -= step * g[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sgd_momentum(param, grad, lr, velocity, momentum, nesterov):
     p, g, vel = param.ravel(), grad.ravel(), velocity.ravel()
     step = param.dtype.type(lr)
@@ -179,7 +179,7 @@ def sgd_update(param, grad, lr, velocity, momentum, nesterov):
     return param
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _adam(param, grad, m, v, t, lr, beta1, beta2, eps):
     p, g, mm, vv = param.ravel(), grad.ravel(), m.ravel(), v.ravel()
     dt = param.dtype.type
@@ -201,7 +201,7 @@ def adam_update(param, grad, m, v, t, lr, beta1, beta2, eps):
     return param
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _l2_penalty(W, dW, scale):
     w, dw = W.ravel(), dW.ravel()
     s = W.dtype.type(scale)
@@ -225,7 +225,7 @@ def l2_penalty(W, dW, scale):
 # ReLU-gate+bias-gradient). Same arithmetic as the contract functions.
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _bias_relu_inplace(out, b, relu):
     n, m = out.shape
     zero = out.dtype.type(0)
@@ -236,7 +236,7 @@ def _bias_relu_inplace(out, b, relu):
             out[i, j] = zero if (relu and v <= zero) else v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _softmax_xent_grad_inplace(z, y, db):
     # z: logits (n, C) -> (softmax(z) - onehot(y)) / n in place; db = its column sums.
     n, m = z.shape
@@ -267,7 +267,7 @@ def _softmax_xent_grad_inplace(z, y, db):
     return loss * inv_n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _relu_gate_colsum_inplace(d, a, db):
     # d = d where a > 0 else 0 (a gate: inf * 0 would give NaN); db = column sums of d
     n, m = d.shape
@@ -282,7 +282,7 @@ def _relu_gate_colsum_inplace(d, a, db):
         db[j] = acc[j]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def train_step_grads(x, y, coefs, intercepts, activations, deltas, coef_grads,
                      intercept_grads, alpha):
     """Loss of batch (x, y) and every gradient, in one call over preallocated buffers.
@@ -329,7 +329,7 @@ def train_step_grads(x, y, coefs, intercepts, activations, deltas, coef_grads,
 _DOT = {"reassoc", "contract"}
 
 
-@njit(cache=True, nogil=True, fastmath=_DOT)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
 def _dots4(x0, x1, x2, x3, WT, pre):
     # pre[t, j] = x_t . WT[j] for four rows: each load of WT[j] serves four FMAs
     k = x0.shape[0]
@@ -349,7 +349,7 @@ def _dots4(x0, x1, x2, x3, WT, pre):
         pre[3, j] = s3
 
 
-@njit(cache=True, nogil=True, fastmath=_DOT)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
 def _axpy4(dWT, g, x0, x1, x2, x3):
     # dWT[j] += sum_t g[t, j] * x_t, one read-modify-write of dWT[j] for four rows
     k = x0.shape[0]
@@ -360,7 +360,7 @@ def _axpy4(dWT, g, x0, x1, x2, x3):
             dw[q] += (g0 * x0[q] + g1 * x1[q]) + (g2 * x2[q] + g3 * x3[q])
 
 
-@njit(cache=True, nogil=True, fastmath=_DOT)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
 def _dots1(x0, WT, pre):
     k = x0.shape[0]
     for j in range(WT.shape[0]):
@@ -371,7 +371,7 @@ def _dots1(x0, WT, pre):
         pre[j] = s
 
 
-@njit(cache=True, nogil=True, fastmath=_DOT)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
 def _axpy1(dWT, g, x0):
     k = x0.shape[0]
     for j in range(dWT.shape[0]):
@@ -381,7 +381,7 @@ def _axpy1(dWT, g, x0):
             dw[q] += gj * x0[q]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _narrow_row_head(pre, b1, W2, b2, target, dW2, db1, db2, logits, dh, inv_n):
     # Everything of one row after its first-layer dot products `pre`: ReLU,
     # output layer, softmax, loss, dW2/db2/db1 (accumulated) and the hidden
@@ -425,7 +425,7 @@ def _narrow_row_head(pre, b1, W2, b2, target, dW2, db1, db2, logits, dh, inv_n):
     return np.log(total) - shifted_target
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratch, inv_n):
     """Loss sum of rows [start, stop) of a one-hidden-layer network, and its gradient sums.
 
@@ -455,7 +455,7 @@ def _narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratc
     return loss
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _transpose_into(a, out):
     n, m = a.shape
     for i in range(n):
@@ -463,7 +463,7 @@ def _transpose_into(a, out):
             out[j, i] = a[i, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _narrow_finish(dW1T, db1, dW2, db2, coefs, coef_grads, intercept_grads, alpha, n):
     # Sums the per-thread partial gradients into the layers' gradient buffers
     # and returns the L2 penalty (their losses are summed by the caller).
