@@ -185,7 +185,8 @@ def _adam(param, grad, m, v, t, lr, beta1, beta2, eps):
     dt = param.dtype.type
     b1, b2 = dt(beta1), dt(beta2)
     c1, c2 = dt(1.0 - beta1), dt(1.0 - beta2)
-    step = dt(lr * np.sqrt(1.0 - beta2**t) / (1.0 - beta1**t))
+    # float exponents call libm's pow, as Python does; Numba's integer power differs by ulps
+    step = dt(lr * np.sqrt(1.0 - beta2 ** float(t)) / (1.0 - beta1 ** float(t)))
     e = dt(eps)
     for i in range(p.size):
         gi = g[i]

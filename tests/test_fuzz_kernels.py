@@ -167,7 +167,7 @@ def faults(draw, args):
         elif kind == "dtype" and arrays:
             found.append((kind, draw(st.sampled_from(arrays)), draw(st.sampled_from(WRONG_DTYPES))))
         elif kind in ("ndim", "shape", "strided", "readonly", "unaligned", "list") and arrays:
-            found.append((kind, draw(st.sampled_from(arrays)), draw(st.integers(0, 1))))
+            found.append((kind, draw(st.sampled_from(arrays)), draw(st.integers(0, 2))))
     return found
 
 
@@ -208,18 +208,18 @@ def apply(args, found, canaries):
                 warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
                 args[name] = canaries.place(a.astype(param))
         elif kind == "ndim":
-            args[name] = a[None] if param else a.reshape(-1)
+            args[name] = (a.reshape(-1), a[None], a[..., None])[param]
         elif kind == "shape":
             shape = list(a.shape)
-            shape[-1] = shape[-1] + 1 if param else shape[-1] - 1
+            shape[-1] += (-1, 1, 2)[param]
             args[name] = canaries.place(np.ones(shape, a.dtype))
         elif kind == "strided":
             wide = np.repeat(a, 2, axis=-1)
-            args[name] = wide[..., ::2] if param else np.asfortranarray(a)
+            args[name] = (np.asfortranarray(a), wide[..., ::2], a[::-1])[param]
         elif kind == "readonly":
             a.flags.writeable = False
         elif kind == "unaligned":
-            args[name] = canaries.place(a, misalign=1 + param)
+            args[name] = canaries.place(a, misalign=1 + param)  # 1 to 3 bytes off
         elif kind == "list":
             args[name] = a.tolist()
         elif kind == "scalar":
