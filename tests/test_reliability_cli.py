@@ -78,3 +78,17 @@ def test_bad_checkpoint_flags_are_clear_errors(tmp_path, capsys, flags, message)
     assert cli.main(["train", *flags]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [["info"], ["evaluate", "--data", "digits"],
+                                     ["predict", "--data", "digits"]])
+def test_commands_refuse_a_damaged_model_with_a_message(tmp_path, capsys, command):
+    saved = tmp_path / "saved.npz"
+    assert cli.main(["train", "--epochs", "1", "--save", str(saved), *TINY]) == 0
+    data = bytearray(saved.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    saved.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert cli.main([command[0], str(saved), *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert f"fastnn {command[0]}: error: {saved}" in err and "Traceback" not in err
