@@ -332,10 +332,29 @@ _DOT = {"reassoc", "contract"}
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
 def _dots4(x0, x1, x2, x3, WT, pre):
-    # pre[t, j] = x_t . WT[j] for four rows: each load of WT[j] serves four FMAs
-    k = x0.shape[0]
+    # pre[t, j] = x_t . WT[j] for four rows, two j at a time: each vector load
+    # of x serves two FMAs and each of WT four, and the 8 accumulators and 6
+    # loads fit in the 16 vector registers.
+    k, nh = x0.shape[0], WT.shape[0]
     zero = x0.dtype.type(0)
-    for j in range(WT.shape[0]):
+    for j in range(0, nh - 1, 2):
+        w, v = WT[j], WT[j + 1]
+        s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = zero
+        for q in range(k):
+            wq, vq = w[q], v[q]
+            a0, a1, a2, a3 = x0[q], x1[q], x2[q], x3[q]
+            s0 += a0 * wq
+            s1 += a1 * wq
+            s2 += a2 * wq
+            s3 += a3 * wq
+            t0 += a0 * vq
+            t1 += a1 * vq
+            t2 += a2 * vq
+            t3 += a3 * vq
+        pre[0, j], pre[1, j], pre[2, j], pre[3, j] = s0, s1, s2, s3
+        pre[0, j + 1], pre[1, j + 1], pre[2, j + 1], pre[3, j + 1] = t0, t1, t2, t3
+    if nh % 2:
+        j = nh - 1
         w = WT[j]
         s0 = s1 = s2 = s3 = zero
         for q in range(k):
@@ -344,17 +363,23 @@ def _dots4(x0, x1, x2, x3, WT, pre):
             s1 += x1[q] * wq
             s2 += x2[q] * wq
             s3 += x3[q] * wq
-        pre[0, j] = s0
-        pre[1, j] = s1
-        pre[2, j] = s2
-        pre[3, j] = s3
+        pre[0, j], pre[1, j], pre[2, j], pre[3, j] = s0, s1, s2, s3
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
 def _axpy4(dWT, g, x0, x1, x2, x3):
-    # dWT[j] += sum_t g[t, j] * x_t, one read-modify-write of dWT[j] for four rows
-    k = x0.shape[0]
-    for j in range(dWT.shape[0]):
+    # dWT[j] += sum_t g[t, j] * x_t, two j at a time (x loads shared by both)
+    k, nh = x0.shape[0], dWT.shape[0]
+    for j in range(0, nh - 1, 2):
+        g0, g1, g2, g3 = g[0, j], g[1, j], g[2, j], g[3, j]
+        h0, h1, h2, h3 = g[0, j + 1], g[1, j + 1], g[2, j + 1], g[3, j + 1]
+        dw, dv = dWT[j], dWT[j + 1]
+        for q in range(k):
+            a0, a1, a2, a3 = x0[q], x1[q], x2[q], x3[q]
+            dw[q] += (g0 * a0 + g1 * a1) + (g2 * a2 + g3 * a3)
+            dv[q] += (h0 * a0 + h1 * a1) + (h2 * a2 + h3 * a3)
+    if nh % 2:
+        j = nh - 1
         g0, g1, g2, g3 = g[0, j], g[1, j], g[2, j], g[3, j]
         dw = dWT[j]
         for q in range(k):
