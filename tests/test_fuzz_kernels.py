@@ -206,14 +206,14 @@ def apply(args, found, canaries):
         if not isinstance(a, np.ndarray) and kind not in ("scalar", "absent"):
             continue  # an earlier fault already replaced it
         if kind == "dtype":
-            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
                 args[name] = canaries.place(a.astype(param))
         elif kind == "ndim":
             args[name] = (a.reshape(-1), a[None], a[..., None])[param]
         elif kind == "shape":
             shape = list(a.shape)
-            shape[-1] += (-1, 1, 2)[param]
+            shape[-1] = max(0, shape[-1] + (-1, 1, 2)[param])
             args[name] = canaries.place(np.ones(shape, a.dtype))
         elif kind == "strided":
             wide = np.repeat(a, 2, axis=-1)
