@@ -297,7 +297,8 @@ def train(args):
     started = time.perf_counter()
     checkpoint = (args.checkpoint_every, args.save) if args.checkpoint_every else None
     try:
-        _fit(model, X_fit, y_fit, validation, settings, args.quiet, checkpoint, resumed is not None)
+        _fit(model, X_fit, y_fit, validation, settings, args.quiet, checkpoint,
+             resume=resumed is not None)
     except DivergenceError as exc:
         # the model holds the weights of the last finished epoch: keep them
         _write_outputs(model, args)

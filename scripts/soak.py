@@ -70,7 +70,8 @@ def main(argv=None):
     print(f"config b: 784-128-10, batch {batch}, float32, {args.backend}; "
           f"{args.steps:,} steps; RSS at start {start_rss:.1f} MiB, "
           f"{start_objects:,} Python objects")
-    print(f"{'steps':>8} {'median ms':>10} {'mean ms':>8} {'RSS MiB':>8} {'objects':>9} {'loss':>8}")
+    print(f"{'steps':>8} {'median ms':>10} {'mean ms':>8} {'RSS MiB':>8} {'objects':>9} "
+          f"{'loss':>8}")
 
     windows, times = [], np.empty(args.window)
     done, began = 0, time.perf_counter()

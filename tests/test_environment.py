@@ -85,7 +85,8 @@ def test_read_only_install_without_a_writable_cache_imports_and_trains(tmp_path)
         package.chmod(0o755)
     assert lines["file"] == str(package / "__init__.py")
     assert lines["jitted"] == "True"
-    assert stderr.count("no writable Numba cache directory") == 1  # one warning, not one per kernel
+    # one warning, not one per kernel
+    assert stderr.count("no writable Numba cache directory") == 1
     assert "Traceback" not in stderr
 
 

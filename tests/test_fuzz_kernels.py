@@ -124,7 +124,8 @@ def valid_call(draw, name):
         if name == "sgd_update":
             momentum = draw(st.sampled_from([0.0, 0.5, 0.9]))
             velocity = arr(shape) if momentum or draw(st.booleans()) else None
-            args = dict(param=arr(shape), grad=arr(shape), lr=draw(st.sampled_from([0.0, 1e-3, 0.5])),
+            lr = draw(st.sampled_from([0.0, 1e-3, 0.5]))
+            args = dict(param=arr(shape), grad=arr(shape), lr=lr,
                         velocity=velocity, momentum=momentum, nesterov=draw(st.booleans()))
         elif name == "adam_update":
             args = dict(param=arr(shape), grad=arr(shape), m=arr(shape), v=np.abs(arr(shape)),
@@ -157,7 +158,8 @@ def faults(draw, args):
             ["dtype", "ndim", "shape", "strided", "readonly", "unaligned", "list",
              "alias", "overlap", "scalar", "labels", "absent"]))
         if kind == "scalar" and scalars:
-            found.append((kind, draw(st.sampled_from(scalars)), draw(st.sampled_from(BAD_SCALARS))))
+            value = draw(st.sampled_from(BAD_SCALARS))
+            found.append((kind, draw(st.sampled_from(scalars)), value))
         elif kind == "absent" and absent:
             found.append((kind, draw(st.sampled_from(absent)), None))
         elif kind in ("alias", "overlap") and len(arrays) > 1:
@@ -167,7 +169,8 @@ def faults(draw, args):
             found.append((kind, "y", draw(st.sampled_from(
                 ["float", "bool", "too_big", "negative", "short", "2d", "big_endian"]))))
         elif kind == "dtype" and arrays:
-            found.append((kind, draw(st.sampled_from(arrays)), draw(st.sampled_from(WRONG_DTYPES))))
+            dtype = draw(st.sampled_from(WRONG_DTYPES))
+            found.append((kind, draw(st.sampled_from(arrays)), dtype))
         elif kind in ("ndim", "shape", "strided", "readonly", "unaligned", "list") and arrays:
             found.append((kind, draw(st.sampled_from(arrays)), draw(st.integers(0, 2))))
     return found
@@ -259,7 +262,8 @@ def call(backend, name, valid, found):
     """
     canaries = Canaries()
     args = apply(valid, found, canaries)
-    before = {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v for k, v in args.items()}
+    before = {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v
+              for k, v in args.items()}
     function = getattr(backend, name)
     try:
         with np.errstate(all="ignore"):

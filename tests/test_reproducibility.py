@@ -78,7 +78,8 @@ def assert_within_tolerance(actual, expected, key):
     assert actual.dtype == expected.dtype == np.dtype(dtype)
     scale = np.abs(expected).max()
     error = np.abs(actual.astype(np.float64) - expected).max()
-    assert error <= TOLERANCE[dtype] * scale, f"{key}: {error:.3g} > {TOLERANCE[dtype]} x {scale:.3g}"
+    assert error <= TOLERANCE[dtype] * scale, (
+        f"{key}: {error:.3g} > {TOLERANCE[dtype]} x {scale:.3g}")
 
 
 def test_same_settings_give_bit_identical_weights(runs):
