@@ -7,6 +7,7 @@ and every step is a handful of kernel calls (see `fastnn.network`).
 """
 
 import contextlib
+import math
 import numbers
 import time
 import warnings
@@ -385,7 +386,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 else:
                     xb, yb = X[start:stop], y[start:stop]
                 loss = step.loss_and_grads(xb, yb, self.alpha)
-                if not np.isfinite(loss):
+                if not math.isfinite(loss):  # a Python float: cheaper than np.isfinite
                     raise self._diverged(loss, start // batch + 1, -(-n // batch))
                 self._optimizer.update_params(step.params, step.grads)
                 total += loss * (stop - start)

@@ -58,6 +58,12 @@ def test_a_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, save
     assert sorted(os.listdir(tmp_path)) == ["model.npz"]
 
 
+def test_saving_into_a_missing_directory_names_it(tmp_path, saved):
+    model, _ = saved
+    with pytest.raises(FileNotFoundError, match="no directory .*absent"):
+        model.save(tmp_path / "absent" / "model.npz")
+
+
 def test_saved_file_holds_no_pickle(saved):
     _, path = saved
     with np.load(path, allow_pickle=False) as data:
