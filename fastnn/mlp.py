@@ -72,7 +72,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     Pressing Ctrl-C during `fit` or `partial_fit` returns the model to the end
     of its last finished epoch (weights, optimizer state, counters, history)
-    and then raises the KeyboardInterrupt.
+    and then raises the KeyboardInterrupt. A NaN or inf loss (or weights) does
+    the same and raises `DivergenceError`, naming the epoch, the batch and the
+    learning rate. A saved model is a checkpoint: ``fastnn.load(path).fit(X,
+    y, resume=True)`` continues its run exactly.
     """
 
     def __init__(
