@@ -376,9 +376,13 @@ def _dots4(x0, x1, x2, x3, WT, pre):
 def _axpy4(dWT, g, x0, x1, x2, x3):
     # dWT[j] += sum_t g[t, j] * x_t, two j at a time (x loads shared by both)
     k, nh = x0.shape[0], dWT.shape[0]
+    zero = x0.dtype.type(0)
     for j in range(0, nh - 1, 2):
         g0, g1, g2, g3 = g[0, j], g[1, j], g[2, j], g[3, j]
         h0, h1, h2, h3 = g[0, j + 1], g[1, j + 1], g[2, j + 1], g[3, j + 1]
+        if (g0 == zero and g1 == zero and g2 == zero and g3 == zero and h0 == zero
+                and h1 == zero and h2 == zero and h3 == zero):
+            continue  # two units off (ReLU) for all four rows: nothing to add
         dw, dv = dWT[j], dWT[j + 1]
         for q in range(k):
             a0, a1, a2, a3 = x0[q], x1[q], x2[q], x3[q]
