@@ -527,27 +527,31 @@ def _pool():
     return _POOL[0]
 
 
-# Rows per thread below which splitting a narrow step costs more than it saves
+# Rows per chunk below which splitting a narrow step costs more than it saves
 _MIN_ROWS_PER_THREAD = 1024
+# Chunks per thread: a thread slowed down (by another process on its core)
+# leaves its later chunks to the others instead of holding up the step
+_CHUNKS_PER_THREAD = 4
 # Widest hidden and output layers that the single pass handles (beyond them,
 # per-row dot products lose to a GEMM)
 NARROW_MAX_WIDTH = 32
 
 
 class _NarrowStep:
-    """One-hidden-layer step by single passes over row chunks, one per thread."""
+    """One-hidden-layer step by single passes over row chunks, on a thread pool."""
 
     def __init__(self, coefs, intercepts, coef_grads, intercept_grads):
         (k, nh), nc = coefs[0].shape, coefs[1].shape[1]
         dtype, threads = coefs[0].dtype, n_threads()
+        slots = threads * _CHUNKS_PER_THREAD if threads > 1 else 1
         self.coefs, self.intercepts = coefs, intercepts
         self.coef_grads, self.intercept_grads = coef_grads, intercept_grads
         self.W1T = np.empty((nh, k), dtype)
-        self.dW1T = np.empty((threads, nh, k), dtype)
-        self.dW2 = np.empty((threads, nh, nc), dtype)
-        self.db1 = np.empty((threads, nh))
-        self.db2 = np.empty((threads, nc))
-        self.scratch = np.empty((threads, 9, max(nh, nc)), dtype)
+        self.dW1T = np.empty((slots, nh, k), dtype)
+        self.dW2 = np.empty((slots, nh, nc), dtype)
+        self.db1 = np.empty((slots, nh))
+        self.db2 = np.empty((slots, nc))
+        self.scratch = np.empty((slots, 9, max(nh, nc)), dtype)
 
     def _rows(self, t, x, y, start, stop, inv_n):
         return _narrow_rows(
@@ -560,18 +564,19 @@ class _NarrowStep:
         n = x.shape[0]
         inv_n = 1.0 / n
         _transpose_into(self.coefs[0], self.W1T)
-        threads = max(1, min(self.dW1T.shape[0], n // _MIN_ROWS_PER_THREAD))
-        bounds = [n * t // threads for t in range(threads + 1)]
-        # Threads 1.. on the pool, chunk 0 on this thread; unused slots stay zero.
-        futures = [
-            _pool().submit(self._rows, t, x, y, bounds[t], bounds[t + 1], inv_n)
-            for t in range(1, threads)
-        ]
-        loss = self._rows(0, x, y, bounds[0], bounds[1], inv_n)
-        loss += sum(f.result() for f in futures)
+        chunks = max(1, min(self.dW1T.shape[0], n // _MIN_ROWS_PER_THREAD))
+        bounds = [n * t // chunks for t in range(chunks + 1)]
+        if chunks == 1:
+            loss = self._rows(0, x, y, 0, n, inv_n)
+        else:
+            futures = [
+                _pool().submit(self._rows, t, x, y, bounds[t], bounds[t + 1], inv_n)
+                for t in range(chunks)
+            ]
+            loss = sum(f.result() for f in futures)
         (dW1, dW2), (db1, db2) = self.coef_grads, self.intercept_grads
-        _narrow_finish(self.dW1T[:threads], self.db1[:threads], self.dW2[:threads],
-                       self.db2[:threads], dW1, db1, dW2, db2)
+        _narrow_finish(self.dW1T[:chunks], self.db1[:chunks], self.dW2[:chunks],
+                       self.db2[:chunks], dW1, db1, dW2, db2)
         return loss * inv_n + _l2(self.coefs, self.coef_grads, alpha, n)
 
 
