@@ -22,6 +22,10 @@ import numba
 import numpy as np
 from ._jit import njit  # cache=True that survives a read-only install
 
+# The fast-math subset for loops that only add and multiply: reassoc lets LLVM
+# vectorise their reductions; NaN and inf propagate as without it (no nnan/ninf).
+_DOT = {"reassoc", "contract"}
+
 
 @njit(cache=True, error_model="numpy")
 def linear_forward(x, W, b, out):
@@ -213,7 +217,7 @@ def adam_update(param, grad, m, v, t, lr, beta1, beta2, eps):
     return param
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=_DOT)
 def _l2_penalty(W, dW, scale):
     w, dw = W.ravel(), dW.ravel()
     s = W.dtype.type(scale)
@@ -332,8 +336,6 @@ def train_step_grads(x, y, coefs, intercepts, activations, deltas, coef_grads,
 # kernel releases the GIL): parallel=True would add seconds of compile time.
 # reassoc lets LLVM vectorise the length-k dot products; these loops only add
 # and multiply (NaN and inf still propagate), so it cannot change their meaning.
-
-_DOT = {"reassoc", "contract"}
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
