@@ -280,6 +280,7 @@ def _cpu_name():
 def run(args):
     impls = [i for i in args.impls.split(",") if i]
     configs = [c for c in args.configs.split(",") if c]
+    load_before = os.getloadavg()[0]
     workers, skipped = {}, {}
     for impl in ["sgemm", *impls]:
         w = Worker(impl, args.dtype, args.threads)
@@ -339,6 +340,8 @@ def run(args):
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu": _cpu_name(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        # other processes on these cores slow 2-thread BLAS calls the most
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "openblas_coretype": coretype if coretype is not None else "unset",
         "threads": args.threads, "dtype": args.dtype, "rounds": args.rounds,
         "min_time_s": args.min_time,
@@ -356,7 +359,9 @@ def markdown(report):
         f"Machine: {report['machine']['cpu']} ({report['machine']['cpus']} CPUs), "
         f"{report['threads']} threads, {report['dtype']}, "
         f"OPENBLAS_CORETYPE={report['openblas_coretype']}, {report['date']}. "
-        f"Medians of {report['rounds']} interleaved rounds.",
+        f"Medians of {report['rounds']} interleaved rounds; 1-minute load average "
+        f"{report['load_average_1min']['before']:.2f} before, "
+        f"{report['load_average_1min']['after']:.2f} after.",
         f"sgemm peak (NumPy, {report['sgemm']['size']}^3, same run): "
         f"{report['sgemm']['gflops']:.0f} GFLOP/s.",
         "",
