@@ -304,6 +304,13 @@ def train(args):
         _write_outputs(model, args)
         print(f"fastnn train: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # fit rolled the model back to its last finished epoch: keep that too
+        if getattr(model, "n_iter_", 0) > 0:
+            _write_outputs(model, args)
+        print(f"fastnn train: interrupted after {getattr(model, 'n_iter_', 0)} finished "
+              "epoch(s)", file=sys.stderr)
+        return 130  # the shell's code for death by SIGINT
     if not args.quiet:
         print(f"trained {model.n_iter_} epochs in {time.perf_counter() - started:.2f} s "
               f"({args.backend}, {settings['dtype']})")

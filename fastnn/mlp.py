@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._interrupt import DeferredInterrupt
 from .backend import get_backend
 from .network import TrainStep, predict_logits
 from .optim import SOLVERS
@@ -161,9 +162,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             monitor = (X_val, y_val)
         if not resume:
             self._initialize(X.shape[1], len(self.classes_))
-        with self._rollback_on_interrupt():
+        with self._rollback_on_interrupt() as interrupt:
             self._fit_epochs(X, self._encode(y), epochs, incremental=False,
-                             monitor=monitor, epoch_callback=epoch_callback)
+                             monitor=monitor, epoch_callback=epoch_callback,
+                             interrupt=interrupt)
         return self
 
     def _epochs_to_resume(self, X):
@@ -202,8 +204,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         else:
             X, y = self._check_X_y(X, y, self.coefs_[0].dtype)
             self._check_n_features(X)
-        with self._rollback_on_interrupt():
-            self._fit_epochs(X, self._encode(y), 1, incremental=True)
+        with self._rollback_on_interrupt() as interrupt:
+            self._fit_epochs(X, self._encode(y), 1, incremental=True, interrupt=interrupt)
         return self
 
     def predict_proba(self, X):
@@ -345,7 +347,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             params, ops, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
         )
 
-    def _fit_epochs(self, X, y, epochs, incremental, monitor=None, epoch_callback=None):
+    def _fit_epochs(self, X, y, epochs, incremental, monitor=None, epoch_callback=None,
+                    interrupt=None):
         rng = self._rng
         X_val = y_val = None
         if self.early_stopping and not incremental:
@@ -393,6 +396,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     raise self._diverged(loss, start // batch + 1, -(-n // batch))
                 self._optimizer.update_params(step.params, step.grads)
                 total += loss * (stop - start)
+                if interrupt is not None and interrupt.pending:
+                    raise KeyboardInterrupt
             # the last batch's update is checked here: no next loss will see it
             if not all(np.isfinite(p).all() for p in step.params):
                 raise self._diverged("finite", -(-n // batch), -(-n // batch))
@@ -448,10 +453,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
         Weights, optimizer state, shuffling RNG, `n_iter_`, `t_`, `loss_curve_`
         and `history_` go back to what they were then: a half-done epoch is
-        discarded whole.
+        discarded whole. Yields the `DeferredInterrupt` that the loop checks
+        after each batch (Ctrl-C stops after the current batch).
         """
         try:
-            yield
+            with DeferredInterrupt() as interrupt:
+                yield interrupt
         except (KeyboardInterrupt, DivergenceError):
             saved = getattr(self, "_epoch_state", None)
             if saved is not None:  # else no batch has run yet: nothing changed

@@ -44,3 +44,34 @@ def test_bad_flags_exit_2(args):
     result = run(*args)
     assert result.returncode == 2
     assert "usage:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_saves_the_last_finished_epoch(tmp_path):
+    import os
+    import signal
+
+    import fastnn
+
+    path = tmp_path / "model.npz"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastnn", "train", "--epochs", "100000", "--hidden", "16",
+         "--save", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        epochs_seen = 0
+        for line in proc.stdout:
+            epochs_seen += line.startswith("epoch")
+            if epochs_seen == 3:
+                break
+        assert epochs_seen == 3, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted after" in err and "Traceback" not in err
+    model = fastnn.load(path)
+    assert model.n_iter_ >= 3
+    assert len(model.loss_curve_) == model.n_iter_

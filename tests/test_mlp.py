@@ -240,3 +240,24 @@ def test_get_backend():
     assert fastnn.get_backend("numpy") is fastnn.reference
     with pytest.raises(ValueError, match="backend"):
         fastnn.get_backend("torch")
+
+
+def test_ctrl_c_stops_after_the_current_batch(digits):
+    import os
+    import signal
+
+    X, _, y, _ = digits
+
+    def press_ctrl_c(model, record):
+        if record["epoch"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # handled as a flag, not raised here
+
+    model = MLPClassifier((16,), max_iter=10, random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, y, epoch_callback=press_ctrl_c)
+    # the epoch the interrupt fell into is discarded: the model is that of epoch 2
+    reference = MLPClassifier((16,), max_iter=2, random_state=0).fit(X, y)
+    assert model.n_iter_ == 2
+    for a, b in zip(model.coefs_, reference.coefs_):
+        np.testing.assert_array_equal(a, b)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
