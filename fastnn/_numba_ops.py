@@ -455,63 +455,21 @@ def _narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratc
     db2[...] = 0
     pre, dh, logits = scratch[0:4], scratch[4:8], scratch[8]
     loss = 0.0
-    r = start
-    while r + 4 <= stop:
-        _dots4(x[r], x[r + 1], x[r + 2], x[r + 3], W1T, pre)
-        for t in range(4):
-            loss += _narrow_row_head(pre[t], b1, W2, b2, y[r + t], dW2, db1, db2,
-                                     logits, dh[t], inv_n)
-        _axpy4(dW1T, dh, x[r], x[r + 1], x[r + 2], x[r + 3])
-        r += 4
-    if r < stop:
-        # The last 1-3 rows through the same kernels (fewer to compile): the
-        # missing rows repeat the last one, with a zero gradient.
-        rows = stop - r
-        last = stop - 1
-        rs = (r, min(r + 1, last), min(r + 2, last), last)
-        _dots4(x[rs[0]], x[rs[1]], x[rs[2]], x[rs[3]], W1T, pre)
-        dh[...] = 0
+    last = stop - 1
+    for r in range(start, stop, 4):
+        # Four rows a step; past the end (the last 1-3 rows) the missing rows
+        # repeat the last one, with a zero gradient: one call site per kernel,
+        # so one inlined copy to compile.
+        rows = min(4, stop - r)
+        x0, x1, x2, x3 = x[r], x[min(r + 1, last)], x[min(r + 2, last)], x[min(r + 3, last)]
+        _dots4(x0, x1, x2, x3, W1T, pre)
         for t in range(rows):
             loss += _narrow_row_head(pre[t], b1, W2, b2, y[r + t], dW2, db1, db2,
                                      logits, dh[t], inv_n)
-        _axpy4(dW1T, dh, x[rs[0]], x[rs[1]], x[rs[2]], x[rs[3]])
+        for t in range(rows, 4):
+            dh[t] = 0
+        _axpy4(dW1T, dh, x0, x1, x2, x3)
     return loss
-
-
-@njit(cache=True, error_model="numpy")
-def _transpose_into(a, out):
-    n, m = a.shape
-    for i in range(n):
-        for j in range(m):
-            out[j, i] = a[i, j]
-
-
-@njit(cache=True, error_model="numpy")
-def _narrow_finish(dW1T, db1, dW2, db2, dW1_out, db1_out, dW2_out, db2_out):
-    # The per-thread partial sums (leading axis) into the layers' gradients
-    nh, k = dW1T.shape[1], dW1T.shape[2]
-    nc = dW2.shape[2]
-    dW1_out[...] = 0
-    dW2_out[...] = 0
-    db1_out[...] = 0
-    db2_out[...] = 0
-    for t in range(dW1T.shape[0]):
-        for j in range(nh):
-            for q in range(k):
-                dW1_out[q, j] += dW1T[t, j, q]
-            for c in range(nc):
-                dW2_out[j, c] += dW2[t, j, c]
-    # float64 partial sums, rounded once
-    for j in range(nh):
-        acc = 0.0
-        for t in range(db1.shape[0]):
-            acc += db1[t, j]
-        db1_out[j] = acc
-    for c in range(nc):
-        acc = 0.0
-        for t in range(db2.shape[0]):
-            acc += db2[t, c]
-        db2_out[c] = acc
 
 
 def n_threads():
@@ -549,6 +507,8 @@ class _NarrowStep:
         self.coefs, self.intercepts = coefs, intercepts
         self.coef_grads, self.intercept_grads = coef_grads, intercept_grads
         self.W1T = np.empty((nh, k), dtype)
+        self.dW1T_sum = np.empty((nh, k), dtype)
+        self.db_sum = np.empty(max(nh, nc))
         self.dW1T = np.empty((slots, nh, k), dtype)
         self.dW2 = np.empty((slots, nh, nc), dtype)
         self.db1 = np.empty((slots, nh))
@@ -565,7 +525,9 @@ class _NarrowStep:
     def __call__(self, x, y, alpha):
         n = x.shape[0]
         inv_n = 1.0 / n
-        _transpose_into(self.coefs[0], self.W1T)
+        # Small reshuffles in NumPy (no BLAS involved): a few microseconds
+        # a step, and less to compile than jitted equivalents
+        np.copyto(self.W1T, self.coefs[0].T)
         chunks = max(1, min(self.dW1T.shape[0], n // _MIN_ROWS_PER_THREAD))
         bounds = [n * t // chunks for t in range(chunks + 1)]
         if chunks == 1:
@@ -577,8 +539,15 @@ class _NarrowStep:
             ]
             loss = sum(f.result() for f in futures)
         (dW1, dW2), (db1, db2) = self.coef_grads, self.intercept_grads
-        _narrow_finish(self.dW1T[:chunks], self.db1[:chunks], self.dW2[:chunks],
-                       self.db2[:chunks], dW1, db1, dW2, db2)
+        np.sum(self.dW1T[:chunks], axis=0, out=self.dW1T_sum)
+        np.copyto(dW1, self.dW1T_sum.T)
+        np.sum(self.dW2[:chunks], axis=0, out=dW2)
+        # float64 partial sums of the biases' gradients, rounded once
+        nh, nc = db1.shape[0], db2.shape[0]
+        np.copyto(db1, np.sum(self.db1[:chunks], axis=0, out=self.db_sum[:nh]),
+                  casting="same_kind")
+        np.copyto(db2, np.sum(self.db2[:chunks], axis=0, out=self.db_sum[:nc]),
+                  casting="same_kind")
         return loss * inv_n + _l2(self.coefs, self.coef_grads, alpha, n)
 
 
