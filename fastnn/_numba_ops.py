@@ -478,6 +478,9 @@ def n_threads():
 
 
 _POOL = []
+# A forked child inherits the pool but not its threads: work submitted there
+# would wait forever. The child starts a pool of its own on first use.
+os.register_at_fork(after_in_child=_POOL.clear)
 
 
 def _pool():

@@ -8,6 +8,8 @@ measured against a float64 reference run: a wrong index or a missed term is
 off by orders of magnitude more than that.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -129,3 +131,27 @@ def test_nan_propagates(dtype):
         coefs[0][0, 0] = np.nan
         _, loss, grads = _run(kernels, X, y, coefs, intercepts, dtype, 0.0)
         assert np.isnan(loss)
+
+
+def _narrow_loss_in_child(queue):
+    X, y, coefs, intercepts = _problem((30, 6, 4), 4096)
+    _, loss, _ = _run(kernels, X, y, coefs, intercepts, np.float64, 0.0)
+    queue.put(loss)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_single_pass_works_in_a_forked_child():
+    # The parent's thread pool has run; a forked child must not wait on its
+    # (absent) threads.
+    import multiprocessing
+
+    X, y, coefs, intercepts = _problem((30, 6, 4), 4096)
+    _, loss, _ = _run(kernels, X, y, coefs, intercepts, np.float64, 0.0)
+    assert _numba_ops._POOL  # 4096 rows were split over the pool
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_narrow_loss_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0, "the child hung or failed"
+    assert queue.get(timeout=5) == pytest.approx(loss, rel=1e-12)
