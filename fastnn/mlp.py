@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._interrupt import DeferredInterrupt
 from .backend import get_backend
-from .network import TrainStep, predict_logits
+from .network import ForwardPass, TrainStep, predict_logits
 from .optim import SOLVERS
 
 ACTIVATIONS = ("relu",)
@@ -519,7 +519,8 @@ class _AccuracyProbe:
         self.X = np.ascontiguousarray(X)
         self.labels = labels
         self.classes = classes
-        self.forward = TrainStep(step.ops, step.coefs, step.intercepts, self.X.shape[0]).forward
+        self.forward = ForwardPass(step.ops, step.coefs, step.intercepts,
+                                   self.X.shape[0]).forward
 
     def __call__(self):
         predicted = self.classes[np.argmax(self.forward(self.X), axis=1)]

@@ -10,8 +10,8 @@ per fit, and the kernels' unchecked `ops` are called directly.
 import numpy as np
 
 
-class TrainStep:
-    """Forward, loss, backward and L2 for one batch, over preallocated buffers.
+class ForwardPass:
+    """Logits of up to `max_batch` rows at a time, over preallocated activations.
 
     coefs[i] is (fan_in, fan_out), intercepts[i] is (fan_out,), rows are samples.
     """
@@ -20,11 +20,30 @@ class TrainStep:
         self.ops = ops
         self.coefs = coefs
         self.intercepts = intercepts
+        # activations[i] is layer i's output; in a TrainStep the last one holds
+        # logits, then probabilities, then the loss gradient, in place.
+        self.activations = [np.empty((max_batch, W.shape[1]), coefs[0].dtype) for W in coefs]
+
+    def forward(self, x):
+        """Logits of batch `x`, in `activations[-1]` (a view of n rows)."""
+        ops, n = self.ops, x.shape[0]
+        a = x
+        last = len(self.coefs) - 1
+        for i, (W, b) in enumerate(zip(self.coefs, self.intercepts)):
+            out = self.activations[i][:n]
+            if i < last:
+                a = ops.linear_relu_forward(a, W, b, out)
+            else:
+                a = ops.linear_forward(a, W, b, out)
+        return a
+
+
+class TrainStep(ForwardPass):
+    """Forward, loss, backward and L2 for one batch, over preallocated buffers."""
+
+    def __init__(self, ops, coefs, intercepts, max_batch):
+        super().__init__(ops, coefs, intercepts, max_batch)
         dtype = coefs[0].dtype
-        widths = [W.shape[1] for W in coefs]
-        # activations[i] is layer i's output; the last one holds logits, then
-        # probabilities, then the loss gradient, in place.
-        self.activations = [np.empty((max_batch, w), dtype) for w in widths]
         # deltas[i] is the gradient with respect to layer i's input, for i >= 1.
         self.deltas = [None] + [np.empty((max_batch, W.shape[0]), dtype) for W in coefs[1:]]
         self.coef_grads = [np.empty_like(W) for W in coefs]
@@ -47,19 +66,6 @@ class TrainStep:
     @property
     def grads(self):
         return self.coef_grads + self.intercept_grads
-
-    def forward(self, x):
-        """Logits of batch `x`, in `activations[-1]` (a view of n rows)."""
-        ops, n = self.ops, x.shape[0]
-        a = x
-        last = len(self.coefs) - 1
-        for i, (W, b) in enumerate(zip(self.coefs, self.intercepts)):
-            out = self.activations[i][:n]
-            if i < last:
-                a = ops.linear_relu_forward(a, W, b, out)
-            else:
-                a = ops.linear_forward(a, W, b, out)
-        return a
 
     def loss_and_grads(self, x, y, alpha):
         """Mean cross-entropy (plus L2) of batch (x, y); gradients into *_grads."""
@@ -87,7 +93,7 @@ def predict_logits(ops, coefs, intercepts, X, chunk=4096):
     """Logits of every row of X, computed `chunk` rows at a time."""
     n = X.shape[0]
     out = np.empty((n, coefs[-1].shape[1]), dtype=X.dtype)
-    step = TrainStep(ops, coefs, intercepts, min(chunk, n))
+    step = ForwardPass(ops, coefs, intercepts, min(chunk, n))
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         out[start:stop] = step.forward(X[start:stop])
