@@ -9,11 +9,15 @@ import importlib
 from .backend import get_backend
 
 __version__ = "0.1.0"
-__all__ = ["MLPClassifier", "get_backend", "load", "__version__"]
+__all__ = ["DivergenceError", "MLPClassifier", "get_backend", "load", "__version__"]
 
 # Imported on first use: fastnn.mlp pulls in scikit-learn (about a second), which
 # `import fastnn` or `import fastnn.kernels` alone should not pay for.
-_LAZY = {"MLPClassifier": "fastnn.mlp", "load": "fastnn.serialization"}
+_LAZY = {
+    "DivergenceError": "fastnn.mlp",
+    "MLPClassifier": "fastnn.mlp",
+    "load": "fastnn.serialization",
+}
 
 
 def __getattr__(name):

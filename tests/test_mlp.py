@@ -261,3 +261,9 @@ def test_ctrl_c_stops_after_the_current_batch(digits):
     for a, b in zip(model.coefs_, reference.coefs_):
         np.testing.assert_array_equal(a, b)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_public_names():
+    assert set(fastnn.__all__) <= set(dir(fastnn))
+    assert fastnn.DivergenceError is __import__("fastnn.mlp").mlp.DivergenceError
+    assert issubclass(fastnn.DivergenceError, FloatingPointError)
