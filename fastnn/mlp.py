@@ -71,9 +71,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         pass; "train_accuracy" of the epoch's final weights on (at most ~2,000
         evenly spaced) training rows; "val_accuracy" with `validation_data`.
 
-    Pressing Ctrl-C during `fit` or `partial_fit` returns the model to the end
-    of its last finished epoch (weights, optimizer state, counters, history)
-    and then raises the KeyboardInterrupt. A NaN or inf loss (or weights) does
+    Pressing Ctrl-C during `fit` or `partial_fit` stops training after the
+    current batch, returns the model to the end of its last finished epoch
+    (weights, optimizer state, counters, history) and then raises the
+    KeyboardInterrupt; a second Ctrl-C interrupts at once. A NaN or inf loss (or weights) does
     the same and raises `DivergenceError`, naming the epoch, the batch and the
     learning rate. A saved model is a checkpoint: ``fastnn.load(path).fit(X,
     y, resume=True)`` continues its run exactly.
