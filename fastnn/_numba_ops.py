@@ -340,7 +340,7 @@ def train_step_grads(x, y, coefs, intercepts, activations, deltas, coef_grads,
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
 def _dots4(x0, x1, x2, x3, WT, pre):
-    # pre[t, j] = x_t . WT[j] for four rows, two j at a time: each vector load
+    # pre[4 j + t] = x_t . WT[j] for four rows, two j at a time: each vector load
     # of x serves two FMAs and each of WT four, and the 8 accumulators and 6
     # loads fit in the 16 vector registers.
     k, nh = x0.shape[0], WT.shape[0]
@@ -359,8 +359,8 @@ def _dots4(x0, x1, x2, x3, WT, pre):
             t1 += a1 * vq
             t2 += a2 * vq
             t3 += a3 * vq
-        pre[0, j], pre[1, j], pre[2, j], pre[3, j] = s0, s1, s2, s3
-        pre[0, j + 1], pre[1, j + 1], pre[2, j + 1], pre[3, j + 1] = t0, t1, t2, t3
+        pre[4 * j], pre[4 * j + 1], pre[4 * j + 2], pre[4 * j + 3] = s0, s1, s2, s3
+        pre[4 * j + 4], pre[4 * j + 5], pre[4 * j + 6], pre[4 * j + 7] = t0, t1, t2, t3
     if nh % 2:
         j = nh - 1
         w = WT[j]
@@ -371,75 +371,113 @@ def _dots4(x0, x1, x2, x3, WT, pre):
             s1 += x1[q] * wq
             s2 += x2[q] * wq
             s3 += x3[q] * wq
-        pre[0, j], pre[1, j], pre[2, j], pre[3, j] = s0, s1, s2, s3
+        pre[4 * j], pre[4 * j + 1], pre[4 * j + 2], pre[4 * j + 3] = s0, s1, s2, s3
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
 def _axpy4(dWT, g, x0, x1, x2, x3):
-    # dWT[j] += sum_t g[t, j] * x_t, two j at a time (x loads shared by both)
+    # dWT[j] += sum_t g[4 j + t] * x_t, two j at a time (x loads shared by both),
+    # as a chain of four FMAs: fewer instructions than a tree of products and sums
     k, nh = x0.shape[0], dWT.shape[0]
     zero = x0.dtype.type(0)
     for j in range(0, nh - 1, 2):
-        g0, g1, g2, g3 = g[0, j], g[1, j], g[2, j], g[3, j]
-        h0, h1, h2, h3 = g[0, j + 1], g[1, j + 1], g[2, j + 1], g[3, j + 1]
+        g0, g1, g2, g3 = g[4 * j], g[4 * j + 1], g[4 * j + 2], g[4 * j + 3]
+        h0, h1, h2, h3 = g[4 * j + 4], g[4 * j + 5], g[4 * j + 6], g[4 * j + 7]
         if (g0 == zero and g1 == zero and g2 == zero and g3 == zero and h0 == zero
                 and h1 == zero and h2 == zero and h3 == zero):
             continue  # two units off (ReLU) for all four rows: nothing to add
         dw, dv = dWT[j], dWT[j + 1]
         for q in range(k):
             a0, a1, a2, a3 = x0[q], x1[q], x2[q], x3[q]
-            dw[q] += (g0 * a0 + g1 * a1) + (g2 * a2 + g3 * a3)
-            dv[q] += (h0 * a0 + h1 * a1) + (h2 * a2 + h3 * a3)
+            dw[q] = (((dw[q] + g0 * a0) + g1 * a1) + g2 * a2) + g3 * a3
+            dv[q] = (((dv[q] + h0 * a0) + h1 * a1) + h2 * a2) + h3 * a3
     if nh % 2:
         j = nh - 1
-        g0, g1, g2, g3 = g[0, j], g[1, j], g[2, j], g[3, j]
+        g0, g1, g2, g3 = g[4 * j], g[4 * j + 1], g[4 * j + 2], g[4 * j + 3]
         dw = dWT[j]
         for q in range(k):
-            dw[q] += (g0 * x0[q] + g1 * x1[q]) + (g2 * x2[q] + g3 * x3[q])
+            dw[q] = (((dw[q] + g0 * x0[q]) + g1 * x1[q]) + g2 * x2[q]) + g3 * x3[q]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _narrow_row_head(pre, b1, W2, b2, target, dW2, db1, db2, logits, dh, inv_n):
-    # Everything of one row after its first-layer dot products `pre`: ReLU,
-    # output layer, softmax, loss, dW2/db2/db1 (accumulated) and the hidden
-    # gradient dh. Returns the row's loss. pre is overwritten with ReLU(pre + b1).
+def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, inv_n, loss):
+    # Everything of rows r..r+rows-1 (rows <= 4) after their first-layer dot
+    # products: ReLU, output layer, softmax, loss (added to `loss`, returned),
+    # dW2/db2/db1 (accumulated) and the hidden gradients dh. pre, lg and dh hold
+    # one value per unit and row, at [4 unit + row]; pre becomes ReLU(pre + b1).
+    # The four rows run side by side as four independent chains (one row's small
+    # dot products alone are chains of dependent additions), each row adding in
+    # the same order as it would alone.
     nh, nc = W2.shape
     dt = pre.dtype.type
     zero = dt(0)
     for j in range(nh):
-        v = pre[j] + b1[j]
-        pre[j] = zero if v <= zero else v  # NaN passes through, as np.maximum does
-    row_max = dt(0)
+        bj = b1[j]
+        for t in range(4):
+            v = pre[4 * j + t] + bj
+            # NaN passes through, as np.maximum does; a missing row gets no gradient
+            pre[4 * j + t] = zero if (v <= zero or t >= rows) else v
     for c in range(nc):
-        s = b2[c]
+        s0 = s1 = s2 = s3 = b2[c]
         for j in range(nh):
-            s += pre[j] * W2[j, c]
-        logits[c] = s
-        if c == 0 or s > row_max:
-            row_max = s
-    shifted_target = float(logits[target] - row_max)
-    total = 0.0
-    for c in range(nc):
-        e = np.exp(logits[c] - row_max)
-        logits[c] = e
-        total += e
-    scale = dt(inv_n / total)
-    for c in range(nc):
-        logits[c] *= scale
-    logits[target] -= dt(inv_n)
-    # logits now holds d(loss)/d(logits) of this row
-    for c in range(nc):
-        db2[c] += logits[c]
-    for j in range(nh):
-        hj = pre[j]
-        s = zero
+            w = W2[j, c]
+            s0 += pre[4 * j] * w
+            s1 += pre[4 * j + 1] * w
+            s2 += pre[4 * j + 2] * w
+            s3 += pre[4 * j + 3] * w
+        lg[4 * c], lg[4 * c + 1], lg[4 * c + 2], lg[4 * c + 3] = s0, s1, s2, s3
+    for t in range(rows):  # a runtime bound: one copy of this loop's body to compile
+        target = y[r + t]
+        row_max = lg[t]
+        for c in range(1, nc):
+            if lg[4 * c + t] > row_max:
+                row_max = lg[4 * c + t]
+        shifted_target = float(lg[4 * target + t] - row_max)
+        total = 0.0
         for c in range(nc):
-            dW2[j, c] += hj * logits[c]
-            s += logits[c] * W2[j, c]
-        g = s if hj > zero else zero
-        dh[j] = g
-        db1[j] += g
-    return np.log(total) - shifted_target
+            e = np.exp(lg[4 * c + t] - row_max)
+            lg[4 * c + t] = e
+            total += e
+        loss += np.log(total) - shifted_target
+        scale = dt(inv_n / total)
+        for c in range(nc):
+            lg[4 * c + t] *= scale
+        lg[4 * target + t] -= dt(inv_n)
+    for t in range(rows, 4):
+        for c in range(nc):
+            lg[4 * c + t] = zero
+    for c in range(nc):
+        g0, g1, g2, g3 = lg[4 * c], lg[4 * c + 1], lg[4 * c + 2], lg[4 * c + 3]
+        db2[c] += g0
+        db2[c] += g1
+        db2[c] += g2
+        db2[c] += g3
+    for j in range(nh):
+        h0, h1, h2, h3 = pre[4 * j], pre[4 * j + 1], pre[4 * j + 2], pre[4 * j + 3]
+        s0 = s1 = s2 = s3 = zero
+        for c in range(nc):
+            g0, g1, g2, g3 = lg[4 * c], lg[4 * c + 1], lg[4 * c + 2], lg[4 * c + 3]
+            acc = dW2[j, c]
+            acc += h0 * g0
+            acc += h1 * g1
+            acc += h2 * g2
+            acc += h3 * g3
+            dW2[j, c] = acc
+            w = W2[j, c]
+            s0 += g0 * w
+            s1 += g1 * w
+            s2 += g2 * w
+            s3 += g3 * w
+        s0 = s0 if h0 > zero else zero
+        s1 = s1 if h1 > zero else zero
+        s2 = s2 if h2 > zero else zero
+        s3 = s3 if h3 > zero else zero
+        dh[4 * j], dh[4 * j + 1], dh[4 * j + 2], dh[4 * j + 3] = s0, s1, s2, s3
+        db1[j] += s0
+        db1[j] += s1
+        db1[j] += s2
+        db1[j] += s3
+    return loss
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -447,13 +485,13 @@ def _narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratc
     """Loss sum of rows [start, stop) of a one-hidden-layer network, and its gradient sums.
 
     x (n, k), W1T (h, k) (W1 transposed), W2 (h, c); dW1T and dW2 are sums in
-    x's dtype, db1 and db2 in float64. scratch is (9, >= max(h, c)).
+    x's dtype, db1 and db2 in float64. scratch is (3, >= 4 max(h, c)).
     """
     dW1T[...] = 0
     dW2[...] = 0
     db1[...] = 0
     db2[...] = 0
-    pre, dh, logits = scratch[0:4], scratch[4:8], scratch[8]
+    pre, dh, lg = scratch[0], scratch[1], scratch[2]
     loss = 0.0
     last = stop - 1
     for r in range(start, stop, 4):
@@ -463,11 +501,7 @@ def _narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratc
         rows = min(4, stop - r)
         x0, x1, x2, x3 = x[r], x[min(r + 1, last)], x[min(r + 2, last)], x[min(r + 3, last)]
         _dots4(x0, x1, x2, x3, W1T, pre)
-        for t in range(rows):
-            loss += _narrow_row_head(pre[t], b1, W2, b2, y[r + t], dW2, db1, db2,
-                                     logits, dh[t], inv_n)
-        for t in range(rows, 4):
-            dh[t] = 0
+        loss = _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, inv_n, loss)
         _axpy4(dW1T, dh, x0, x1, x2, x3)
     return loss
 
@@ -516,7 +550,7 @@ class _NarrowStep:
         self.dW2 = np.empty((slots, nh, nc), dtype)
         self.db1 = np.empty((slots, nh))
         self.db2 = np.empty((slots, nc))
-        self.scratch = np.empty((slots, 9, max(nh, nc)), dtype)
+        self.scratch = np.empty((slots, 3, 4 * max(nh, nc)), dtype)
 
     def _rows(self, t, x, y, start, stop, inv_n):
         return _narrow_rows(
