@@ -62,31 +62,25 @@ def _positive(kind):
     return parse
 
 
-def _unit_interval(text):
-    """A float in [0, 1)."""
+def _number(text):
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+
+
+def _unit_interval(text):
+    """A float in [0, 1)."""
+    value = _number(text)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
     return value
 
 
 def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    value = _number(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def _momentum(text):
-    value = _non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
     return value
 
 
@@ -151,7 +145,7 @@ def _add_train_parser(commands):
     train.add_argument("--solver", choices=["adam", "sgd"], help="(default: adam)")
     train.add_argument("--lr", type=_positive(float),
                        help="initial learning rate (default: 0.001)")
-    train.add_argument("--momentum", type=_momentum, help="SGD momentum (default: 0.9)")
+    train.add_argument("--momentum", type=_unit_interval, help="SGD momentum (default: 0.9)")
     train.add_argument("--alpha", type=_non_negative_float, help="L2 penalty (default: 0.0001)")
     train.add_argument("--batch-size", type=_batch_size,
                        help="samples per step, or 'full' for full-batch gradient descent "

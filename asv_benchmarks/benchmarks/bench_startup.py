@@ -49,15 +49,6 @@ class FirstStepCold:
     repeat = 3
     warmup_time = 0
 
-    def setup(self, config):
-        self._previous = os.environ.get("NUMBA_CACHE_DIR")
-
-    def teardown(self, config):
-        if self._previous is None:
-            os.environ.pop("NUMBA_CACHE_DIR", None)
-        else:
-            os.environ["NUMBA_CACHE_DIR"] = self._previous
-
     def timeraw_first_step(self, config):
         sizes, n = STEP_CONFIGS[config]
         # a fresh empty cache directory for each interpreter
