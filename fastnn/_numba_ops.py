@@ -28,25 +28,27 @@ _DOT = {"reassoc", "contract"}
 
 
 @njit(cache=True, error_model="numpy")
-def linear_forward(x, W, b, out):
-    np.dot(x, W, out)
-    n, m = out.shape
-    for i in range(n):
-        for j in range(m):
-            out[i, j] += b[j]
-    return out
-
-
-@njit(cache=True, error_model="numpy")
-def linear_relu_forward(x, W, b, out):
-    np.dot(x, W, out)
+def _bias_relu_inplace(out, b, relu):
     n, m = out.shape
     zero = out.dtype.type(0)
     for i in range(n):
         for j in range(m):
             v = out[i, j] + b[j]
             # NaN passes through, as np.maximum does
-            out[i, j] = zero if v <= zero else v
+            out[i, j] = zero if (relu and v <= zero) else v
+
+
+@njit(cache=True, error_model="numpy")
+def linear_forward(x, W, b, out):
+    np.dot(x, W, out)
+    _bias_relu_inplace(out, b, False)
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def linear_relu_forward(x, W, b, out):
+    np.dot(x, W, out)
+    _bias_relu_inplace(out, b, True)
     return out
 
 
@@ -239,17 +241,6 @@ def l2_penalty(W, dW, scale):
 # calls, with each element-wise pass fused into the GEMM that produces its
 # input (bias+ReLU, softmax+cross-entropy+gradient+bias-gradient,
 # ReLU-gate+bias-gradient). Same arithmetic as the contract functions.
-
-
-@njit(cache=True, error_model="numpy")
-def _bias_relu_inplace(out, b, relu):
-    n, m = out.shape
-    zero = out.dtype.type(0)
-    for i in range(n):
-        for j in range(m):
-            v = out[i, j] + b[j]
-            # NaN passes through, as np.maximum does
-            out[i, j] = zero if (relu and v <= zero) else v
 
 
 @njit(cache=True, error_model="numpy")
