@@ -52,8 +52,10 @@ class TrainStep(ForwardPass):
         # in one call; its tuples hold one array type, hence the (0, 0)
         # placeholder for the unused deltas[0].
         self._fused = None
-        if hasattr(ops, "fused_train_step"):
-            self._fused = ops.fused_train_step(
+        if ops.__name__ == "fastnn._numba_ops":
+            from ._numba_step import fused_train_step
+
+            self._fused = fused_train_step(
                 tuple(coefs), tuple(intercepts), tuple(self.activations),
                 (np.empty((0, 0), dtype),) + tuple(self.deltas[1:]),
                 tuple(self.coef_grads), tuple(self.intercept_grads),

@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pytest
 
-from fastnn import _numba_ops, kernels, reference
+from fastnn import _numba_step, kernels, reference
 from fastnn.network import TrainStep
 
 # (layer sizes, batch): narrow one-hidden-layer nets take the single pass
@@ -77,14 +77,14 @@ def _check(sizes, n, dtype, alpha, seed=0, scale=1.0):
 def test_single_pass_matches_reference(sizes, n, alpha, dtype):
     step = _check(sizes, n, dtype, alpha)
     # the test is about the single pass: make sure that it ran
-    assert isinstance(step._fused, _numba_ops._NarrowStep)
+    assert isinstance(step._fused, _numba_step._NarrowStep)
 
 
 @pytest.mark.parametrize("sizes,n", GEMM, ids=lambda v: str(v))
 @pytest.mark.parametrize("alpha", [0.0, 1e-2])
 def test_gemm_path_matches_reference(sizes, n, alpha, dtype):
     step = _check(sizes, n, dtype, alpha)
-    assert not isinstance(step._fused, _numba_ops._NarrowStep)
+    assert not isinstance(step._fused, _numba_step._NarrowStep)
 
 
 @pytest.mark.parametrize("sizes,n", [((50, 8, 6), 41), ((50, 40, 6), 41)])
@@ -100,7 +100,7 @@ def test_every_thread_count_gives_the_same_gradients(monkeypatch):
     sizes, n = (30, 6, 4), 203
     X, y, coefs, intercepts = _problem(sizes, n)
     _, _, one_chunk = _run(kernels, X, y, coefs, intercepts, np.float64, 0.0)
-    monkeypatch.setattr(_numba_ops, "_MIN_ROWS_PER_THREAD", 16)
+    monkeypatch.setattr(_numba_step, "_MIN_ROWS_PER_THREAD", 16)
     _, _, chunked = _run(kernels, X, y, coefs, intercepts, np.float64, 0.0)
     for a, b in zip(chunked, one_chunk):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
@@ -147,7 +147,7 @@ def test_single_pass_works_in_a_forked_child():
 
     X, y, coefs, intercepts = _problem((30, 6, 4), 4096)
     _, loss, _ = _run(kernels, X, y, coefs, intercepts, np.float64, 0.0)
-    assert _numba_ops._POOL  # 4096 rows were split over the pool
+    assert _numba_step._POOL  # 4096 rows were split over the pool
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_narrow_loss_in_child, args=(queue,))
