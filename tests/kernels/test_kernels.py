@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from fastnn import kernels, reference
 from fastnn._api import CONTRACT
 
-from conftest import SHAPES, close
+from tests.helpers import SHAPES, close
 
 
 def layer(rng, n, k, m, dtype, spread=1.0):
