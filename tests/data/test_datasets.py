@@ -1,13 +1,8 @@
 """Loaders of fastnn.datasets on small files the tests write, and fetch_mnist
 against a local HTTP server (never the network)."""
 
-import contextlib
-import functools
 import gzip
 import hashlib
-import http.server
-import struct
-import threading
 import time
 
 import numpy as np
@@ -15,25 +10,7 @@ import pytest
 
 from fastnn import datasets
 from fastnn.datasets import DataError, fetch_mnist, load_csv, load_idx, load_npz
-
-
-def idx_bytes(array):
-    """`array` (uint8) in the IDX format: magic 0x0000080N, big-endian sizes, data."""
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write_idx_set(directory, subset="train", n=7, gz=False, rng=None):
-    """Images (n, 4, 3) and labels of one MNIST subset, as IDX files in `directory`."""
-    rng = rng or np.random.default_rng(0)
-    images = rng.integers(0, 256, (n, 4, 3), dtype=np.uint8)
-    labels = rng.integers(0, 10, n, dtype=np.uint8)
-    names = datasets.IDX_FILES[subset]
-    for name, array in zip(names, (images, labels)):
-        data = idx_bytes(array)
-        path = directory / (name + (".gz" if gz else ""))
-        path.write_bytes(gzip.compress(data) if gz else data)
-    return images, labels
+from tests.helpers import idx_bytes, serve, write_idx_set
 
 
 def write_csv(path, header, rows):
@@ -233,34 +210,6 @@ def test_dtype_is_checked(tmp_path):
 
 
 # -- fetch_mnist over a local server -------------------------------------------
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    requests = []
-
-    def log_message(self, *args):  # keep pytest's output clean
-        pass
-
-    def do_GET(self):
-        type(self).requests.append(self.path)
-        super().do_GET()
-
-
-@contextlib.contextmanager
-def serve(directory):
-    """A static HTTP server on 127.0.0.1 for `directory`; yields (base URL, request log)."""
-    handler = type("Handler", (_Handler,), {"requests": []})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(directory))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/mnist/", handler.requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Input validation that keeps garbage out of the jitted loops and the estimator.
 
-Complements test_kernel_errors.py (one case per argument) with the layouts a
+Complements kernels/test_kernel_errors.py (one case per argument) with the layouts a
 row-by-row loop would get wrong silently: partial overlaps, labels that alias
 an output, foreign byte orders, truthy non-bools; and with the estimator's
 data checks (scikit-learn's check_array behaviour).

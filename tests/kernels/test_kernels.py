@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from fastnn import kernels, reference
 from fastnn._api import CONTRACT
 
-from conftest import SHAPES, close
+from tests.helpers import SHAPES, close
 
 
 def layer(rng, n, k, m, dtype, spread=1.0):
@@ -26,11 +26,48 @@ def matmul_scale(x, W, b=None):
     return s.max()
 
 
-def test_both_backends_export_the_whole_contract():
-    for name in CONTRACT:
-        assert callable(getattr(kernels, name)), name
-        assert callable(getattr(reference, name)), name
-        assert getattr(kernels, name).__doc__ == getattr(reference, name).__doc__
+def contract_calls(rng):
+    """One valid call of every CONTRACT function: name -> positional arguments."""
+    x, W, b = layer(rng, 3, 4, 2, np.float64)
+    z = rng.standard_normal((3, 2))
+    y = np.array([0, 1, 1])
+    p = np.full(4, 0.5)
+    return {
+        "linear_forward": (x, W, b), "linear_relu_forward": (x, W, b),
+        "relu_forward": (z,), "relu_backward": (z, z), "softmax": (z,),
+        "softmax_cross_entropy": (z, y), "softmax_cross_entropy_backward": (z, y),
+        "linear_backward": (z, x, W), "sgd_update": (p.copy(), p, 0.1),
+        "adam_update": (p.copy(), p, np.zeros(4), np.zeros(4), 1, 0.1),
+        "l2_penalty": (W, np.zeros_like(W), 0.1),
+    }
+
+
+@pytest.mark.parametrize("module", [kernels, reference], ids=["numba", "numpy"])
+def test_each_backend_runs_its_own_ops(module, rng, monkeypatch):
+    # The public functions are written once (fastnn._api) for both backends, so
+    # their names and docstrings agree by construction. What can go wrong is the
+    # wiring: a backend whose functions call the other backend's ops (the tests
+    # comparing the two would then compare a backend with itself), or an op
+    # missing from one backend. Record which ops module each call reaches.
+    other = reference if module is kernels else kernels
+    assert module.ops is not other.ops
+    assert sorted(module.__all__) == sorted(CONTRACT)
+    reached = []
+    for ops, label in [(module.ops, "own"), (other.ops, "other")]:
+        for name in CONTRACT:
+            op = getattr(ops, name)  # every op the contract calls exists
+
+            def record(*args, _op=op, _label=label, _name=name):
+                reached.append((_label, _name))
+                return _op(*args)
+
+            monkeypatch.setattr(ops, name, record)
+    calls = contract_calls(rng)
+    assert sorted(calls) == sorted(CONTRACT)
+    for name, args in calls.items():
+        reached.clear()
+        getattr(module, name)(*args)
+        assert reached == [("own", name)], name
 
 
 @pytest.mark.parametrize("n,k,m", SHAPES)
@@ -202,8 +239,15 @@ def test_linear_backward_writes_into_buffers(rng, dtype):
     x, W, _ = layer(rng, 6, 5, 4, dtype)
     dout = rng.standard_normal((6, 4)).astype(dtype)
     dx, dW, db = (np.empty((6, 5), dtype), np.empty((5, 4), dtype), np.empty(4, dtype))
+    for buffer in (dx, dW, db):
+        buffer.fill(np.nan)  # stale contents must be overwritten, not added to
     result = kernels.linear_backward(dout, x, W, dx=dx, dW=dW, db=db)
     assert result[0] is dx and result[1] is dW and result[2] is db
+    want_dx, want_dW, want_db = reference.linear_backward(dout, x, W)
+    scale = matmul_scale(dout, W.T)
+    close(dx, want_dx, dtype, scale, terms=4)
+    close(dW, want_dW, dtype, matmul_scale(x.T, dout), terms=6)
+    close(db, want_db, dtype, np.abs(dout).sum(axis=0).max(), terms=6)
 
 
 @pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])

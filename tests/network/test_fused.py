@@ -94,21 +94,41 @@ def test_extreme_logits(sizes, n, dtype):
     _check(sizes, n, dtype, 0.0, seed=3, scale=300.0)
 
 
-def test_every_thread_count_gives_the_same_gradients(monkeypatch):
-    # Row chunks as small as 16 rows: up to n_threads() chunks of the batch,
-    # each with its own partial sums, must add up to the one-chunk result.
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_every_thread_count_gives_the_same_gradients(monkeypatch, threads):
+    # Row chunks as small as 16 rows: the batch is split into up to
+    # threads * _CHUNKS_PER_THREAD chunks, each with its own partial sums,
+    # which must add up to the one-chunk result. The thread count is set here
+    # rather than read from the machine, so that a one-core CI runner splits
+    # the batch too; the chunks that ran are counted, not assumed.
     sizes, n = (30, 6, 4), 203
     X, y, coefs, intercepts = _problem(sizes, n)
     _, _, one_chunk = _run(kernels, X, y, coefs, intercepts, np.float64, 0.0)
     monkeypatch.setattr(_numba_step, "_MIN_ROWS_PER_THREAD", 16)
+    monkeypatch.setattr(_numba_step, "n_threads", lambda: threads)
+    rows = []
+    chunk_rows = _numba_step._NarrowStep._rows
+
+    def counted(self, t, x, y, start, stop, inv_n):
+        rows.append((t, start, stop))
+        return chunk_rows(self, t, x, y, start, stop, inv_n)
+
+    monkeypatch.setattr(_numba_step._NarrowStep, "_rows", counted)
     _, _, chunked = _run(kernels, X, y, coefs, intercepts, np.float64, 0.0)
+    slots = threads * _numba_step._CHUNKS_PER_THREAD if threads > 1 else 1
+    expected = min(slots, n // 16)
+    assert len(rows) == expected
+    # the chunks, in slot order, cover every row once
+    rows.sort()
+    assert [t for t, _, _ in rows] == list(range(expected))
+    assert rows[0][1] == 0 and rows[-1][2] == n
+    assert all(a[2] == b[1] for a, b in zip(rows, rows[1:]))
     for a, b in zip(chunked, one_chunk):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
 def test_smaller_batch_reuses_the_buffers(dtype):
     # The trainer's last batch of an epoch is smaller than the buffers
-    sizes = (12, 5, 3)
     for sizes in [(12, 5, 3), (12, 40, 3)]:
         X, y, coefs, intercepts = _problem(sizes, 9)
         W = [w.astype(dtype) for w in coefs]

@@ -4,7 +4,6 @@ and traceback checks run the real program."""
 
 import hashlib
 import json
-import pathlib
 import re
 import shlex
 import subprocess
@@ -16,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 import fastnn
 from fastnn import cli, datasets
-from test_datasets import serve, write_idx_set
+from tests.helpers import REPO, serve, write_idx_set
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -258,7 +257,7 @@ def test_info_describes_the_model(saved_model, capsys):
     ids=["missing-data", "missing-model", "not-a-model", "unknown-format", "dir-without-idx"],
 )
 def test_bad_paths_give_a_message(args, message, capsys, monkeypatch):
-    monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[1])  # the repository
+    monkeypatch.chdir(REPO)  # the repository
     # an exception other than the handled ones would fail this test
     assert cli.main(args) == 1
     assert message in capsys.readouterr().err
@@ -317,7 +316,7 @@ def test_every_command_has_help_with_examples(command, capsys):
 
 
 def readme_section(title="## Use your own data"):
-    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (REPO / "README.md").read_text()
     start = text.index(title)
     return text[start:text.index("\n## ", start + 1)]
 
