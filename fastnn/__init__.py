@@ -1,7 +1,7 @@
 """fastnn: Numba-jitted kernels and a thin trainer for fully-connected networks.
 
 `fastnn.kernels` (Numba) and `fastnn.reference` (NumPy) implement one kernel
-contract; `fastnn.MLPClassifier` trains on either.
+contract; `fastnn.MLPClassifier` and `fastnn.MLPRegressor` train on either.
 """
 
 import importlib
@@ -9,13 +9,15 @@ import importlib
 from .backend import get_backend
 
 __version__ = "0.1.0"
-__all__ = ["DivergenceError", "MLPClassifier", "get_backend", "load", "__version__"]
+__all__ = ["DivergenceError", "MLPClassifier", "MLPRegressor", "get_backend", "load",
+           "__version__"]
 
 # Imported on first use: fastnn.mlp pulls in scikit-learn (about a second), which
 # `import fastnn` or `import fastnn.kernels` alone should not pay for.
 _LAZY = {
     "DivergenceError": "fastnn.mlp",
     "MLPClassifier": "fastnn.mlp",
+    "MLPRegressor": "fastnn.mlp",
     "load": "fastnn.serialization",
 }
 

@@ -11,11 +11,18 @@ from . import _checks
 CONTRACT = (
     "linear_forward",
     "linear_relu_forward",
+    "linear_activation_forward",
     "relu_forward",
     "relu_backward",
+    "activation_forward",
+    "activation_backward",
     "softmax",
     "softmax_cross_entropy",
     "softmax_cross_entropy_backward",
+    "binary_cross_entropy",
+    "binary_cross_entropy_backward",
+    "squared_error",
+    "squared_error_backward",
     "linear_backward",
     "sgd_update",
     "adam_update",
@@ -52,6 +59,37 @@ def define_contract(namespace, ops):
         out = _checks.linear_forward_args(x, W, b, out)
         return ops.linear_relu_forward(x, W, b, out)
 
+    def linear_activation_forward(x, W, b, activation="relu", out=None):
+        """Fused affine layer and activation: ``f(x @ W + b)``.
+
+        `activation` is one of "identity", "logistic", "tanh", "relu"; the
+        other arguments as in `linear_forward`.
+        """
+        code = _checks.activation(activation)
+        out = _checks.linear_forward_args(x, W, b, out)
+        return ops.linear_activation_forward(x, W, b, code, out)
+
+    def activation_forward(z, activation, out=None):
+        """Element-wise activation ``f(z)`` for "identity", "logistic", "tanh" or "relu".
+
+        logistic is ``1 / (1 + exp(-z))`` (0 and 1 at the extremes, no
+        overflow warning); `out` may be `z`.
+        """
+        code = _checks.activation(activation)
+        out = _checks.elementwise_args(("z",), (z,), out)
+        return ops.activation_forward(z, code, out)
+
+    def activation_backward(dout, a, activation, out=None):
+        """Gradient through an activation, from its output ``a = f(z)``.
+
+        ``dout * f'(z)`` written through a, as scikit-learn's DERIVATIVES:
+        identity 1, logistic ``a (1 - a)``, tanh ``1 - a^2``, relu a gate
+        (`dout` where ``a > 0``, else 0). `out` may be `dout`.
+        """
+        code = _checks.activation(activation)
+        out = _checks.elementwise_args(("dout", "a"), (dout, a), out)
+        return ops.activation_backward(dout, a, code, out)
+
     def relu_forward(z, out=None):
         """ReLU: ``maximum(z, 0)``, element-wise; `out` may be `z`."""
         out = _checks.elementwise_args(("z",), (z,), out)
@@ -80,8 +118,8 @@ def define_contract(namespace, ops):
         out = _checks.elementwise_args(("z",), (z,), out)
         return ops.softmax(z, out)
 
-    def softmax_cross_entropy(logits, y, probs_out=None):
-        """Mean cross-entropy of softmax(`logits`) against integer labels `y`.
+    def softmax_cross_entropy(logits, y, probs_out=None, scale=None):
+        """Cross-entropy of softmax(`logits`) against integer labels `y`.
 
         Parameters
         ----------
@@ -89,23 +127,83 @@ def define_contract(namespace, ops):
         y : integer ndarray (n,), values in [0, C)
         probs_out : ndarray (n, C), optional
             Receives the softmax probabilities; may be `logits`.
+        scale : float, optional
+            The normaliser: the loss is ``scale * sum_i loss_i``. Default 1/n
+            (the mean); a slice of a sharded batch passes 1/(global n).
 
         Returns
         -------
         loss : float
-            Mean over rows of ``logsumexp(z_i) - z_i[y_i]``, accumulated in float64.
+            ``scale * sum_i (logsumexp(z_i) - z_i[y_i])``, accumulated in float64.
         probs : ndarray (n, C)
         """
-        probs_out = _checks.softmax_cross_entropy_args(logits, y, probs_out)
-        return ops.softmax_cross_entropy(logits, y, probs_out)
+        probs_out = _checks.head_args("logits", logits, "y", y, "probs_out", probs_out, True)
+        scale = _checks.loss_scale(scale, logits.shape[0])
+        return ops.softmax_cross_entropy(logits, y, probs_out, scale)
 
-    def softmax_cross_entropy_backward(probs, y, out=None):
-        """Gradient of the mean cross-entropy with respect to the logits.
+    def softmax_cross_entropy_backward(probs, y, out=None, scale=None):
+        """Gradient of `softmax_cross_entropy` with respect to the logits.
 
-        Returns ``(probs - onehot(y)) / n``; `out` may be `probs`.
+        Returns ``scale * (probs - onehot(y))`` (scale 1/n by default); `out`
+        may be `probs`.
         """
-        out = _checks.softmax_cross_entropy_backward_args(probs, y, out)
-        return ops.softmax_cross_entropy_backward(probs, y, out)
+        out = _checks.head_args("probs", probs, "y", y, "out", out, True)
+        scale = _checks.loss_scale(scale, probs.shape[0])
+        return ops.softmax_cross_entropy_backward(probs, y, out, scale)
+
+    def binary_cross_entropy(logits, Y, probs_out=None, scale=None):
+        """Binary cross-entropy of logistic(`logits`) against 0/1 targets `Y`, per output.
+
+        For binary and multilabel classification. Computed from the logits as
+        ``max(z, 0) - Y z + log1p(exp(-|z|))``, so logits of +-1000 give finite
+        losses and exact probabilities of 0 and 1.
+
+        Parameters
+        ----------
+        logits : ndarray (n, C)
+        Y : ndarray (n, C) of the logits' dtype, targets in [0, 1]
+        probs_out : ndarray (n, C), optional
+            Receives ``logistic(logits)``; may be `logits`.
+        scale : float, optional
+            Default 1/n: scikit-learn's ``binary_log_loss``, summed over outputs.
+
+        Returns
+        -------
+        loss : float
+            ``scale * sum_ij`` of the per-output losses, accumulated in float64.
+        probs : ndarray (n, C)
+        """
+        probs_out = _checks.head_args("logits", logits, "Y", Y, "probs_out", probs_out, False)
+        scale = _checks.loss_scale(scale, logits.shape[0])
+        return ops.binary_cross_entropy(logits, Y, probs_out, scale)
+
+    def binary_cross_entropy_backward(probs, Y, out=None, scale=None):
+        """Gradient of `binary_cross_entropy` with respect to the logits.
+
+        Returns ``scale * (probs - Y)`` (scale 1/n by default); `out` may be `probs`.
+        """
+        out = _checks.head_args("probs", probs, "Y", Y, "out", out, False)
+        scale = _checks.loss_scale(scale, probs.shape[0])
+        return ops.binary_cross_entropy_backward(probs, Y, out, scale)
+
+    def squared_error(pred, Y, scale=None):
+        """Squared error of predictions `pred` (n, C) against targets `Y` (n, C).
+
+        Returns ``scale * 0.5 * sum_ij (pred_ij - Y_ij)^2`` (float64
+        accumulation); with the default scale 1/n this is scikit-learn's
+        ``0.5 * mean squared error`` for one output, and for several outputs
+        the squares of a row are summed (the loss whose gradient
+        `squared_error_backward` gives).
+        """
+        _checks.head_args("pred", pred, "Y", Y, "out", None, False)
+        scale = _checks.loss_scale(scale, pred.shape[0])
+        return ops.squared_error(pred, Y, scale)
+
+    def squared_error_backward(pred, Y, out=None, scale=None):
+        """Gradient of `squared_error`: ``scale * (pred - Y)``; `out` may be `pred`."""
+        out = _checks.head_args("pred", pred, "Y", Y, "out", out, False)
+        scale = _checks.loss_scale(scale, pred.shape[0])
+        return ops.squared_error_backward(pred, Y, out, scale)
 
     def linear_backward(dout, x, W, dx=None, dW=None, db=None, need_dx=True):
         """Gradients of the affine layer ``x @ W + b``.
@@ -166,19 +264,9 @@ def define_contract(namespace, ops):
         scale = _checks.l2_penalty_args(W, dW, scale)
         return ops.l2_penalty(W, dW, scale)
 
-    for function in (
-        linear_forward,
-        linear_relu_forward,
-        relu_forward,
-        relu_backward,
-        softmax,
-        softmax_cross_entropy,
-        softmax_cross_entropy_backward,
-        linear_backward,
-        sgd_update,
-        adam_update,
-        l2_penalty,
-    ):
+    defined = locals()
+    for name in CONTRACT:
+        function = defined[name]
         function.__module__ = namespace["__name__"]
         function.__qualname__ = function.__name__
         namespace[function.__name__] = function

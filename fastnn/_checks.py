@@ -173,23 +173,6 @@ def elementwise_args(names, arrays, out):
     return out
 
 
-def softmax_cross_entropy_args(logits, y, probs_out):
-    dtype = float_array("logits", logits, 2)
-    labels("y", y, logits.shape[0], logits.shape[1])
-    probs_out = out_buffer("probs_out", probs_out, logits.shape, dtype)
-    in_place_or_apart("probs_out", probs_out, ("logits", logits))
-    # a label overwritten mid-row would index out of bounds
-    no_overlap("probs_out", probs_out, ("y", y))
-    return probs_out
-
-
-def softmax_cross_entropy_backward_args(probs, y, out):
-    dtype = float_array("probs", probs, 2)
-    labels("y", y, probs.shape[0], probs.shape[1])
-    out = out_buffer("out", out, probs.shape, dtype)
-    in_place_or_apart("out", out, ("probs", probs))
-    no_overlap("out", out, ("y", y))
-    return out
 
 
 def linear_backward_args(dout, x, W, dx, dW, db, need_dx):
@@ -265,3 +248,42 @@ def l2_penalty_args(W, dW, scale):
     _param_and_grad(W, dW, names=("W", "dW"), written=1)
     apart([("dW", dW), ("W", W)])
     return real_scalar("scale", scale, low=0.0)
+
+
+def activation(value):
+    """The code of activation name `value` (`fastnn._tables.ACTIVATIONS`)."""
+    from ._tables import ACTIVATIONS
+
+    if not isinstance(value, str) or value not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {value!r}")
+    return ACTIVATIONS.index(value)
+
+
+def loss_scale(scale, n):
+    """The loss normaliser: 1/n by default (a mean), or the caller's (1/global n)."""
+    if scale is None:
+        return 1.0 / n
+    return real_scalar("scale", scale, low=0.0)
+
+
+def float_targets(name, Y, shape, dtype):
+    """Float targets of the outputs' shape and dtype (multilabel 0/1, regression values)."""
+    float_array(name, Y, 2, dtype)
+    shape_is(name, Y, shape)
+
+
+def head_args(z_name, z, y_name, y, out_name, out, labels_target):
+    """A head's (outputs, targets, out): labels or float targets, `out` may be `z`."""
+    dtype = float_array(z_name, z, 2)
+    if labels_target:
+        labels(y_name, y, z.shape[0], z.shape[1])
+    else:
+        float_targets(y_name, y, z.shape, dtype)
+    out = out_buffer(out_name, out, z.shape, dtype)
+    in_place_or_apart(out_name, out, (z_name, z))
+    # a target overwritten mid-row would be read wrong (a label, out of bounds)
+    if labels_target:
+        no_overlap(out_name, out, (y_name, y))
+    else:
+        in_place_or_apart(out_name, out, (y_name, y))
+    return out

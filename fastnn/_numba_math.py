@@ -128,7 +128,7 @@ def head_grad_inplace(z, y, Y, sw, head, scale, db):
         w = float(sw[i]) if weighted else 1.0
         row_loss = 0.0
         if head == SOFTMAX_HEAD:
-            # the max is private to the row (see DESIGN: a shared one is a race under prange)
+            # the max is private to the row: shared, it races under prange (docs/design.md s. 6)
             row_max = z[i, 0]
             best = 0
             for j in range(1, m):

@@ -18,7 +18,8 @@ The trainer's hot path, the fused step and the compiled epoch loop, is in
 
 import numpy as np
 from ._jit import njit  # cache=True that survives a read-only install
-from ._numba_math import bias_activation_inplace, column_sums
+from ._numba_math import (activation_backward_inplace, activation_inplace,
+                          bias_activation_inplace, column_sums, logistic)
 from ._tables import IDENTITY, RELU
 
 # The fast-math subset for loops that only add and multiply: reassoc lets LLVM
@@ -91,26 +92,96 @@ def softmax(z, out):
 
 
 @njit(cache=True, error_model="numpy")
-def softmax_cross_entropy(logits, y, probs_out):
+def softmax_cross_entropy(logits, y, probs_out, scale):
     n = logits.shape[0]
     loss = 0.0  # float64 whatever the dtype: a float32 sum drifts with n
     for i in range(n):
         target = float(logits[i, y[i]])  # read first: probs_out may be logits
         row_max, total = _softmax_row(logits, i, probs_out)
         loss += np.log(total) - (target - float(row_max))
-    return loss / n, probs_out
+    return loss * scale, probs_out
 
 
 @njit(cache=True, error_model="numpy")
-def softmax_cross_entropy_backward(probs, y, out):
+def softmax_cross_entropy_backward(probs, y, out, scale):
     n, m = probs.shape
-    inv_n = probs.dtype.type(1.0 / n)
+    s = probs.dtype.type(scale)
     one = probs.dtype.type(1.0)
     for i in range(n):
         target = probs[i, y[i]]  # read first: out may be probs
         for j in range(m):
-            out[i, j] = probs[i, j] * inv_n
-        out[i, y[i]] = (target - one) * inv_n
+            out[i, j] = probs[i, j] * s
+        out[i, y[i]] = (target - one) * s
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def binary_cross_entropy(logits, Y, probs_out, scale):
+    n, m = logits.shape
+    loss = 0.0
+    for i in range(n):
+        for j in range(m):
+            v = float(logits[i, j])  # read first: probs_out may be logits
+            # max(v, 0) - Y v + log(1 + exp(-|v|)): no overflow for logits of +-1000
+            loss += max(v, 0.0) - float(Y[i, j]) * v + np.log1p(np.exp(-abs(v)))
+            probs_out[i, j] = logistic(logits[i, j])
+    return loss * scale, probs_out
+
+
+@njit(cache=True, error_model="numpy")
+def _scaled_difference(a, Y, out, scale):
+    n, m = a.shape
+    s = a.dtype.type(scale)
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = (a[i, j] - Y[i, j]) * s
+    return out
+
+
+def binary_cross_entropy_backward(probs, Y, out, scale):
+    return _scaled_difference(probs, Y, out, scale)
+
+
+@njit(cache=True, error_model="numpy")
+def squared_error(pred, Y, scale):
+    n, m = pred.shape
+    total = 0.0
+    for i in range(n):
+        for j in range(m):
+            d = float(pred[i, j]) - float(Y[i, j])
+            total += d * d
+    return scale * 0.5 * total
+
+
+def squared_error_backward(pred, Y, out, scale):
+    return _scaled_difference(pred, Y, out, scale)
+
+
+@njit(cache=True, error_model="numpy")
+def activation_forward(z, code, out):
+    activation_inplace(z, out, code)
+    return out
+
+
+_NO_DB = {}
+
+
+@njit(cache=True, error_model="numpy")
+def _activation_backward(dout, a, code, out, db):
+    activation_backward_inplace(dout, a, out, code, db, False)
+    return out
+
+
+def activation_backward(dout, a, code, out):
+    # no bias gradient wanted: an empty placeholder of the dtype
+    db = _NO_DB.setdefault(out.dtype, np.empty(0, out.dtype))
+    return _activation_backward(dout, a, code, out, db)
+
+
+@njit(cache=True, error_model="numpy")
+def linear_activation_forward(x, W, b, code, out):
+    np.dot(x, W, out)
+    bias_activation_inplace(out, b, code)
     return out
 
 

@@ -1,9 +1,21 @@
-"""The trainer's hot path: one jitted call per training step.
+"""The trainer's hot path on the Numba backend: one batch's loss and gradients.
 
-`fused_train_step` binds a network's buffers into ``step(x, y, alpha) -> loss``.
-It runs either the GEMM path (every layer's GEMM through Numba's np.dot, with
-each element-wise pass fused into the GEMM that produces its input) or, for
-narrow one-hidden-layer networks, a BLAS-free single pass over x.
+Two ways to the same numbers:
+
+- `batch_grads`, the GEMM path, for any network, activation and head: every
+  GEMM through Numba's np.dot (SciPy's OpenBLAS), each element-wise pass fused
+  into the GEMM that produces its input (bias+activation, head+loss+gradient+
+  bias gradient, activation derivative+bias gradient).
+- `NarrowStep`, a BLAS-free single pass for narrow one-hidden-layer ReLU
+  networks with a softmax head (the seed recipe, 784-10-10): with 10 hidden
+  units a GEMM's inner dimension is too short for BLAS, and the step is bound by
+  reading x. One pass per four rows does the forward pass, softmax, loss and
+  every gradient while the rows are in L1. It reads uint8 pixels as they are.
+
+Both compute gradients of ``scale * sum_i loss_i`` (scale = 1/n for a mean, or
+1/global_n for a slice of a sharded batch) and return ``(loss, correct)``, the
+scaled loss and the number of rows predicted right. The L2 term is the
+caller's (`fastnn._numba_epoch`), over the flat parameter buffer.
 """
 
 import os
@@ -13,71 +25,17 @@ import numba
 import numpy as np
 
 from ._jit import njit
-from ._numba_math import bias_activation_inplace
-from ._numba_ops import _DOT, _l2_penalty
-from ._tables import IDENTITY, RELU
-
-# -- fused training step ---------------------------------------------------
-#
-# The trainer's hot path: one jitted call per step instead of a dozen kernel
-# calls, with each element-wise pass fused into the GEMM that produces its
-# input (bias+ReLU, softmax+cross-entropy+gradient+bias-gradient,
-# ReLU-gate+bias-gradient). Same arithmetic as the contract functions.
-
-
-@njit(cache=True, error_model="numpy")
-def _softmax_xent_grad_inplace(z, y, db):
-    # z: logits (n, C) -> (softmax(z) - onehot(y)) / n in place; db = its column sums.
-    n, m = z.shape
-    inv_n = 1.0 / n
-    acc = np.zeros(m, dtype=np.float64)
-    loss = 0.0
-    for i in range(n):
-        row_max = z[i, 0]
-        for j in range(1, m):
-            if z[i, j] > row_max:
-                row_max = z[i, j]
-        target = y[i]
-        shifted_target = float(z[i, target] - row_max)  # read before z is overwritten
-        total = 0.0
-        for j in range(m):
-            e = np.exp(z[i, j] - row_max)
-            z[i, j] = e
-            total += e
-        loss += np.log(total) - shifted_target
-        scale = z.dtype.type(inv_n / total)
-        for j in range(m):
-            z[i, j] *= scale
-        z[i, target] -= z.dtype.type(inv_n)
-        for j in range(m):
-            acc[j] += z[i, j]
-    for j in range(m):
-        db[j] = acc[j]
-    return loss * inv_n
-
-
-@njit(cache=True, error_model="numpy")
-def _relu_gate_colsum_inplace(d, a, db):
-    # d = d where a > 0 else 0 (a gate: inf * 0 would give NaN); db = column sums of d
-    n, m = d.shape
-    zero = d.dtype.type(0)
-    acc = np.zeros(m, dtype=np.float64)
-    for i in range(n):
-        for j in range(m):
-            v = d[i, j] if a[i, j] > zero else zero
-            d[i, j] = v
-            acc[j] += v
-    for j in range(m):
-        db[j] = acc[j]
+from ._numba_math import activation_backward_inplace, bias_activation_inplace, head_grad_inplace
+from ._numba_ops import _DOT
+from ._tables import IDENTITY, RELU, SOFTMAX_HEAD
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def train_step_grads(x, y, coefs, intercepts, activations, deltas, coef_grads,
-                     intercept_grads):
-    """Loss of batch (x, y) and every gradient (no L2), in one call over preallocated buffers.
+def forward(x, act, coefs, intercepts, activations):
+    """Every layer's output for batch x into activations[i][:n]; returns the last.
 
-    coefs[i] (k_i, m_i), activations[i] (>= n, m_i), deltas[i] (>= n, k_i) for
-    i >= 1 (deltas[0] is unused), all tuples of one array type.
+    The last layer's is the output pre-activation (logits): the head applies
+    its own function.
     """
     n = x.shape[0]
     last = len(coefs) - 1
@@ -85,30 +43,48 @@ def train_step_grads(x, y, coefs, intercepts, activations, deltas, coef_grads,
     for i in range(last + 1):
         out = activations[i][:n]
         np.dot(a, coefs[i], out)
-        bias_activation_inplace(out, intercepts[i], RELU if i < last else IDENTITY)
+        bias_activation_inplace(out, intercepts[i], act if i < last else IDENTITY)
         a = out
-    delta = activations[last][:n]
-    loss = _softmax_xent_grad_inplace(delta, y, intercept_grads[last])
+    return activations[last][:n]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def batch_grads(x, y, Y, sw, scale, act, head, coefs, intercepts, activations, deltas,
+                coef_grads, intercept_grads):
+    """Loss of batch x and every gradient, over preallocated buffers.
+
+    x (n, k0) of the weights' dtype; y (n,) labels or Y (n, C) targets (the
+    other empty); sw (n,) row weights or empty. coefs[i] (k_i, m_i),
+    activations[i] (>= n, m_i), deltas[i] (>= n, k_i) for i >= 1 (deltas[0] is
+    unused), all tuples of one array type. Returns ``(loss, correct)``.
+    """
+    n = x.shape[0]
+    last = len(coefs) - 1
+    if n == 0:  # a rank's empty slice of a small sharded batch
+        for i in range(last + 1):
+            coef_grads[i][...] = 0
+            intercept_grads[i][...] = 0
+        return 0.0, 0
+    delta = forward(x, act, coefs, intercepts, activations)
+    loss, correct = head_grad_inplace(delta, y, Y, sw, head, scale, intercept_grads[last])
     for i in range(last, -1, -1):
         a_in = x if i == 0 else activations[i - 1][:n]
         np.dot(a_in.T, delta, coef_grads[i])
         if i > 0:
             dx = deltas[i][:n]
             np.dot(delta, coefs[i].T, dx)
-            _relu_gate_colsum_inplace(dx, a_in, intercept_grads[i - 1])
+            activation_backward_inplace(dx, a_in, dx, act, intercept_grads[i - 1], True)
             delta = dx
-    return loss
+    return loss, correct
 
 
-# -- single pass for narrow networks (the seed recipe, 784-10-10) -----------
+# -- single pass for narrow networks -----------------------------------------
 #
-# With 10 hidden units, a GEMM's inner dimension is too short for BLAS to be
-# efficient, and the step is bound by reading x (twice: forward, then x.T @
-# delta). One pass per row does all of it while the row is in L1: forward,
-# softmax, loss, and every gradient. Row chunks run on Python threads (the
-# kernel releases the GIL): parallel=True would add seconds of compile time.
 # reassoc lets LLVM vectorise the length-k dot products; these loops only add
 # and multiply (NaN and inf still propagate), so it cannot change their meaning.
+# x rows may be uint8 (pixels 0..255): they are widened in registers, and the
+# input scale (1/255) is applied to the four dot products and to the gradients
+# instead of to every pixel.
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
@@ -117,13 +93,14 @@ def _dots4(x0, x1, x2, x3, WT, pre):
     # of x serves two FMAs and each of WT four, and the 8 accumulators and 6
     # loads fit in the 16 vector registers.
     k, nh = x0.shape[0], WT.shape[0]
-    zero = x0.dtype.type(0)
+    dt = WT.dtype.type  # widens uint8 pixels in registers
+    zero = dt(0)
     for j in range(0, nh - 1, 2):
         w, v = WT[j], WT[j + 1]
         s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = zero
         for q in range(k):
             wq, vq = w[q], v[q]
-            a0, a1, a2, a3 = x0[q], x1[q], x2[q], x3[q]
+            a0, a1, a2, a3 = dt(x0[q]), dt(x1[q]), dt(x2[q]), dt(x3[q])
             s0 += a0 * wq
             s1 += a1 * wq
             s2 += a2 * wq
@@ -140,10 +117,10 @@ def _dots4(x0, x1, x2, x3, WT, pre):
         s0 = s1 = s2 = s3 = zero
         for q in range(k):
             wq = w[q]
-            s0 += x0[q] * wq
-            s1 += x1[q] * wq
-            s2 += x2[q] * wq
-            s3 += x3[q] * wq
+            s0 += dt(x0[q]) * wq
+            s1 += dt(x1[q]) * wq
+            s2 += dt(x2[q]) * wq
+            s3 += dt(x3[q]) * wq
         pre[4 * j], pre[4 * j + 1], pre[4 * j + 2], pre[4 * j + 3] = s0, s1, s2, s3
 
 
@@ -152,7 +129,8 @@ def _axpy4(dWT, g, x0, x1, x2, x3):
     # dWT[j] += sum_t g[4 j + t] * x_t, two j at a time (x loads shared by both),
     # as a chain of four FMAs: fewer instructions than a tree of products and sums
     k, nh = x0.shape[0], dWT.shape[0]
-    zero = x0.dtype.type(0)
+    dt = dWT.dtype.type
+    zero = dt(0)
     for j in range(0, nh - 1, 2):
         g0, g1, g2, g3 = g[4 * j], g[4 * j + 1], g[4 * j + 2], g[4 * j + 3]
         h0, h1, h2, h3 = g[4 * j + 4], g[4 * j + 5], g[4 * j + 6], g[4 * j + 7]
@@ -161,7 +139,7 @@ def _axpy4(dWT, g, x0, x1, x2, x3):
             continue  # two units off (ReLU) for all four rows: nothing to add
         dw, dv = dWT[j], dWT[j + 1]
         for q in range(k):
-            a0, a1, a2, a3 = x0[q], x1[q], x2[q], x3[q]
+            a0, a1, a2, a3 = dt(x0[q]), dt(x1[q]), dt(x2[q]), dt(x3[q])
             dw[q] = (((dw[q] + g0 * a0) + g1 * a1) + g2 * a2) + g3 * a3
             dv[q] = (((dv[q] + h0 * a0) + h1 * a1) + h2 * a2) + h3 * a3
     if nh % 2:
@@ -169,15 +147,16 @@ def _axpy4(dWT, g, x0, x1, x2, x3):
         g0, g1, g2, g3 = g[4 * j], g[4 * j + 1], g[4 * j + 2], g[4 * j + 3]
         dw = dWT[j]
         for q in range(k):
-            dw[q] = (((dw[q] + g0 * x0[q]) + g1 * x1[q]) + g2 * x2[q]) + g3 * x3[q]
+            dw[q] = (((dw[q] + g0 * dt(x0[q])) + g1 * dt(x1[q])) + g2 * dt(x2[q])) + g3 * dt(x3[q])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, inv_n, loss):
+def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs, acc):
     # Everything of rows r..r+rows-1 (rows <= 4) after their first-layer dot
-    # products: ReLU, output layer, softmax, loss (added to `loss`, returned),
-    # dW2/db2/db1 (accumulated) and the hidden gradients dh. pre, lg and dh hold
-    # one value per unit and row, at [4 unit + row]; pre becomes ReLU(pre + b1).
+    # products: ReLU, output layer, softmax, loss and correct count (added to
+    # acc[0], acc[1]), dW2/db2/db1 (accumulated) and the hidden gradients dh,
+    # times the input scale xs (ready for dW1). pre, lg and dh hold one value
+    # per unit and row, at [4 unit + row]; pre becomes ReLU(xs pre + b1).
     # The four rows run side by side as four independent chains (one row's small
     # dot products alone are chains of dependent additions), each row adding in
     # the same order as it would alone.
@@ -187,7 +166,7 @@ def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, inv_n, los
     for j in range(nh):
         bj = b1[j]
         for t in range(4):
-            v = pre[4 * j + t] + bj
+            v = pre[4 * j + t] * xs + bj
             # NaN passes through, as np.maximum does; a missing row gets no gradient
             pre[4 * j + t] = zero if (v <= zero or t >= rows) else v
     for c in range(nc):
@@ -202,20 +181,23 @@ def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, inv_n, los
     for t in range(rows):  # a runtime bound: one copy of this loop's body to compile
         target = y[r + t]
         row_max = lg[t]
+        best = 0
         for c in range(1, nc):
             if lg[4 * c + t] > row_max:
                 row_max = lg[4 * c + t]
+                best = c
+        acc[1] += best == target
         shifted_target = float(lg[4 * target + t] - row_max)
         total = 0.0
         for c in range(nc):
             e = np.exp(lg[4 * c + t] - row_max)
             lg[4 * c + t] = e
             total += e
-        loss += np.log(total) - shifted_target
-        scale = dt(inv_n / total)
+        acc[0] += np.log(total) - shifted_target
+        factor = dt(scale / total)
         for c in range(nc):
-            lg[4 * c + t] *= scale
-        lg[4 * target + t] -= dt(inv_n)
+            lg[4 * c + t] *= factor
+        lg[4 * target + t] -= dt(scale)
     for t in range(rows, 4):
         for c in range(nc):
             lg[4 * c + t] = zero
@@ -230,12 +212,12 @@ def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, inv_n, los
         s0 = s1 = s2 = s3 = zero
         for c in range(nc):
             g0, g1, g2, g3 = lg[4 * c], lg[4 * c + 1], lg[4 * c + 2], lg[4 * c + 3]
-            acc = dW2[j, c]
-            acc += h0 * g0
-            acc += h1 * g1
-            acc += h2 * g2
-            acc += h3 * g3
-            dW2[j, c] = acc
+            a = dW2[j, c]
+            a += h0 * g0
+            a += h1 * g1
+            a += h2 * g2
+            a += h3 * g3
+            dW2[j, c] = a
             w = W2[j, c]
             s0 += g0 * w
             s1 += g1 * w
@@ -245,27 +227,33 @@ def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, inv_n, los
         s1 = s1 if h1 > zero else zero
         s2 = s2 if h2 > zero else zero
         s3 = s3 if h3 > zero else zero
-        dh[4 * j], dh[4 * j + 1], dh[4 * j + 2], dh[4 * j + 3] = s0, s1, s2, s3
         db1[j] += s0
         db1[j] += s1
         db1[j] += s2
         db1[j] += s3
-    return loss
+        dh[4 * j], dh[4 * j + 1], dh[4 * j + 2] = s0 * xs, s1 * xs, s2 * xs
+        dh[4 * j + 3] = s3 * xs
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratch, inv_n):
-    """Loss sum of rows [start, stop) of a one-hidden-layer network, and its gradient sums.
+def narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratch, scale, xs,
+                acc):
+    """Rows [start, stop) of a one-hidden-layer ReLU/softmax network in one pass.
 
-    x (n, k), W1T (h, k) (W1 transposed), W2 (h, c); dW1T and dW2 are sums in
-    x's dtype, db1 and db2 in float64. scratch is (3, >= 4 max(h, c)).
+    x (n, k) float or uint8 (times the input scale xs), W1T (h, k) (W1
+    transposed), W2 (h, c). Sets dW1T and dW2 (x's dtype) and db1, db2
+    (float64) to this chunk's gradient sums, acc[0] to its scaled loss and
+    acc[1] to its correct count. scratch is (3, >= 4 max(h, c)).
     """
     dW1T[...] = 0
     dW2[...] = 0
     db1[...] = 0
     db2[...] = 0
+    acc[0] = 0.0
+    acc[1] = 0.0
     pre, dh, lg = scratch[0], scratch[1], scratch[2]
-    loss = 0.0
+    dt = W1T.dtype.type
+    xs_ = dt(xs)
     last = stop - 1
     for r in range(start, stop, 4):
         # Four rows a step; past the end (the last 1-3 rows) the missing rows
@@ -274,126 +262,136 @@ def _narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratc
         rows = min(4, stop - r)
         x0, x1, x2, x3 = x[r], x[min(r + 1, last)], x[min(r + 2, last)], x[min(r + 3, last)]
         _dots4(x0, x1, x2, x3, W1T, pre)
-        loss = _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, inv_n, loss)
+        _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs_, acc)
         _axpy4(dW1T, dh, x0, x1, x2, x3)
-    return loss
+    acc[0] *= scale
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def narrow_finish(parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, chunks, coef_grads,
+                  intercept_grads):
+    """Add the first `chunks` partial sums into the gradients; return (loss, correct)."""
+    dW1, dW2 = coef_grads[0], coef_grads[1]
+    db1, db2 = intercept_grads[0], intercept_grads[1]
+    nh, k = parts_dW1T.shape[1], parts_dW1T.shape[2]
+    for q in range(k):
+        for j in range(nh):
+            s = parts_dW1T[0, j, q]
+            for t in range(1, chunks):
+                s += parts_dW1T[t, j, q]
+            dW1[q, j] = s
+    for j in range(nh):
+        for c in range(dW2.shape[1]):
+            s = parts_dW2[0, j, c]
+            for t in range(1, chunks):
+                s += parts_dW2[t, j, c]
+            dW2[j, c] = s
+    # the biases' float64 partial sums, rounded once
+    for j in range(nh):
+        db1[j] = parts_db1[:chunks, j].sum()
+    for c in range(db2.shape[0]):
+        db2[c] = parts_db2[:chunks, c].sum()
+    loss = 0.0
+    correct = 0.0
+    for t in range(chunks):
+        loss += parts_acc[t, 0]
+        correct += parts_acc[t, 1]
+    return loss, int(correct)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def narrow_batch(x, y, scale, xs, coefs, intercepts, coef_grads, intercept_grads, W1T, parts_dW1T,
+                 parts_dW2, parts_db1, parts_db2, parts_acc, scratch):
+    """The whole single pass on one thread: (loss, correct) of batch x, gradients set."""
+    n = x.shape[0]
+    W1T[...] = coefs[0].T
+    narrow_rows(x, y, 0, n, W1T, intercepts[0], coefs[1], intercepts[1], parts_dW1T[0],
+                parts_db1[0], parts_dW2[0], parts_db2[0], scratch[0], scale, xs, parts_acc[0])
+    return narrow_finish(parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, 1, coef_grads,
+                         intercept_grads)
 
 
 def n_threads():
-    """Threads a fused step may use: NUMBA_NUM_THREADS (default: every core)."""
-    return max(1, min(numba.config.NUMBA_NUM_THREADS, os.cpu_count() or 1))
+    """Threads a step may use: Numba's current thread count (NUMBA_NUM_THREADS by default)."""
+    return max(1, min(numba.get_num_threads(), os.cpu_count() or 1))
 
 
-_POOL = []
+_POOL = {}
 # A forked child inherits the pool but not its threads: work submitted there
 # would wait forever. The child starts a pool of its own on first use.
 os.register_at_fork(after_in_child=_POOL.clear)
 
 
-def _pool():
-    # Created on first use: a fused step that never splits rows starts no threads.
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(max_workers=n_threads(), thread_name_prefix="fastnn"))
-    return _POOL[0]
+def _pool(threads):
+    # Created on first use: a step that never splits rows starts no threads.
+    if threads not in _POOL:
+        _POOL[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fastnn")
+    return _POOL[threads]
 
 
 # Rows per chunk below which splitting a narrow step costs more than it saves
-_MIN_ROWS_PER_THREAD = 1024
+MIN_ROWS_PER_THREAD = 1024
 # Chunks per thread: a thread slowed down (by another process on its core)
 # leaves its later chunks to the others instead of holding up the step
-_CHUNKS_PER_THREAD = 4
+CHUNKS_PER_THREAD = 4
 # Widest hidden and output layers that the single pass handles (beyond them,
 # per-row dot products lose to a GEMM)
 NARROW_MAX_WIDTH = 32
 
 
-class _NarrowStep:
-    """One-hidden-layer step by single passes over row chunks, on a thread pool."""
+def narrow_applies(n_hidden_layers, widths, activation, head, weighted):
+    """Whether the single pass can run this network (else the GEMM path does)."""
+    return (n_hidden_layers == 1 and max(widths) <= NARROW_MAX_WIDTH and activation == RELU
+            and head == SOFTMAX_HEAD and not weighted)
 
-    def __init__(self, coefs, intercepts, coef_grads, intercept_grads):
+
+class NarrowStep:
+    """The single pass over row chunks, on a thread pool when the batch is large.
+
+    Holds the per-chunk partial sums, allocated once for `threads` threads.
+    """
+
+    def __init__(self, coefs, intercepts, coef_grads, intercept_grads, threads=None):
         (k, nh), nc = coefs[0].shape, coefs[1].shape[1]
-        dtype, threads = coefs[0].dtype, n_threads()
-        slots = threads * _CHUNKS_PER_THREAD if threads > 1 else 1
-        self.coefs, self.intercepts = coefs, intercepts
-        self.coef_grads, self.intercept_grads = coef_grads, intercept_grads
+        dtype = coefs[0].dtype
+        self.threads = n_threads() if threads is None else threads
+        slots = self.threads * CHUNKS_PER_THREAD if self.threads > 1 else 1
+        self.coefs, self.intercepts = tuple(coefs), tuple(intercepts)
+        self.coef_grads, self.intercept_grads = tuple(coef_grads), tuple(intercept_grads)
         self.W1T = np.empty((nh, k), dtype)
-        self.dW1T_sum = np.empty((nh, k), dtype)
-        self.db_sum = np.empty(max(nh, nc))
         self.dW1T = np.empty((slots, nh, k), dtype)
         self.dW2 = np.empty((slots, nh, nc), dtype)
         self.db1 = np.empty((slots, nh))
         self.db2 = np.empty((slots, nc))
+        self.acc = np.empty((slots, 2))
         self.scratch = np.empty((slots, 3, 4 * max(nh, nc)), dtype)
 
-    def _rows(self, t, x, y, start, stop, inv_n):
-        return _narrow_rows(
-            x, y, start, stop, self.W1T, self.intercepts[0], self.coefs[1],
-            self.intercepts[1], self.dW1T[t], self.db1[t], self.dW2[t], self.db2[t],
-            self.scratch[t], inv_n,
-        )
+    def chunks(self, n):
+        """How many row chunks a batch of n rows is split into."""
+        return max(1, min(self.dW1T.shape[0], n // MIN_ROWS_PER_THREAD))
 
-    def __call__(self, x, y, alpha):
+    def buffers(self):
+        """The work buffers, in `narrow_batch`'s order after intercept_grads."""
+        return (self.W1T, self.dW1T, self.dW2, self.db1, self.db2, self.acc, self.scratch)
+
+    def _rows(self, t, x, y, start, stop, scale, xs):
+        narrow_rows(x, y, start, stop, self.W1T, self.intercepts[0], self.coefs[1],
+                    self.intercepts[1], self.dW1T[t], self.db1[t], self.dW2[t], self.db2[t],
+                    self.scratch[t], scale, xs, self.acc[t])
+
+    def __call__(self, x, y, scale, xs=1.0):
+        """(loss, correct) of batch (x, y); the gradients into coef_grads, intercept_grads."""
         n = x.shape[0]
-        inv_n = 1.0 / n
-        # Small reshuffles in NumPy (no BLAS involved): a few microseconds
-        # a step, and less to compile than jitted equivalents
-        np.copyto(self.W1T, self.coefs[0].T)
-        chunks = max(1, min(self.dW1T.shape[0], n // _MIN_ROWS_PER_THREAD))
-        bounds = [n * t // chunks for t in range(chunks + 1)]
+        chunks = self.chunks(n)
         if chunks == 1:
-            loss = self._rows(0, x, y, 0, n, inv_n)
-        else:
-            futures = [
-                _pool().submit(self._rows, t, x, y, bounds[t], bounds[t + 1], inv_n)
-                for t in range(chunks)
-            ]
-            loss = sum(f.result() for f in futures)
-        (dW1, dW2), (db1, db2) = self.coef_grads, self.intercept_grads
-        np.sum(self.dW1T[:chunks], axis=0, out=self.dW1T_sum)
-        np.copyto(dW1, self.dW1T_sum.T)
-        np.sum(self.dW2[:chunks], axis=0, out=dW2)
-        # float64 partial sums of the biases' gradients, rounded once
-        nh, nc = db1.shape[0], db2.shape[0]
-        np.copyto(db1, np.sum(self.db1[:chunks], axis=0, out=self.db_sum[:nh]),
-                  casting="same_kind")
-        np.copyto(db2, np.sum(self.db2[:chunks], axis=0, out=self.db_sum[:nc]),
-                  casting="same_kind")
-        return loss * inv_n + _l2(self.coefs, self.coef_grads, alpha, n)
-
-
-def fused_train_step(coefs, intercepts, activations, deltas, coef_grads, intercept_grads):
-    """The training step over these buffers as one callable, ``step(x, y, alpha) -> loss``.
-
-    Parameters
-    ----------
-    coefs, intercepts : tuple of ndarray
-        The layers' weights (k_i, m_i) and biases (m_i,), read.
-    activations, deltas : tuple of ndarray
-        Work buffers of shapes (max_batch, m_i) and (max_batch, k_i); deltas[0]
-        is unused (any array of the same type).
-    coef_grads, intercept_grads : tuple of ndarray
-        Receive the gradients of the mean loss (plus the L2 term).
-
-    Returns
-    -------
-    callable
-        ``step(x, y, alpha)`` returns the batch's mean cross-entropy plus
-        ``alpha / (2 n) * sum ||W||^2``, as `fastnn.network.TrainStep`'s
-        kernel-by-kernel path does. A one-hidden-layer network with narrow
-        layers takes the single pass over x; any other takes the GEMM path.
-    """
-    if len(coefs) == 2 and max(W.shape[1] for W in coefs) <= NARROW_MAX_WIDTH:
-        return _NarrowStep(coefs, intercepts, coef_grads, intercept_grads)
-    args = (coefs, intercepts, activations, deltas, coef_grads, intercept_grads)
-
-    def step(x, y, alpha):
-        return train_step_grads(x, y, *args) + _l2(coefs, coef_grads, alpha, x.shape[0])
-
-    return step
-
-
-def _l2(coefs, coef_grads, alpha, n):
-    # Outside the fused kernels, so that it is compiled only when alpha > 0
-    if alpha <= 0:
-        return 0.0
-    return sum(_l2_penalty(W, dW, alpha / n) for W, dW in zip(coefs, coef_grads))
+            return narrow_batch(x, y, scale, xs, self.coefs, self.intercepts, self.coef_grads,
+                                self.intercept_grads, *self.buffers())
+        np.copyto(self.W1T, self.coefs[0].T)
+        bounds = [n * t // chunks for t in range(chunks + 1)]
+        pool = _pool(self.threads)
+        futures = [pool.submit(self._rows, t, x, y, bounds[t], bounds[t + 1], scale, xs)
+                   for t in range(chunks)]
+        for future in futures:
+            future.result()
+        return narrow_finish(self.dW1T, self.dW2, self.db1, self.db2, self.acc, chunks,
+                             self.coef_grads, self.intercept_grads)

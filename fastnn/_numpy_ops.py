@@ -7,6 +7,8 @@ wrappers in `fastnn.reference` check that first.
 
 import numpy as np
 
+from ._tables import IDENTITY, LOGISTIC, RELU, TANH
+
 
 def linear_forward(x, W, b, out):
     # out = x @ W + b
@@ -41,25 +43,97 @@ def softmax(z, out):
     return out
 
 
-def softmax_cross_entropy(logits, y, probs_out):
+def softmax_cross_entropy(logits, y, probs_out, scale):
     # loss_i = logsumexp(z_i) - z_i[y_i], computed from max-shifted logits
     shifted = logits - logits.max(axis=1, keepdims=True)
     np.exp(shifted, out=probs_out)
     row_sums = probs_out.sum(axis=1, keepdims=True)
     probs_out /= row_sums
     rows = np.arange(logits.shape[0])
-    # float64 so that a float32 batch's mean does not drift with n
+    # float64 so that a float32 batch's sum does not drift with n
     per_row = np.log(row_sums[:, 0], dtype=np.float64) - shifted[rows, y]
-    return float(per_row.mean()), probs_out
+    return scale * float(per_row.sum()), probs_out
 
 
-def softmax_cross_entropy_backward(probs, y, out):
-    n = probs.shape[0]
+def softmax_cross_entropy_backward(probs, y, out, scale):
     if out is not probs:
         out[...] = probs
-    out[np.arange(n), y] -= 1
-    out /= out.dtype.type(n)
+    out[np.arange(probs.shape[0]), y] -= 1
+    out *= out.dtype.type(scale)
     return out
+
+
+def logistic(z, out):
+    # exp(-z) overflows to inf for very negative z: 1 / inf is the right 0
+    with np.errstate(over="ignore"):
+        np.exp(-z, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
+    return out
+
+
+def binary_cross_entropy(logits, Y, probs_out, scale):
+    # max(z, 0) - Y z + log(1 + exp(-|z|)): no overflow for logits of +-1000
+    z = logits.astype(np.float64)
+    per_entry = np.maximum(z, 0) - Y * z + np.log1p(np.exp(-np.abs(z)))
+    loss = scale * float(per_entry.sum())
+    logistic(logits, probs_out)
+    return loss, probs_out
+
+
+def binary_cross_entropy_backward(probs, Y, out, scale):
+    np.subtract(probs, Y, out=out)
+    out *= out.dtype.type(scale)
+    return out
+
+
+def squared_error(pred, Y, scale):
+    diff = pred.astype(np.float64) - Y
+    return scale * 0.5 * float(np.sum(diff * diff))
+
+
+def squared_error_backward(pred, Y, out, scale):
+    np.subtract(pred, Y, out=out)
+    out *= out.dtype.type(scale)
+    return out
+
+
+def _identity(z, out):
+    if out is not z:
+        out[...] = z
+    return out
+
+
+ACTIVATIONS = {
+    IDENTITY: _identity,
+    LOGISTIC: logistic,
+    TANH: lambda z, out: np.tanh(z, out=out),
+    RELU: lambda z, out: np.maximum(z, 0, out=out),
+}
+
+# The derivative written through the activation's output a, as scikit-learn's
+# DERIVATIVES; ReLU's is a gate, not a product (inf * 0 would give NaN).
+DERIVATIVES = {
+    IDENTITY: lambda dout, a: dout,
+    LOGISTIC: lambda dout, a: dout * (a * (1 - a)),
+    TANH: lambda dout, a: dout * (1 - a * a),
+    RELU: lambda dout, a: np.where(a > 0, dout, dout.dtype.type(0)),
+}
+
+
+def activation_forward(z, code, out):
+    return ACTIVATIONS[code](z, out)
+
+
+def activation_backward(dout, a, code, out):
+    out[...] = DERIVATIVES[code](dout, a)
+    return out
+
+
+def linear_activation_forward(x, W, b, code, out):
+    np.matmul(x, W, out=out)
+    out += b
+    return ACTIVATIONS[code](out, out)
 
 
 def linear_backward(dout, x, W, dx, dW, db, need_dx):

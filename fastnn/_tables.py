@@ -30,3 +30,11 @@ def head_code(name):
     if name not in HEADS:
         raise ValueError(f"output head must be one of {HEADS}, got {name!r}")
     return HEADS.index(name)
+
+# Solvers, as the compiled epoch loop takes them
+SGD, ADAM = 0, 1
+
+# Slots of the statistics array an epoch accumulates into, and its status codes
+LOSS, WEIGHT, CORRECT, BATCHES, STATUS, BAD_BATCH = range(6)
+N_STATS = 6
+OK, LOSS_NOT_FINITE, WEIGHTS_NOT_FINITE = 0, 1, 2

@@ -25,7 +25,7 @@ TRAIN_DEFAULTS = {
 }
 # Named presets of the settings above; explicit flags still win.
 RECIPES = {
-    # DESIGN.md section 2: the blog post's 784-10-10 network, full-batch gradient
+    # docs/design.md section 2: the blog post's 784-10-10 network, full-batch gradient
     # descent at learning rate 0.1 for 5000 iterations, first 1000 rows as dev set.
     "seed": {
         "hidden": (10,), "solver": "sgd", "lr": 0.1, "momentum": 0.0, "alpha": 0.0,
@@ -131,7 +131,7 @@ def _add_train_parser(commands):
             "fastnn train --hidden 256,128 --epochs 40 --save model.npz",
             "fastnn train --data mnist --epochs 10 --save mnist.npz --plot curves.png",
             "fastnn train --data train.csv --history history.json",
-            "fastnn train --recipe seed --data train.csv   # the seed workload, DESIGN.md s. 2",
+            "fastnn train --recipe seed --data train.csv   # seed workload: docs/design.md s. 2",
             "fastnn train --backend numpy --dtype float64",
         ],
     )

@@ -1,65 +1,124 @@
-"""The MLP's forward and backward passes as calls to a backend's kernels.
+"""A network's forward pass and training step over preallocated buffers, on either backend.
 
-Like llm.c's `gpt2_forward/backward`, these only call kernels. `TrainStep`
-allocates every buffer of a training step once for the largest batch; a
-smaller batch runs on leading-row views of the same buffers, so a step
-allocates nothing. Inputs are assumed valid: the estimator checks them once
-per fit, and the kernels' unchecked `ops` are called directly.
+Like llm.c's `gpt2_forward/backward`, these only call kernels: the Numba
+backend's fused step (`fastnn._numba_step`) or the NumPy reference step
+(`fastnn._numpy_step`). `TrainStep` allocates every buffer of a step once for
+the largest batch; a smaller batch runs on leading-row views, so a step
+allocates nothing (on the Numba backend). Inputs are assumed valid: the
+estimator checks them once per fit.
+
+coefs[i] is (fan_in, fan_out), intercepts[i] is (fan_out,), rows are samples.
+uint8 inputs (pixels) are read as they are and scaled by `input_scale`.
 """
+
+import importlib
 
 import numpy as np
 
+from ._tables import SOFTMAX_HEAD, activation_code, head_code
+
+_STEPS = {"numba": "fastnn._numba_step", "numpy": "fastnn._numpy_step"}
+_BY_MODULE = {"fastnn.kernels": "numba", "fastnn._numba_ops": "numba",
+              "fastnn.reference": "numpy", "fastnn._numpy_ops": "numpy"}
+
+
+def backend_name(backend):
+    """"numba" or "numpy" from a name, a backend module or its `ops`."""
+    if isinstance(backend, str) and backend in _STEPS:
+        return backend
+    name = _BY_MODULE.get(getattr(backend, "__name__", None))
+    if name is None:
+        raise ValueError(f"backend must be 'numba', 'numpy' or a fastnn backend module, "
+                         f"got {backend!r}")
+    return name
+
+
+def _as_float(x, dtype, input_scale, out=None):
+    """x itself when it is already `dtype`, else x widened and times `input_scale`."""
+    if x.dtype == dtype:
+        return x
+    if out is None:
+        out = np.empty(x.shape, dtype)
+    np.multiply(x, dtype.type(input_scale), out=out, dtype=dtype)
+    return out
+
 
 class ForwardPass:
-    """Logits of up to `max_batch` rows at a time, over preallocated activations.
+    """Output pre-activations (logits) of up to `max_batch` rows at a time."""
 
-    coefs[i] is (fan_in, fan_out), intercepts[i] is (fan_out,), rows are samples.
-    """
+    def __init__(self, backend, coefs, intercepts, max_batch, activation="relu"):
+        self.backend = backend_name(backend)
+        self.step_module = importlib.import_module(_STEPS[self.backend])
+        self.coefs = list(coefs)
+        self.intercepts = list(intercepts)
+        self.dtype = self.coefs[0].dtype
+        self.act = activation_code(activation)
+        self.max_batch = max_batch
+        # activations[i] is layer i's output; the last one holds the logits,
+        # then (in a TrainStep) the loss gradient, in place.
+        self.activations = tuple(np.empty((max_batch, W.shape[1]), self.dtype)
+                                 for W in self.coefs)
+        self._x = None  # a float batch buffer, made on the first integer batch
 
-    def __init__(self, ops, coefs, intercepts, max_batch):
-        self.ops = ops
-        self.coefs = coefs
-        self.intercepts = intercepts
-        # activations[i] is layer i's output; in a TrainStep the last one holds
-        # logits, then probabilities, then the loss gradient, in place.
-        self.activations = [np.empty((max_batch, W.shape[1]), coefs[0].dtype) for W in coefs]
+    def _float_batch(self, x, input_scale):
+        if x.dtype == self.dtype:
+            return x
+        if self._x is None:
+            self._x = np.empty((self.max_batch, x.shape[1]), self.dtype)
+        return _as_float(x, self.dtype, input_scale, self._x[:x.shape[0]])
 
-    def forward(self, x):
-        """Logits of batch `x`, in `activations[-1]` (a view of n rows)."""
-        ops, n = self.ops, x.shape[0]
-        a = x
-        last = len(self.coefs) - 1
-        for i, (W, b) in enumerate(zip(self.coefs, self.intercepts)):
-            out = self.activations[i][:n]
-            if i < last:
-                a = ops.linear_relu_forward(a, W, b, out)
-            else:
-                a = ops.linear_forward(a, W, b, out)
-        return a
+    def forward(self, x, input_scale=1.0):
+        """Logits of batch `x` (a view of n rows of the last buffer on Numba)."""
+        x = self._float_batch(x, input_scale)
+        if self.backend == "numpy":
+            return self.step_module.forward(x, self.act, self.coefs, self.intercepts)
+        return self.step_module.forward(x, self.act, tuple(self.coefs), tuple(self.intercepts),
+                                        self.activations)
+
+
+_EMPTY_LABELS = np.empty(0, np.intp)
+_EMPTY_WEIGHTS = np.empty(0, np.float64)
 
 
 class TrainStep(ForwardPass):
-    """Forward, loss, backward and L2 for one batch, over preallocated buffers."""
+    """Loss and gradients of one batch, over preallocated buffers.
 
-    def __init__(self, ops, coefs, intercepts, max_batch):
-        super().__init__(ops, coefs, intercepts, max_batch)
-        dtype = coefs[0].dtype
-        # deltas[i] is the gradient with respect to layer i's input, for i >= 1.
-        self.deltas = [None] + [np.empty((max_batch, W.shape[0]), dtype) for W in coefs[1:]]
-        self.coef_grads = [np.empty_like(W) for W in coefs]
-        self.intercept_grads = [np.empty_like(b) for b in intercepts]
-        # A backend with a fused step (Numba) runs the whole of loss_and_grads
-        # in one call; its tuples hold one array type, hence the (0, 0)
-        # placeholder for the unused deltas[0].
-        self._fused = None
-        if ops.__name__ == "fastnn._numba_ops":
-            from ._numba_step import fused_train_step
+    Parameters
+    ----------
+    backend : "numba", "numpy", or a backend module or its ops
+    coefs, intercepts : list of ndarray
+        The parameters (read); views of a flat buffer in the estimator.
+    max_batch : int
+    activation : str
+        Hidden-layer activation, a name of `fastnn._tables.ACTIVATIONS`.
+    head : str
+        Output head, a name of `fastnn._tables.HEADS`.
+    coef_grads, intercept_grads : list of ndarray, optional
+        Where the gradients go (default: new arrays).
+    """
 
-            self._fused = fused_train_step(
-                tuple(coefs), tuple(intercepts), tuple(self.activations),
-                (np.empty((0, 0), dtype),) + tuple(self.deltas[1:]),
-                tuple(self.coef_grads), tuple(self.intercept_grads),
-            )
+    def __init__(self, backend, coefs, intercepts, max_batch, activation="relu",
+                 head="softmax", coef_grads=None, intercept_grads=None):
+        super().__init__(backend, coefs, intercepts, max_batch, activation)
+        self.head = head_code(head)
+        dtype = self.dtype
+        self.coef_grads = ([np.empty_like(W) for W in self.coefs] if coef_grads is None
+                           else list(coef_grads))
+        self.intercept_grads = ([np.empty_like(b) for b in self.intercepts]
+                                if intercept_grads is None else list(intercept_grads))
+        # deltas[i] is the gradient with respect to layer i's input, for i >= 1;
+        # tuples hold one array type, hence the (0, 0) placeholder for deltas[0]
+        self.deltas = (np.empty((0, 0), dtype),) + tuple(
+            np.empty((max_batch, W.shape[0]), dtype) for W in self.coefs[1:])
+        self.empty_targets = np.empty((0, self.coefs[-1].shape[1]), dtype)
+        self.narrow = None
+        if self.backend == "numba":
+            from ._numba_step import NarrowStep, narrow_applies
+
+            widths = [W.shape[1] for W in self.coefs]
+            if narrow_applies(len(self.coefs) - 1, widths, self.act, self.head, False):
+                self.narrow = NarrowStep(self.coefs, self.intercepts, self.coef_grads,
+                                         self.intercept_grads)
 
     @property
     def params(self):
@@ -69,34 +128,59 @@ class TrainStep(ForwardPass):
     def grads(self):
         return self.coef_grads + self.intercept_grads
 
-    def loss_and_grads(self, x, y, alpha):
-        """Mean cross-entropy (plus L2) of batch (x, y); gradients into *_grads."""
-        if self._fused is not None:
-            return self._fused(x, y, alpha)
-        ops, n = self.ops, x.shape[0]
-        logits = self.forward(x)
-        loss, probs = ops.softmax_cross_entropy(logits, y, logits)
-        delta = ops.softmax_cross_entropy_backward(probs, y, probs)
-        for i in range(len(self.coefs) - 1, -1, -1):
-            a_in = x if i == 0 else self.activations[i - 1][:n]
-            dx = None if i == 0 else self.deltas[i][:n]
-            ops.linear_backward(
-                delta, a_in, self.coefs[i], dx, self.coef_grads[i],
-                self.intercept_grads[i], i > 0,
-            )
-            if alpha > 0:
-                loss += ops.l2_penalty(self.coefs[i], self.coef_grads[i], alpha / n)
-            if i > 0:
-                delta = ops.relu_backward(dx, a_in, dx)
+    def gemm_args(self):
+        """The Numba GEMM path's network arguments, after (x, y, Y, sw, scale, act, head)."""
+        return (tuple(self.coefs), tuple(self.intercepts), self.activations, self.deltas,
+                tuple(self.coef_grads), tuple(self.intercept_grads))
+
+    def batch_grads(self, x, y=None, Y=None, sample_weight=None, scale=None, input_scale=1.0):
+        """``(loss, correct)`` of one batch; its gradients into coef_grads and intercept_grads.
+
+        y: integer labels (softmax head) or Y: float targets (the others);
+        loss = scale * sum_i w_i loss_i, scale 1/n (or 1 / sum of the weights)
+        unless given.
+        """
+        n = x.shape[0]
+        y = _EMPTY_LABELS if y is None else y
+        Y = self.empty_targets if Y is None else Y
+        sw = _EMPTY_WEIGHTS if sample_weight is None else sample_weight
+        if scale is None:
+            total = float(sw.sum()) if sw.shape[0] else float(n)
+            scale = 1.0 / total if total > 0 else 0.0
+        if self.backend == "numpy":
+            return self.step_module.batch_grads(
+                self._float_batch(x, input_scale), y, Y, sw, scale, self.act, self.head,
+                self.coefs, self.intercepts, self.coef_grads, self.intercept_grads)
+        if self.narrow is not None and sw.shape[0] == 0:
+            xs = 1.0 if x.dtype == self.dtype else input_scale
+            return self.narrow(x, y, scale, xs)
+        return self.step_module.batch_grads(self._float_batch(x, input_scale), y, Y, sw, scale,
+                                            self.act, self.head, *self.gemm_args())
+
+    def loss_and_grads(self, x, targets, alpha=0.0):
+        """Mean loss of batch (x, targets) plus ``alpha / (2 n) * sum ||W||^2``; gradients too.
+
+        `targets` are labels for the softmax head, float targets otherwise.
+        """
+        if self.head == SOFTMAX_HEAD:
+            loss, _ = self.batch_grads(x, y=targets)
+        else:
+            loss, _ = self.batch_grads(x, Y=targets)
+        if alpha > 0:
+            scale = alpha / x.shape[0]
+            for W, dW in zip(self.coefs, self.coef_grads):
+                dW += W.dtype.type(scale) * W
+                loss += 0.5 * scale * float(np.dot(W.ravel(), W.ravel()))
         return loss
 
 
-def predict_logits(ops, coefs, intercepts, X, chunk=4096):
-    """Logits of every row of X, computed `chunk` rows at a time."""
+def predict_logits(backend, coefs, intercepts, X, activation="relu", input_scale=1.0,
+                   chunk=4096):
+    """Output pre-activations of every row of X, `chunk` rows at a time."""
     n = X.shape[0]
-    out = np.empty((n, coefs[-1].shape[1]), dtype=X.dtype)
-    step = ForwardPass(ops, coefs, intercepts, min(chunk, n))
+    out = np.empty((n, coefs[-1].shape[1]), dtype=coefs[0].dtype)
+    step = ForwardPass(backend, coefs, intercepts, max(1, min(chunk, n)), activation)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        out[start:stop] = step.forward(X[start:stop])
+        out[start:stop] = step.forward(X[start:stop], input_scale)
     return out

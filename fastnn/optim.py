@@ -1,57 +1,97 @@
-"""Optimizers: one `update_params(params, grads)` each, as in scikit-learn.
+"""Optimizers over the flat parameter buffer: one `update_params(params, grads)` each.
 
-They hold their state arrays (velocities, moments) allocated once, and call
-the backend's in-place update kernels, so a step allocates nothing.
+As in scikit-learn, an optimizer holds its state (velocity, moments) and its
+current learning rate. Its state arrays are flat like the parameters, so a
+step is one kernel call, and the compiled epoch loop (`fastnn._numba_epoch`)
+takes them as they are. `state()` and `set_state()` are the one format
+serialization, rollback and resume read and write.
 """
 
 import numpy as np
 
+from ._tables import ADAM, SGD
+
 
 class SGDOptimizer:
-    """SGD with optional (Nesterov) momentum over a list of parameter arrays."""
+    """SGD with optional (Nesterov) momentum."""
 
-    def __init__(self, params, ops, learning_rate_init=0.1, momentum=0.9, nesterov=True):
-        self.ops = ops
+    code = SGD
+
+    def __init__(self, size, dtype, learning_rate_init=0.1, momentum=0.9, nesterov=True):
+        self.learning_rate_init = float(learning_rate_init)
         self.learning_rate = float(learning_rate_init)
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
-        self.velocities = [np.zeros_like(p) for p in params] if self.momentum > 0 else None
+        self.velocity = np.zeros(size if self.momentum > 0 else 0, dtype)
+        self._spare = np.zeros(0, dtype)
 
-    def update_params(self, params, grads):
-        for i, (param, grad) in enumerate(zip(params, grads)):
-            velocity = None if self.velocities is None else self.velocities[i]
-            self.ops.sgd_update(
-                param, grad, self.learning_rate, velocity, self.momentum, self.nesterov
-            )
+    def update_params(self, ops, params, grads):
+        velocity = self.velocity if self.momentum > 0 else None
+        ops.sgd_update(params, grads, self.learning_rate, velocity, self.momentum, self.nesterov)
+
+    def compiled_args(self):
+        """(solver, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t)."""
+        return (SGD, self.learning_rate, self.momentum, self.nesterov, 0.0, 0.0, 1.0,
+                self.velocity, self._spare, 0)
+
+    def set_step_count(self, t):
+        """The compiled loop's step count after it ran (SGD keeps none)."""
 
     def state(self):
-        return {"velocities": self.velocities or []}
+        return {"learning_rate": self.learning_rate, "arrays": {"velocity": self.velocity}}
+
+    def set_state(self, state):
+        self.learning_rate = float(state["learning_rate"])
+        _copy_arrays(self, state["arrays"])
 
 
 class AdamOptimizer:
-    """Adam (Kingma & Ba) with scikit-learn's bias-corrected step size."""
+    """Adam (Kingma & Ba) with scikit-learn's form: eps added to sqrt(v), the
+    bias correction folded into the step size."""
 
-    def __init__(self, params, ops, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
+    code = ADAM
+
+    def __init__(self, size, dtype, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8):
-        self.ops = ops
+        self.learning_rate_init = float(learning_rate_init)
         self.learning_rate = float(learning_rate_init)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
         self.t = 0
-        self.ms = [np.zeros_like(p) for p in params]
-        self.vs = [np.zeros_like(p) for p in params]
+        self.ms = np.zeros(size, dtype)
+        self.vs = np.zeros(size, dtype)
 
-    def update_params(self, params, grads):
+    def update_params(self, ops, params, grads):
         self.t += 1
-        for param, grad, m, v in zip(params, grads, self.ms, self.vs):
-            self.ops.adam_update(
-                param, grad, m, v, self.t, self.learning_rate,
-                self.beta_1, self.beta_2, self.epsilon,
-            )
+        ops.adam_update(params, grads, self.ms, self.vs, self.t, self.learning_rate,
+                        self.beta_1, self.beta_2, self.epsilon)
+
+    def compiled_args(self):
+        return (ADAM, self.learning_rate, 0.0, False, self.beta_1, self.beta_2, self.epsilon,
+                self.ms, self.vs, self.t)
+
+    def set_step_count(self, t):
+        self.t = int(t)
 
     def state(self):
-        return {"ms": self.ms, "vs": self.vs, "t": self.t}
+        return {"learning_rate": self.learning_rate, "t": self.t,
+                "arrays": {"ms": self.ms, "vs": self.vs}}
+
+    def set_state(self, state):
+        self.learning_rate = float(state["learning_rate"])
+        self.t = int(state["t"])
+        _copy_arrays(self, state["arrays"])
+
+
+def _copy_arrays(optimizer, arrays):
+    for name, value in arrays.items():
+        mine = getattr(optimizer, name)
+        value = np.asarray(value)
+        if value.shape != mine.shape or value.dtype != mine.dtype:
+            raise ValueError(f"optimizer state {name!r} is {value.dtype} {value.shape}, "
+                             f"expected {mine.dtype} {mine.shape}")
+        np.copyto(mine, value)
 
 
 SOLVERS = {"sgd": SGDOptimizer, "adam": AdamOptimizer}

@@ -1,8 +1,9 @@
 """Saving and loading fitted models as .npz files, without pickle.
 
-A file holds the format version, the estimator's parameters as JSON, the
-classes, the weights, the loss curve and history, and the training state
-(optimizer arrays and step count, shuffling RNG, early-stopping counters), so
+A file holds the format version, the estimator's kind and parameters as JSON,
+the classes (classifier), the weights, the loss curve and history, and the
+training state (`fastnn.state.TrainingState`: optimizer arrays, learning rate
+and step count, shuffling RNG, early-stopping counters), so
 that a saved model is also a checkpoint that ``fit(..., resume=True)``
 continues exactly. A SHA-256 checksum over every stored array makes a
 truncated or altered file fail to load with a clear error instead of yielding
@@ -19,20 +20,24 @@ import tempfile
 
 import numpy as np
 
-FORMAT_VERSION = 2
+from . import mlp
+from .state import TrainingState
+
+FORMAT_VERSION = 3
+# Version 2 (fastnn 0.1: classifiers only, per-layer optimizer arrays) still loads.
+READABLE_VERSIONS = (2, 3)
 MT19937_WORDS = 624
+ESTIMATORS = ("MLPClassifier", "MLPRegressor")
 
 
 def save_model(model, path):
-    """Write fitted `model` to `path` (a .npz file) atomically."""
+    """Write fitted `model` (an MLPClassifier or MLPRegressor) to `path` (.npz) atomically."""
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model, "coefs_")
-    classes = model.classes_
-    if classes.dtype == object:
-        if not all(isinstance(c, str) for c in classes):
-            raise TypeError("classes_ of mixed object types cannot be saved without pickle")
-        classes = classes.astype(str)
+    kind = type(model).__name__
+    if kind not in ESTIMATORS:
+        raise TypeError(f"save_model saves {' and '.join(ESTIMATORS)}, got {kind}")
     params = model.get_params()
     params["hidden_layer_sizes"] = list(np.atleast_1d(params["hidden_layer_sizes"]).tolist())
     seed = params["random_state"]
@@ -40,43 +45,49 @@ def save_model(model, path):
     params["random_state"] = int(seed) if isinstance(seed, numbers.Integral) else None
     arrays = {
         "format_version": np.array(FORMAT_VERSION),
+        "estimator": np.array(kind),
         "params": np.array(json.dumps(params)),
-        "classes": classes,
         "n_iter": np.array(model.n_iter_),
         "loss_curve": np.asarray(model.loss_curve_, dtype=np.float64),
         # per-epoch records (`history_`) as a JSON string: lists of numbers by name
         "history": np.array(json.dumps(getattr(model, "history_", {}))),
     }
+    if kind == "MLPClassifier":
+        classes = model.classes_
+        if classes.dtype == object:
+            if not all(isinstance(c, str) for c in classes):
+                raise TypeError("classes_ of mixed object types cannot be saved without pickle")
+            classes = classes.astype(str)
+        arrays["classes"] = classes
+        arrays["multilabel"] = np.array(model.out_activation_ == "logistic"
+                                        and model.n_outputs_ == len(model.classes_))
     for i, (W, b) in enumerate(zip(model.coefs_, model.intercepts_)):
         arrays[f"coef_{i}"] = W
         arrays[f"intercept_{i}"] = b
-    if hasattr(model, "_optimizer"):
-        arrays.update(_training_state(model))
+    state = model.get_training_state()
+    if state is not None:
+        arrays.update(_state_arrays(state))
     arrays["checksum"] = np.array(_checksum(arrays))
     _atomic_savez(os.fspath(path), arrays)
 
 
-def _training_state(model):
-    """What `fit(resume=True)` needs beyond the weights, as arrays."""
-    _, keys, pos, has_gauss, cached_gaussian = model._rng.get_state()
-    optimizer = model._optimizer.state()
-    scalars = {k: v for k, v in optimizer.items() if not isinstance(v, list)}
-    state = {
-        "t_": int(model.t_),
-        "best_loss_": float(model.best_loss_),
-        "no_improvement_count": int(model._no_improvement_count),
-        "validation_scores_": model.validation_scores_,
-        "best_validation_score_": model.best_validation_score_,
-        "optimizer": scalars,
-        "optimizer_arrays": {k: len(v) for k, v in optimizer.items() if isinstance(v, list)},
+def _state_arrays(state):
+    """A `fastnn.state.TrainingState` as arrays: scalars in JSON, arrays as they are."""
+    _, keys, pos, has_gauss, cached_gaussian = state.rng_state
+    scalars = {
+        "solver": state.solver, "learning_rate": state.learning_rate,
+        "adam_step": state.adam_step, "n_iter": state.n_iter,
+        "samples_seen": state.samples_seen, "best_loss": state.best_loss,
+        "no_improvement_count": state.no_improvement_count,
+        "validation_scores": state.validation_scores,
+        "best_validation_score": state.best_validation_score,
+        "optimizer_arrays": sorted(state.optimizer_arrays),
         "rng": {"pos": int(pos), "has_gauss": int(has_gauss),
                 "cached_gaussian": float(cached_gaussian)},
     }
-    arrays = {"state": np.array(json.dumps(state)), "rng_keys": np.asarray(keys, np.uint32)}
-    for key, values in optimizer.items():
-        if isinstance(values, list):
-            for i, a in enumerate(values):
-                arrays[f"optimizer_{key}_{i}"] = a
+    arrays = {"state": np.array(json.dumps(scalars)), "rng_keys": np.asarray(keys, np.uint32)}
+    for name, a in state.optimizer_arrays.items():
+        arrays[f"optimizer_{name}"] = a
     return arrays
 
 
@@ -112,13 +123,11 @@ def _atomic_savez(path, arrays):
 
 
 def load(path):
-    """Read a model written by `MLPClassifier.save` and return it.
+    """Read a model written by `save` (MLPClassifier or MLPRegressor) and return it.
 
     Raises ValueError, naming the file and the problem, for a file of another
     format version, a truncated or altered file, or inconsistent contents.
     """
-    from .mlp import MLPClassifier
-
     path = os.fspath(path)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -132,91 +141,82 @@ def load(path):
     version = contents.get("format_version")
     if version is None:
         raise ValueError(f"{path} is not a fastnn model file (no format_version)")
-    if version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
+    if (version.shape != () or version.dtype.kind not in "iu"
+            or int(version) not in READABLE_VERSIONS):
         raise ValueError(
             f"{path} has model format version {version}; this fastnn reads "
-            f"version {FORMAT_VERSION} (re-save the model with the fastnn that wrote it "
-            "or retrain)"
+            f"version {FORMAT_VERSION} (and 2) (re-save the model with the fastnn that wrote "
+            "it or retrain)"
         )
+    version = int(version)
     stored = contents.pop("checksum", None)
     if stored is None or stored.shape != () or str(stored) != _checksum(contents):
         raise ValueError(f"{path} is damaged or was altered: its checksum does not match")
     try:
+        kind = str(contents["estimator"]) if version >= 3 else "MLPClassifier"
+        if kind not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {kind!r}")
         params = json.loads(str(contents["params"]))
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-        model = MLPClassifier(**params)
-        model._validate_params()
+        model = getattr(mlp, kind)(**params)
         n_layers = len(params["hidden_layer_sizes"]) + 1
         coefs = [contents[f"coef_{i}"] for i in range(n_layers)]
         intercepts = [contents[f"intercept_{i}"] for i in range(n_layers)]
-        classes = contents["classes"]
-        n_iter = int(contents["n_iter"])
-        loss_curve = contents["loss_curve"].tolist()
-        history = json.loads(str(contents["history"]))
+        classes = contents["classes"] if kind == "MLPClassifier" else None
+        multilabel = bool(contents["multilabel"]) if "multilabel" in contents else False
+        model.set_weights(coefs, intercepts, classes, multilabel)
+        model.n_iter_ = int(contents["n_iter"])
+        model.loss_curve_ = contents["loss_curve"].tolist()
+        model.history_ = json.loads(str(contents["history"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path} is damaged: {exc!r}") from exc
-    _check_weights(path, coefs, intercepts, classes, params)
-    model.classes_ = classes
-    model.coefs_ = [np.ascontiguousarray(W) for W in coefs]
-    model.intercepts_ = [np.ascontiguousarray(b) for b in intercepts]
-    model.n_features_in_ = coefs[0].shape[0]
-    model.n_layers_ = n_layers + 1
-    model.n_outputs_ = len(classes)
-    model.out_activation_ = "softmax"
-    model.n_iter_ = n_iter
-    model.loss_curve_ = loss_curve
-    model.history_ = history
     if "state" in contents:
         try:
-            _restore_training_state(model, contents)
+            read = _read_state if version >= 3 else _read_state_v2
+            model.set_training_state(read(contents, model))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path} has a damaged training state: {exc!r}") from exc
     return model
 
 
-def _restore_training_state(model, contents):
-    state = json.loads(str(contents["state"]))
-    model.t_ = int(state["t_"])
-    model.best_loss_ = float(state["best_loss_"])
-    model._no_improvement_count = int(state["no_improvement_count"])
-    model.validation_scores_ = state["validation_scores_"]
-    model.best_validation_score_ = state["best_validation_score_"]
-    model._optimizer = model._make_optimizer()
-    for key, values in model._optimizer.state().items():
-        if not isinstance(values, list):
-            setattr(model._optimizer, key, type(values)(state["optimizer"][key]))
-            continue
-        if state["optimizer_arrays"][key] != len(values):
-            raise ValueError(f"optimizer {key}: {state['optimizer_arrays'][key]} arrays "
-                             f"for {len(values)} parameters")
-        for i, a in enumerate(values):
-            saved = contents[f"optimizer_{key}_{i}"]
-            if saved.shape != a.shape or saved.dtype != a.dtype:
-                raise ValueError(f"optimizer {key}[{i}] is {saved.dtype} {saved.shape}, "
-                                 f"expected {a.dtype} {a.shape}")
-            a[...] = saved
-    keys, rng = contents["rng_keys"], state["rng"]
+def _rng_state(contents, rng):
+    keys = contents["rng_keys"]
     if keys.shape != (MT19937_WORDS,) or keys.dtype != np.uint32:
         raise ValueError(f"rng_keys is {keys.dtype} {keys.shape}")
-    model._rng = np.random.RandomState()
-    model._rng.set_state(
-        ("MT19937", keys, int(rng["pos"]), int(rng["has_gauss"]), float(rng["cached_gaussian"]))
+    return ("MT19937", keys, int(rng["pos"]), int(rng["has_gauss"]),
+            float(rng["cached_gaussian"]))
+
+
+def _read_state(contents, model):
+    state = json.loads(str(contents["state"]))
+    return TrainingState(
+        solver=state["solver"], learning_rate=float(state["learning_rate"]),
+        adam_step=int(state["adam_step"]),
+        optimizer_arrays={name: contents[f"optimizer_{name}"]
+                          for name in state["optimizer_arrays"]},
+        rng_state=_rng_state(contents, state["rng"]), n_iter=int(state["n_iter"]),
+        samples_seen=int(state["samples_seen"]), best_loss=float(state["best_loss"]),
+        no_improvement_count=int(state["no_improvement_count"]),
+        validation_scores=state["validation_scores"],
+        best_validation_score=state["best_validation_score"],
     )
 
 
-def _check_weights(path, coefs, intercepts, classes, params):
-    expected = np.dtype(params["dtype"])
-    for i, (W, b) in enumerate(zip(coefs, intercepts)):
-        if W.dtype != expected or b.dtype != expected:
-            raise ValueError(f"{path}: layer {i} is {W.dtype}/{b.dtype}, expected {expected}")
-        if W.ndim != 2 or b.shape != (W.shape[1],):
-            raise ValueError(f"{path}: layer {i} has shapes {W.shape} and {b.shape}")
-        if i > 0 and W.shape[0] != coefs[i - 1].shape[1]:
-            raise ValueError(f"{path}: layer {i} does not follow layer {i - 1}")
-        if i < len(coefs) - 1 and W.shape[1] != params["hidden_layer_sizes"][i]:
-            raise ValueError(f"{path}: layer {i} has {W.shape[1]} units, hidden_layer_sizes "
-                             f"says {params['hidden_layer_sizes'][i]}")
-        if not (np.isfinite(W).all() and np.isfinite(b).all()):
-            raise ValueError(f"{path}: layer {i} holds NaN or inf")
-    if classes.ndim != 1 or classes.shape[0] != coefs[-1].shape[1]:
-        raise ValueError(f"{path}: {classes.shape} classes for {coefs[-1].shape[1]} outputs")
+def _read_state_v2(contents, model):
+    """fastnn 0.1's state: per-parameter optimizer arrays, packed here as one flat array."""
+    state = json.loads(str(contents["state"]))
+    arrays = {}
+    for key, count in state["optimizer_arrays"].items():
+        name = {"velocities": "velocity"}.get(key, key)
+        parts = [contents[f"optimizer_{key}_{i}"].ravel() for i in range(count)]
+        if parts:  # v2 kept no velocity without momentum
+            arrays[name] = np.concatenate(parts)
+    return TrainingState(
+        solver=model.solver, learning_rate=float(model.learning_rate_init),
+        adam_step=int(state["optimizer"].get("t", 0)), optimizer_arrays=arrays,
+        rng_state=_rng_state(contents, state["rng"]), n_iter=model.n_iter_,
+        samples_seen=int(state["t_"]), best_loss=float(state["best_loss_"]),
+        no_improvement_count=int(state["no_improvement_count"]),
+        validation_scores=state["validation_scores_"],
+        best_validation_score=state["best_validation_score_"],
+    )

@@ -1,5 +1,6 @@
 """Helpers shared by the test layers: comparison bounds, the kernel test
-shapes, and writers/servers for the small data files the tests make.
+shapes, running the program, writers/servers for the small data files the
+tests make, and comparing training states.
 
 Test files import from here (``from tests.helpers import ...``), never from
 one another; fixtures live in ``tests/conftest.py``.
@@ -11,6 +12,8 @@ import gzip
 import http.server
 import pathlib
 import struct
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -45,6 +48,12 @@ def close(actual, expected, dtype, scale=1.0, terms=1):
     eps = np.finfo(dtype).eps
     bound = 8 * eps * np.sqrt(terms) * scale
     np.testing.assert_allclose(actual, expected, rtol=8 * eps * np.sqrt(terms), atol=bound)
+
+
+def run_fastnn(*args, timeout=300):
+    """Run the `fastnn` program (``python -m fastnn ARGS``) in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "fastnn", *args], capture_output=True,
+                          text=True, timeout=timeout)
 
 
 # -- data files ----------------------------------------------------------------
@@ -95,3 +104,54 @@ def serve(directory):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# -- networks --------------------------------------------------------------------
+
+
+def small_network(rng, sizes, dtype=np.float64, scale=1.0):
+    """Weights (k, m) ~ N(0, 1/k) * scale and biases ~ N(0, 0.01) of layers `sizes`."""
+    coefs = [(rng.standard_normal((a, b)) / np.sqrt(a) * scale).astype(dtype)
+             for a, b in zip(sizes[:-1], sizes[1:])]
+    intercepts = [(0.1 * rng.standard_normal(b)).astype(dtype) for b in sizes[1:]]
+    return coefs, intercepts
+
+
+def head_targets(head, rng, n, n_outputs, dtype=np.float64):
+    """Targets the output head `head` trains on: labels (softmax), 0/1 (logistic), reals."""
+    if head == "softmax":
+        y = rng.integers(0, n_outputs, n).astype(np.intp)
+        y[:min(n, n_outputs)] = np.arange(min(n, n_outputs))  # every class present
+        return y
+    if head == "logistic":
+        return rng.integers(0, 2, (n, n_outputs)).astype(dtype)
+    return rng.standard_normal((n, n_outputs)).astype(dtype)
+
+
+# -- training state ------------------------------------------------------------
+
+
+def assert_same_training_state(got, expected):
+    """Assert two `fastnn.state.TrainingState`s are equal, arrays bit for bit.
+
+    The optimizer's arrays (SGD's velocity, Adam's ms and vs) and scalars
+    (learning rate, Adam's step count), the shuffling RNG and the counters.
+    """
+    assert got is not None and expected is not None
+    assert (got.solver, got.learning_rate, got.adam_step) == \
+           (expected.solver, expected.learning_rate, expected.adam_step)
+    assert sorted(got.optimizer_arrays) == sorted(expected.optimizer_arrays)
+    # an optimizer with state keeps arrays of it (momentum 0 keeps an empty velocity)
+    if got.solver == "adam":
+        assert {"ms", "vs"} <= set(got.optimizer_arrays)
+    for name, value in expected.optimizer_arrays.items():
+        assert got.optimizer_arrays[name].dtype == value.dtype, name
+        np.testing.assert_array_equal(got.optimizer_arrays[name], value, err_msg=name)
+    kind, keys, pos, has_gauss, gauss = expected.rng_state
+    assert got.rng_state[0] == kind and got.rng_state[2:] == (pos, has_gauss, gauss)
+    np.testing.assert_array_equal(got.rng_state[1], keys)
+    assert (got.n_iter, got.samples_seen, got.best_loss, got.no_improvement_count,
+            got.validation_scores, got.best_validation_score) == \
+           (expected.n_iter, expected.samples_seen, expected.best_loss,
+            expected.no_improvement_count, expected.validation_scores,
+            expected.best_validation_score)

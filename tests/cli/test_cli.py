@@ -5,10 +5,7 @@ import sys
 
 import pytest
 
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "fastnn", *args], capture_output=True,
-                          text=True, timeout=300)
+from tests.helpers import run_fastnn as run
 
 
 def test_train_end_to_end(tmp_path):

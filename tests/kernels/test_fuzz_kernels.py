@@ -46,11 +46,18 @@ FUZZ = settings(
 RETURNS = {
     "linear_forward": ("out",),
     "linear_relu_forward": ("out",),
+    "linear_activation_forward": ("out",),
     "relu_forward": ("out",),
     "relu_backward": ("out",),
+    "activation_forward": ("out",),
+    "activation_backward": ("out",),
     "softmax": ("out",),
     "softmax_cross_entropy": ("loss", "probs_out"),
     "softmax_cross_entropy_backward": ("out",),
+    "binary_cross_entropy": ("loss", "probs_out"),
+    "binary_cross_entropy_backward": ("out",),
+    "squared_error": ("loss",),
+    "squared_error_backward": ("out",),
     "linear_backward": ("dx", "dW", "db"),
     "sgd_update": ("param",),
     "adam_update": ("param",),
@@ -104,16 +111,44 @@ def valid_call(draw, name):
         label_dtype = draw(st.sampled_from([np.int64, np.int32, np.uint8, np.intp]))
         return rng.integers(0, classes, rows).astype(label_dtype)
 
+    def scale():
+        return draw(st.sampled_from([None, 0.0, 1e-3, 0.5]))
+
+    def targets(binary):
+        Y = rng.integers(0, 2, (n, m)) if binary else rng.uniform(-3, 3, (n, m))
+        return Y.astype(dtype)
+
+    activation = draw(st.sampled_from(["identity", "logistic", "tanh", "relu"]))
     if name in ("linear_forward", "linear_relu_forward"):
         args = dict(x=arr((n, k)), W=arr((k, m)), b=arr((m,)), out=out((n, m)))
+    elif name == "linear_activation_forward":
+        args = dict(x=arr((n, k)), W=arr((k, m)), b=arr((m,)), activation=activation,
+                    out=out((n, m)))
     elif name in ("relu_forward", "softmax"):
         args = dict(z=arr((n, m), special), out=out((n, m)))
+    elif name == "activation_forward":
+        args = dict(z=arr((n, m), special), activation=activation, out=out((n, m)))
     elif name == "relu_backward":
         args = dict(dout=arr((n, m), special), a=arr((n, m), special), out=out((n, m)))
+    elif name == "activation_backward":
+        args = dict(dout=arr((n, m), special), a=arr((n, m), special), activation=activation,
+                    out=out((n, m)))
     elif name == "softmax_cross_entropy":
-        args = dict(logits=arr((n, m), special), y=y(n, m), probs_out=out((n, m)))
+        args = dict(logits=arr((n, m), special), y=y(n, m), probs_out=out((n, m)),
+                    scale=scale())
     elif name == "softmax_cross_entropy_backward":
-        args = dict(probs=arr((n, m), special), y=y(n, m), out=out((n, m)))
+        args = dict(probs=arr((n, m), special), y=y(n, m), out=out((n, m)), scale=scale())
+    elif name == "binary_cross_entropy":
+        args = dict(logits=arr((n, m), special), Y=targets(True), probs_out=out((n, m)),
+                    scale=scale())
+    elif name == "binary_cross_entropy_backward":
+        args = dict(probs=arr((n, m), special), Y=targets(True), out=out((n, m)),
+                    scale=scale())
+    elif name == "squared_error":
+        args = dict(pred=arr((n, m), special), Y=targets(False), scale=scale())
+    elif name == "squared_error_backward":
+        args = dict(pred=arr((n, m), special), Y=targets(False), out=out((n, m)),
+                    scale=scale())
     elif name == "linear_backward":
         need_dx = draw(st.booleans())
         args = dict(dout=arr((n, m)), x=arr((n, k)), W=arr((k, m)),
@@ -291,20 +326,45 @@ def bounds(name, a, outputs):
     u = float(np.finfo(dtype).eps)
     tiny = 16 * float(np.finfo(dtype).smallest_subnormal)
     with np.errstate(all="ignore"):
-        if name in ("linear_forward", "linear_relu_forward"):
+        def scale_of(z):
+            return 1.0 / z.shape[0] if a.get("scale") is None else a["scale"]
+
+        if name in ("linear_forward", "linear_relu_forward", "linear_activation_forward"):
             k = a["x"].shape[1]
-            return {"out": 2 * (k + 2) * u * (f["x"] @ f["W"] + f["b"]) + tiny}
+            # every activation is 1-Lipschitz, and logistic/tanh add a few ulps
+            return {"out": 2 * (k + 2) * u * (f["x"] @ f["W"] + f["b"]) + 4 * u + tiny}
         if name in ("relu_forward", "relu_backward"):
             return {"out": 0.0}
+        if name == "activation_forward":
+            return {"out": 4 * u * (1 + f["z"]) + tiny}
+        if name == "activation_backward":
+            # dout * a (1 - a): a few roundings of each factor
+            # (a NaN or inf a gives a NaN or inf result whatever the bound)
+            return {"out": 8 * u * f["dout"] * (1 + np.nan_to_num(f["a"], nan=0.0)) ** 2 + tiny}
         if name in ("softmax", "softmax_cross_entropy"):
             z = a["z" if name == "softmax" else "logits"]
-            m = z.shape[1]
+            n, m = z.shape
             finite = np.abs(z[np.isfinite(z)].astype(np.float64))
             biggest = finite.max() if finite.size else 0.0
+            loss_scale = scale_of(z) * n if name != "softmax" else 1.0
             return {"out": 4 * (m + 4) * u, "probs_out": 4 * (m + 4) * u,
-                    "loss": 4 * u * (4 * biggest + m + 4)}
+                    "loss": 4 * u * (4 * biggest + m + 4) * loss_scale}
         if name == "softmax_cross_entropy_backward":
-            return {"out": 4 * u * (f["probs"] + 1) / a["probs"].shape[0] + tiny}
+            return {"out": 4 * u * (f["probs"] + 1) * scale_of(a["probs"]) + tiny}
+        if name == "binary_cross_entropy":
+            z = a["logits"]
+            finite = np.abs(z[np.isfinite(z)].astype(np.float64))
+            biggest = finite.max() if finite.size else 0.0
+            return {"probs_out": 4 * u + tiny,
+                    "loss": 8 * u * (biggest + 2) * z.size * scale_of(z) + tiny}
+        if name in ("binary_cross_entropy_backward", "squared_error_backward"):
+            first = a["probs" if name.startswith("binary") else "pred"]
+            return {"out": 4 * u * (np.abs(first.astype(np.float64)) + f["Y"])
+                    * scale_of(first) + tiny}
+        if name == "squared_error":
+            diff = np.abs(a["pred"].astype(np.float64) - a["Y"])
+            return {"loss": 8 * u * float(np.sum((diff + f["Y"] + 1) ** 2))
+                    * scale_of(a["pred"]) + tiny}
         if name == "linear_backward":
             n, m = a["dout"].shape
             return {"dx": 2 * (m + 2) * u * (f["dout"] @ f["W"].T) + tiny,

@@ -32,10 +32,15 @@ def contract_calls(rng):
     z = rng.standard_normal((3, 2))
     y = np.array([0, 1, 1])
     p = np.full(4, 0.5)
+    Y = np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
     return {
         "linear_forward": (x, W, b), "linear_relu_forward": (x, W, b),
+        "linear_activation_forward": (x, W, b, "tanh"),
         "relu_forward": (z,), "relu_backward": (z, z), "softmax": (z,),
+        "activation_forward": (z, "logistic"), "activation_backward": (z, z, "tanh"),
         "softmax_cross_entropy": (z, y), "softmax_cross_entropy_backward": (z, y),
+        "binary_cross_entropy": (z, Y), "binary_cross_entropy_backward": (z, Y),
+        "squared_error": (z, Y), "squared_error_backward": (z, Y),
         "linear_backward": (z, x, W), "sgd_update": (p.copy(), p, 0.1),
         "adam_update": (p.copy(), p, np.zeros(4), np.zeros(4), 1, 0.1),
         "l2_penalty": (W, np.zeros_like(W), 0.1),

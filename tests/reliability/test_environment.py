@@ -1,8 +1,15 @@
 """Environment faults, each in a fresh interpreter: a read-only install with no
-writable Numba cache, NUMBA_DISABLE_JIT=1, and the `workqueue` threading layer.
+writable Numba cache, NUMBA_DISABLE_JIT=1, and the threading layers.
 
 Each child checks every kernel of the Numba backend against the NumPy
 reference on random data, trains a tiny model, and prints what it saw.
+
+fastnn's kernels use no ``parallel=True`` (their threads are a Python pool
+over jitted code that releases the GIL), so training alone starts no Numba
+threading layer. The threading-layer test therefore also runs a small
+``prange`` function in the child, after fastnn's kernels, so that the layer
+is loaded and used in the same process, and checks that it is the one asked
+for.
 """
 
 import os
@@ -10,6 +17,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import fastnn
 
@@ -39,6 +48,7 @@ with warnings.catch_warnings():
     model = MLPClassifier((8,), max_iter=3, random_state=0).fit(X, (X[:, 0] > 0.5).astype(int))
 assert model.n_iter_ == 3 and np.isfinite(model.loss_curve_).all()
 assert model.loss_curve_[-1] < model.loss_curve_[0]
+# PARALLEL
 try:
     layer = numba.threading_layer()
 except ValueError:  # no parallel region has run
@@ -50,12 +60,34 @@ print("ok")
 """
 
 
-def run_child(env_changes, cwd=None, pythonpath=None):
+# Parallel work in the child, while fastnn's kernels are loaded: the threads
+# of the threading layer sum rows of a matrix and say which thread took each
+# row. The sums must be right and both threads must have taken rows. (Nothing
+# here may call numba.get_num_threads(): that alone starts the layer, without
+# any parallel work.)
+PARALLEL = r"""
+@numba.njit(parallel=True)
+def row_sums(a, thread_of_row):
+    out = np.empty(a.shape[0])
+    for i in numba.prange(a.shape[0]):
+        out[i] = a[i].sum()
+        thread_of_row[i] = numba.get_thread_id()
+    return out
+
+big = rng.random((4000, 50))
+thread_of_row = np.full(len(big), -1)
+np.testing.assert_allclose(row_sums(big, thread_of_row), big.sum(axis=1), rtol=1e-12)
+print("threads_used", len(np.unique(thread_of_row)))
+"""
+
+
+def run_child(env_changes, cwd=None, pythonpath=None, parallel=False):
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
     env.update(env_changes)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    result = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=cwd,
+    code = CHILD.replace("# PARALLEL\n", PARALLEL if parallel else "")
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith("ok\n")
@@ -96,8 +128,25 @@ def test_disable_jit_runs_the_same_code_as_plain_python():
     assert "Traceback" not in stderr
 
 
-def test_workqueue_threading_layer():
-    lines, stderr = run_child({"NUMBA_THREADING_LAYER": "workqueue", "NUMBA_NUM_THREADS": "2"})
+def _omp_loads():
+    try:
+        from numba.np.ufunc import omppool  # noqa: F401  (needs libgomp)
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("layer", [
+    "workqueue",  # built into Numba: always there
+    pytest.param("omp", marks=pytest.mark.skipif(not _omp_loads(),
+                                                 reason="Numba's OpenMP layer does not load")),
+])
+def test_threading_layer(layer):
+    lines, stderr = run_child({"NUMBA_THREADING_LAYER": layer, "NUMBA_NUM_THREADS": "2"},
+                              parallel=True)
     assert lines["jitted"] == "True"
-    assert lines["layer"] in ("None", "workqueue")
+    # the layer that ran the prange loop is the one asked for, not a fallback,
+    # and the loop's rows were shared between its two threads
+    assert lines["layer"] == layer
+    assert lines["threads_used"] == "2"
     assert "Traceback" not in stderr

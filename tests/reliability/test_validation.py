@@ -111,7 +111,7 @@ def test_bad_shapes_and_labels_are_refused(data):
     model = MLPClassifier((3,), max_iter=1)
     with pytest.raises(ValueError, match="2D array"):
         model.fit(X[0], y)
-    with pytest.raises(ValueError, match="y must be 1-D"):
+    with pytest.raises(ValueError, match="Multioutput target data is not supported"):
         model.fit(X, np.stack([y, y], axis=1))
     with pytest.raises(ValueError, match="classes has 1 class"):
         model.partial_fit(X, np.zeros(30), classes=[0])

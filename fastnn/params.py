@@ -1,0 +1,61 @@
+"""All of a network's weights and biases in one flat array.
+
+As llm.c does, the per-layer arrays are views of one buffer: an optimizer
+updates every parameter in one call, L-BFGS and an MPI allreduce take the
+buffer as it is. The order is scikit-learn's `_pack`: every layer's weights
+(row-major), then every layer's biases, so the L2 term covers one prefix.
+"""
+
+import numpy as np
+
+
+class FlatParameters:
+    """Weights (k_i, m_i) and biases (m_i,) of layers `layer_sizes`, as views of `data`.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Input width, hidden widths, output width.
+    dtype : numpy dtype
+    data : ndarray, optional
+        A 1-D buffer of `size` elements to view (default: zeros).
+    """
+
+    def __init__(self, layer_sizes, dtype, data=None):
+        self.layer_sizes = tuple(int(s) for s in layer_sizes)
+        pairs = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        self.n_coef = sum(k * m for k, m in pairs)
+        self.size = self.n_coef + sum(m for _, m in pairs)
+        if data is None:
+            data = np.zeros(self.size, dtype)
+        elif data.shape != (self.size,) or data.dtype != np.dtype(dtype):
+            raise ValueError(f"data must be {np.dtype(dtype)} of shape ({self.size},), "
+                             f"got {data.dtype} {data.shape}")
+        self.data = data
+        self.coefs, self.intercepts = [], []
+        offset = 0
+        for k, m in pairs:
+            self.coefs.append(data[offset:offset + k * m].reshape(k, m))
+            offset += k * m
+        for _, m in pairs:
+            self.intercepts.append(data[offset:offset + m])
+            offset += m
+
+    @classmethod
+    def pack(cls, coefs, intercepts, dtype=None):
+        """A new flat buffer holding copies of `coefs` and `intercepts`."""
+        dtype = np.dtype(dtype or coefs[0].dtype)
+        sizes = [coefs[0].shape[0]] + [W.shape[1] for W in coefs]
+        flat = cls(sizes, dtype)
+        for dst, src in zip(flat.coefs + flat.intercepts, list(coefs) + list(intercepts)):
+            dst[...] = src
+        return flat
+
+    def views_of(self, coefs, intercepts):
+        """Whether `coefs` and `intercepts` are exactly this buffer's views."""
+        mine = self.coefs + self.intercepts
+        theirs = list(coefs) + list(intercepts)
+        return len(mine) == len(theirs) and all(
+            a is b or (a.shape == b.shape and a.dtype == b.dtype
+                       and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+            for a, b in zip(mine, theirs))
