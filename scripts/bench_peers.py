@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Time one training step of fastnn against NumPy, PyTorch and JAX, side by side.
 
-Configurations (DESIGN.md section 6): a = 784-10-10 at batch 42,000 (the seed
+Configurations (docs/design.md section 8): a = 784-10-10 at batch 42,000 (the seed
 recipe, full batch), b = 784-128-10 at 128, c = 784-256-128-10 at 256,
 d = 784-1024-1024-10 at 512. A step is forward, softmax cross-entropy,
 backward and a plain SGD update (lr 0.1), on synthetic data shaped like the

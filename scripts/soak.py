@@ -1,6 +1,6 @@
 """Soak test: many training steps in one process, watching memory and step time.
 
-Runs config b of DESIGN.md (784-128-10, batch 128, float32, Numba backend; a
+Runs config b of docs/design.md section 8 (784-128-10, batch 128, float32, Numba backend; a
 step is forward, loss, backward and an SGD-with-momentum update) for --steps
 steps over a fixed synthetic data set, and reports per window: resident
 memory (RSS), Python object count, and the median and mean step time. A leak

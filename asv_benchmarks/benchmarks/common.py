@@ -1,4 +1,4 @@
-"""Shared set-up: the four configurations of DESIGN.md section 6, and a train step."""
+"""Shared set-up: the four configurations of docs/design.md section 8, and a train step."""
 
 import numpy as np
 
