@@ -14,6 +14,7 @@ import fastnn
 from fastnn import MLPClassifier
 from fastnn.cli import write_history
 from fastnn.datasets import load_digits
+from tests.helpers import assert_same_training_state
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -90,20 +91,6 @@ def test_save_and_load_keep_the_history(digits, tmp_path):
     assert fastnn.load(tmp_path / "model.npz").history_ == model.history_
 
 
-def assert_same_training_state(model, expected):
-    """Weights, optimizer arrays and scalars, RNG and counters all equal."""
-    for got, want in zip(model.coefs_ + model.intercepts_, expected.coefs_ + expected.intercepts_):
-        np.testing.assert_array_equal(got, want)
-    a, b = model.get_training_state(), expected.get_training_state()
-    assert sorted(a.optimizer_arrays) == sorted(b.optimizer_arrays)
-    for name in a.optimizer_arrays:
-        np.testing.assert_array_equal(a.optimizer_arrays[name], b.optimizer_arrays[name])
-    assert (a.learning_rate, a.adam_step, a.n_iter, a.samples_seen) == (
-        b.learning_rate, b.adam_step, b.n_iter, b.samples_seen)
-    np.testing.assert_array_equal(a.rng_state[1], b.rng_state[1])
-    assert a.rng_state[2:] == b.rng_state[2:]
-
-
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_ctrl_c_keeps_the_last_finished_epoch(digits, monkeypatch, solver, backend):
@@ -125,8 +112,10 @@ def test_ctrl_c_keeps_the_last_finished_epoch(digits, monkeypatch, solver, backe
     assert model.n_iter_ == 2 and model.t_ == 2 * len(X_train)
     assert model.loss_curve_ == finished.loss_curve_
     assert all(len(values) == 2 for values in model.history_.values())
+    for got, want in zip(model.coefs_ + model.intercepts_, finished.coefs_ + finished.intercepts_):
+        np.testing.assert_array_equal(got, want)
     # the optimizer, RNG and counters too: resuming continues from the end of epoch 2
-    assert_same_training_state(model, finished)
+    assert_same_training_state(model.get_training_state(), finished.get_training_state())
     assert model.score(X_train, y_train) == finished.score(X_train, y_train)
 
 
