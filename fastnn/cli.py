@@ -19,7 +19,8 @@ DATA_HELP = (
 
 # What `train` uses when neither a flag nor the recipe says otherwise.
 TRAIN_DEFAULTS = {
-    "hidden": (128,), "solver": "adam", "lr": 1e-3, "momentum": 0.9, "alpha": 1e-4,
+    "hidden": (128,), "activation": "relu", "solver": "adam", "lr": 1e-3, "momentum": 0.9,
+    "alpha": 1e-4,
     "batch_size": 32, "epochs": 40, "dtype": "float32", "val_fraction": 0.1,
     "val_rows": None, "log_every": 1,
 }
@@ -124,8 +125,9 @@ def _add_data_arguments(parser, default=None,
 def _add_train_parser(commands):
     train = _command(
         commands, "train", "train an MLP (default: scikit-learn's bundled digits)",
-        "Train an MLP classifier and report its accuracy on held-out data: the test set "
-        "of digits or MNIST, else the validation rows. Flags override the recipe.",
+        "Train an MLP classifier (or, with --task regression, a regressor) and report its "
+        "accuracy (R^2) on held-out data: the test set of digits or MNIST, else the "
+        "validation rows. Flags override the recipe.",
         [
             "fastnn train",
             "fastnn train --hidden 256,128 --epochs 40 --save model.npz",
@@ -133,6 +135,8 @@ def _add_train_parser(commands):
             "fastnn train --data train.csv --history history.json",
             "fastnn train --recipe seed --data train.csv   # seed workload: docs/design.md s. 2",
             "fastnn train --backend numpy --dtype float64",
+            "fastnn train --activation tanh --hidden 64,64",
+            "fastnn train --task regression --data houses.csv --label price",
         ],
     )
     _add_data_arguments(train, default="digits", seed_help="seed of the initial weights, "
@@ -140,8 +144,16 @@ def _add_train_parser(commands):
     train.add_argument("--recipe", choices=sorted(RECIPES),
                        help="a named preset: seed = 784-10-10, full-batch gradient descent, "
                        "learning rate 0.1, 5000 epochs, first 1000 rows for validation, float64")
+    train.add_argument("--task", choices=["classification", "regression"],
+                       default="classification",
+                       help="classification (an MLPClassifier on integer labels) or regression "
+                       "(an MLPRegressor on float targets: --label names the target column, "
+                       "or several comma-separated; features are used as they are) "
+                       "(default: classification)")
     train.add_argument("--hidden", type=_hidden_sizes,
                        help="hidden layer sizes, comma-separated (default: 128)")
+    train.add_argument("--activation", choices=["identity", "logistic", "tanh", "relu"],
+                       help="hidden-layer activation (default: relu)")
     train.add_argument("--solver", choices=["adam", "sgd"], help="(default: adam)")
     train.add_argument("--lr", type=_positive(float),
                        help="initial learning rate (default: 0.001)")
@@ -229,27 +241,34 @@ def load_data(args, dtype, subset):
     from . import datasets
 
     spec = args.data
+    task = getattr(args, "task", "classification")
     if spec == "digits":
+        if task == "regression":
+            raise ValueError("--data digits is a classification data set; give a .csv or "
+                             ".npz file for --task regression")
         X_train, X_test, y_train, y_test = datasets.load_digits(dtype, random_state=args.seed)
         return (X_train, y_train) if subset == "train" else (X_test, y_test)
+    # pixels stay uint8 bytes, scaled by the model on the fly: no float copy of the data
     if spec == "mnist":
-        return datasets.fetch_mnist(subset=subset, dtype=dtype)
+        return datasets.fetch_mnist(subset=subset, dtype=dtype, keep_bytes=True)
     if os.path.isdir(spec):
         if subset == "test":
             try:
                 datasets.find_idx_file(spec, datasets.IDX_FILES["test"][0])
             except FileNotFoundError:
                 return None
-        return datasets.load_idx(spec, subset, dtype)
+        return datasets.load_idx(spec, subset, dtype, keep_bytes=True)
     if not os.path.exists(spec):
         raise FileNotFoundError(f"--data {spec}: no such file or directory (expected {DATA_HELP})")
     if subset == "test":
         return None
     lower = spec.lower()
     if lower.endswith((".csv", ".csv.gz")):
-        return datasets.load_csv(spec, label=args.label, dtype=dtype)
+        return datasets.load_csv(spec, label=args.label, dtype=dtype, keep_bytes=True, task=task)
     if lower.endswith(".npz"):
-        return datasets.load_npz(spec, dtype=dtype)
+        if task == "regression":
+            raise ValueError(f"--data {spec}: --task regression reads .csv files")
+        return datasets.load_npz(spec, dtype=dtype, keep_bytes=True)
     raise ValueError(f"--data {spec}: unknown format (expected {DATA_HELP})")
 
 
@@ -283,7 +302,8 @@ def train(args):
         require_matplotlib()  # before training, not after it
     X, y = load_data(args, settings["dtype"], "train")
     _require_labels(y, args)
-    X_fit, y_fit, validation = _hold_out(X, y, settings, args.seed)
+    X_fit, y_fit, validation = _hold_out(X, y, settings, args.seed,
+                                         args.task == "classification")
     test = load_data(args, settings["dtype"], "test")
     model = _build_model(settings, X_fit.shape[0], args) if resumed is None else resumed
     if not args.quiet:
@@ -314,8 +334,15 @@ def train(args):
         else ("validation", validation) if validation is not None
         else ("training", (X_fit, y_fit))
     )
-    print(f"{name} accuracy: {np.mean(model.predict(X_score) == y_score):.4f}")
+    if _is_regressor(model):
+        print(f"{name} R^2: {model.score(X_score, y_score):.4f}")
+    else:
+        print(f"{name} accuracy: {np.mean(model.predict(X_score) == y_score):.4f}")
     return 0
+
+
+def _is_regressor(model):
+    return type(model).__name__ == "MLPRegressor"
 
 
 def _train_settings(args):
@@ -341,7 +368,8 @@ def _resumable(args):
     if not args.resume:
         return None
     fixed = [f"--{key.replace('_', '-')}" for key in
-             ("recipe", "hidden", "solver", "lr", "momentum", "alpha", "batch_size", "dtype")
+             ("recipe", "hidden", "activation", "solver", "lr", "momentum", "alpha",
+              "batch_size", "dtype")
              if getattr(args, key) is not None]
     if fixed:
         raise ValueError(f"--resume continues the saved run with its own settings; "
@@ -355,6 +383,7 @@ def _resumable(args):
         raise ValueError(f"--resume {args.resume}: the run has trained {model.n_iter_} "
                          f"epochs already; pass --epochs above that")
     args.seed = model.random_state  # the data splits of the first run
+    args.task = "regression" if _is_regressor(model) else "classification"
     return model
 
 
@@ -362,7 +391,8 @@ def _resumed_settings(args, model):
     """The saved run's settings, with --epochs (the total) and the validation flags."""
     settings = _train_settings(args)
     settings.update(
-        hidden=model.hidden_layer_sizes, solver=model.solver, lr=model.learning_rate_init,
+        hidden=model.hidden_layer_sizes, activation=model.activation, solver=model.solver,
+        lr=model.learning_rate_init,
         momentum=model.momentum, alpha=model.alpha, batch_size=model.batch_size,
         epochs=args.epochs or model.max_iter, dtype=model.coefs_[0].dtype.name,
     )
@@ -370,7 +400,7 @@ def _resumed_settings(args, model):
     return settings
 
 
-def _hold_out(X, y, settings, seed):
+def _hold_out(X, y, settings, seed, classification=True):
     """``X_fit, y_fit, (X_val, y_val) or None`` by --val-rows or --val-fraction."""
     from sklearn.model_selection import train_test_split
 
@@ -382,9 +412,11 @@ def _hold_out(X, y, settings, seed):
         return X[rows:], y[rows:], (X[:rows], y[:rows])
     if not settings["val_fraction"]:
         return X, y, None
-    counts = np.unique(y, return_counts=True)[1]
-    n_val = math.ceil(settings["val_fraction"] * n)
-    stratify = y if counts.min() >= 2 and n_val >= len(counts) else None
+    stratify = None
+    if classification:
+        counts = np.unique(y, return_counts=True)[1]
+        n_val = math.ceil(settings["val_fraction"] * n)
+        stratify = y if counts.min() >= 2 and n_val >= len(counts) else None
     X_fit, X_val, y_fit, y_val = train_test_split(
         X, y, test_size=settings["val_fraction"], random_state=seed, stratify=stratify
     )
@@ -392,11 +424,13 @@ def _hold_out(X, y, settings, seed):
 
 
 def _build_model(settings, n_fit, args):
-    from .mlp import MLPClassifier
+    from .mlp import MLPClassifier, MLPRegressor
 
     full_batch = settings["batch_size"] == "full"
-    return MLPClassifier(
-        hidden_layer_sizes=settings["hidden"], solver=settings["solver"],
+    estimator = MLPRegressor if args.task == "regression" else MLPClassifier
+    return estimator(
+        hidden_layer_sizes=settings["hidden"], activation=settings["activation"],
+        solver=settings["solver"],
         learning_rate_init=settings["lr"], momentum=settings["momentum"],
         alpha=settings["alpha"], batch_size=n_fit if full_batch else settings["batch_size"],
         max_iter=settings["epochs"], n_iter_no_change=settings["epochs"],
@@ -407,14 +441,16 @@ def _build_model(settings, n_fit, args):
 
 
 def _print_setup(model, X_fit, y_fit, validation, test):
-    sizes = "-".join(str(s) for s in [X_fit.shape[1], *model.hidden_layer_sizes,
-                                      len(np.unique(y_fit))])
+    outputs = ((1 if y_fit.ndim == 1 else y_fit.shape[1]) if _is_regressor(model)
+               else len(np.unique(y_fit)))
+    sizes = "-".join(str(s) for s in [X_fit.shape[1], *model.hidden_layer_sizes, outputs])
     parts = [f"{X_fit.shape[0]:,} training rows"]
     if validation is not None:
         parts.append(f"{validation[0].shape[0]:,} validation rows")
     if test is not None:
         parts.append(f"{test[0].shape[0]:,} test rows")
-    print(f"network {sizes}, {model.solver}, batch {model.batch_size}, "
+    kind = f"{model.activation}, " if model.activation != "relu" else ""
+    print(f"network {sizes}, {kind}{model.solver}, batch {model.batch_size}, "
           f"{model.max_iter} epochs; " + ", ".join(parts))
 
 
@@ -447,9 +483,12 @@ def _fit(model, X, y, validation, settings, quiet, checkpoint=None, resume=False
 
 def _epoch_line(record):
     line = f"epoch {record['epoch']:4d}  loss {record['loss']:.4f}"
-    line += f"  train accuracy {record['train_accuracy']:.4f}"
+    if "train_accuracy" in record:
+        line += f"  train accuracy {record['train_accuracy']:.4f}"
     if "val_accuracy" in record:
         line += f"  val accuracy {record['val_accuracy']:.4f}"
+    if "val_r2" in record:
+        line += f"  val R^2 {record['val_r2']:.4f}"
     return line + f"  {record['samples_per_second']:,.0f} samples/s"
 
 
@@ -493,15 +532,24 @@ def evaluate(args):
     from .serialization import load
 
     model = load(args.model)
+    if _is_regressor(model):
+        args.task = "regression"
     (X, y), name = _evaluation_data(args, model.coefs_[0].dtype)
     _require_labels(y, args)
     predicted = model.predict(X)
+    print(f"model: {args.model} ({_architecture(model)}, {model.coefs_[0].dtype})")
+    print(f"data: {name}, {len(y):,} rows")
+    if _is_regressor(model):
+        from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+        print(f"R^2: {r2_score(y, predicted):.4f}")
+        print(f"mean squared error: {mean_squared_error(y, predicted):.6g}")
+        print(f"mean absolute error: {mean_absolute_error(y, predicted):.6g}")
+        return 0
     labels = np.union1d(model.classes_, y)
     precision, recall, _, support = precision_recall_fscore_support(
         y, predicted, labels=labels, zero_division=0
     )
-    print(f"model: {args.model} ({_architecture(model)}, {model.coefs_[0].dtype})")
-    print(f"data: {name}, {len(y):,} rows")
     print(f"accuracy: {np.mean(predicted == y):.4f}")
     width = max(5, *(len(str(label)) for label in labels))
     print(f"\n{'class':>{width}}  precision  recall  support")
@@ -520,9 +568,18 @@ def predict(args):
     from .serialization import load
 
     model = load(args.model)
+    if _is_regressor(model):
+        args.task = "regression"
     (X, _), name = _evaluation_data(args, model.coefs_[0].dtype)
     labels = model.predict(X)
-    lines = ["ImageId,Label"] + [f"{i},{label}" for i, label in enumerate(labels, start=1)]
+    if _is_regressor(model):
+        values = labels.reshape(len(labels), -1)
+        header = "Id," + ",".join(["Prediction"] if values.shape[1] == 1 else
+                                  [f"Prediction{j}" for j in range(values.shape[1])])
+        lines = [header] + [f"{i}," + ",".join(repr(float(v)) for v in row)
+                            for i, row in enumerate(values, start=1)]
+    else:
+        lines = ["ImageId,Label"] + [f"{i},{label}" for i, label in enumerate(labels, start=1)]
     text = "\n".join(lines) + "\n"
     if args.out:
         with open(args.out, "w") as f:
@@ -539,11 +596,13 @@ def info(args):
     model = load(args.model)
     n_params = sum(W.size + b.size for W, b in zip(model.coefs_, model.intercepts_))
     print(f"model: {args.model}")
-    print(f"architecture: {_architecture(model)} (ReLU hidden layers, softmax output), "
-          f"{n_params:,} parameters")
+    kind = "regressor" if _is_regressor(model) else "classifier"
+    print(f"architecture: {_architecture(model)} {kind} ({model.activation} hidden layers, "
+          f"{model.out_activation_} output), {n_params:,} parameters")
     print(f"dtype: {model.coefs_[0].dtype}")
     print(f"backend: {model.backend}")
-    print(f"classes: {' '.join(str(c) for c in model.classes_)}")
+    if not _is_regressor(model):
+        print(f"classes: {' '.join(str(c) for c in model.classes_)}")
     settings = f"solver {model.solver}, learning rate {model.learning_rate_init:g}"
     settings += f", batch size {model.batch_size}, alpha {model.alpha:g}"
     if model.solver == "sgd":
@@ -565,11 +624,12 @@ def _history_summary(history):
     final = [f"loss {history['loss'][-1]:.4f}"]
     if history.get("train_accuracy"):
         final.append(f"training accuracy {history['train_accuracy'][-1]:.4f}")
-    if history.get("val_accuracy"):
-        val = history["val_accuracy"]
-        best = int(np.argmax(val))
-        final.append(f"validation accuracy {val[-1]:.4f} "
-                     f"(best {val[best]:.4f} at epoch {history['epoch'][best]})")
+    for key, what in (("val_accuracy", "validation accuracy"), ("val_r2", "validation R^2")):
+        if history.get(key):
+            val = history[key]
+            best = int(np.argmax(val))
+            final.append(f"{what} {val[-1]:.4f} "
+                         f"(best {val[best]:.4f} at epoch {history['epoch'][best]})")
     lines.append("  last epoch: " + ", ".join(final))
     return lines
 

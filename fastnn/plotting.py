@@ -1,4 +1,4 @@
-"""Training curves from `MLPClassifier.history_`, drawn with matplotlib.
+"""Training curves from an estimator's `history_`, drawn with matplotlib.
 
 matplotlib is an optional dependency: ``pip install "fastnn[plot]"``.
 """
@@ -19,13 +19,13 @@ def require_matplotlib():
 
 
 def plot_history(history, path, title=None):
-    """Draw loss and accuracy per epoch side by side and save the figure to `path`.
+    """Draw loss and accuracy (or R^2) per epoch side by side and save the figure to `path`.
 
     Parameters
     ----------
     history : dict of lists
-        `MLPClassifier.history_` (or its JSON): "epoch", "loss", and any of
-        "train_accuracy" and "val_accuracy".
+        An estimator's `history_` (or its JSON): "epoch", "loss", and any of
+        "train_accuracy" and "val_accuracy" (a classifier) or "val_r2" (a regressor).
     path : path
         Image file to write; the format follows its extension (.png, .svg, .pdf).
     title : str, optional
@@ -41,13 +41,17 @@ def plot_history(history, path, title=None):
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     try:
         loss_ax.plot(epochs, history["loss"], color="tab:blue", label="training loss")
-        loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+        regression = "val_r2" in history and "train_accuracy" not in history
+        loss_ax.set(xlabel="epoch", ylabel="squared error" if regression else
+                    "cross-entropy loss", title="Loss")
         loss_ax.legend()
         for key, label, color in (("train_accuracy", "training", "tab:blue"),
-                                  ("val_accuracy", "validation", "tab:orange")):
+                                  ("val_accuracy", "validation", "tab:orange"),
+                                  ("val_r2", "validation", "tab:orange")):
             if history.get(key):
                 acc_ax.plot(epochs, history[key], color=color, label=label)
-        acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+        acc_ax.set(xlabel="epoch", ylabel="R^2" if regression else "accuracy",
+                   title="R^2" if regression else "Accuracy")
         for ax in (loss_ax, acc_ax):
             ax.grid(alpha=0.3)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -295,3 +295,47 @@ def test_mnist_home_uses_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTNN_DATA", str(tmp_path))
     assert datasets.mnist_home() == str(tmp_path / "mnist")
     assert datasets.mnist_home(tmp_path / "x") == str(tmp_path / "x" / "mnist")
+
+
+# -- pixels kept as bytes, regression targets ------------------------------------
+
+
+def test_keep_bytes_returns_the_pixels_unscaled(tmp_path):
+    images, labels = write_idx_set(tmp_path, "train")
+    X, y = load_idx(tmp_path, "train", keep_bytes=True)
+    assert X.dtype == np.uint8 and X.flags.c_contiguous
+    np.testing.assert_array_equal(X, images.reshape(7, 12))
+    # the float loader's values are exactly these bytes / 255
+    np.testing.assert_array_equal(load_idx(tmp_path, "train", dtype="float64")[0], X / 255.0)
+
+    rows = [[3, 0, 255, 17, 0, 0, 128], [7, 1, 2, 3, 4, 5, 6]]
+    write_csv(tmp_path / "train.csv", KAGGLE_HEADER, rows)
+    X, y = load_csv(tmp_path / "train.csv", keep_bytes=True)
+    assert X.dtype == np.uint8
+    np.testing.assert_array_equal(X, np.array(rows)[:, 1:])
+    np.savez(tmp_path / "px.npz", X=np.array(rows)[:, 1:], y=[3, 7])
+    X, _ = load_npz(tmp_path / "px.npz", keep_bytes=True)
+    assert X.dtype == np.uint8
+
+
+@pytest.mark.parametrize("rows", [[[1, 0, 1], [0, 1, 0]], [[0.5, 0.25, 1.0], [0, 1, 0]]])
+def test_keep_bytes_leaves_values_in_0_1_as_floats(tmp_path, rows):
+    # 0/1 features are not pixel intensities: /255 would be wrong for them
+    write_csv(tmp_path / "d.csv", ["a", "b", "c", "label"], [r + [i] for i, r in enumerate(rows)])
+    X, _ = load_csv(tmp_path / "d.csv", keep_bytes=True, dtype="float64")
+    assert X.dtype == np.float64
+    np.testing.assert_array_equal(X, np.array(rows, dtype=np.float64))
+
+
+def test_load_csv_regression_targets_and_raw_features(tmp_path):
+    write_csv(tmp_path / "r.csv", ["a", "y", "b", "z"],
+              [[-3.5, 0.25, 1000, 1], [2, -1.5, 7, 2]])
+    X, y = load_csv(tmp_path / "r.csv", label="y", task="regression", dtype="float64")
+    np.testing.assert_array_equal(X, [[-3.5, 1000, 1], [2, 7, 2]])  # not scaled
+    np.testing.assert_array_equal(y, [0.25, -1.5])
+    X, Y = load_csv(tmp_path / "r.csv", label="y,z", task="regression", dtype="float32")
+    assert Y.shape == (2, 2) and Y.dtype == np.float32 and X.shape == (2, 2)
+    with pytest.raises(DataError, match="no column 'q'"):
+        load_csv(tmp_path / "r.csv", label="y,q", task="regression")
+    with pytest.raises(ValueError, match="task must be"):
+        load_csv(tmp_path / "r.csv", task="ranking")
