@@ -245,7 +245,7 @@ def test_predict_checks_the_feature_count(saved_model, tmp_path, capsys):
 def test_info_describes_the_model(saved_model, capsys):
     assert cli.main(["info", str(saved_model)]) == 0
     out = capsys.readouterr().out
-    assert "architecture: 784-16-10 (ReLU hidden layers, softmax output), " \
+    assert "architecture: 784-16-10 classifier (relu hidden layers, softmax output), " \
            "12,730 parameters" in out
     assert "dtype: float32" in out and "backend: numba" in out
     assert "training: solver adam, learning rate 0.001, batch size 32" in out
