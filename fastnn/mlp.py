@@ -14,7 +14,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import r2_score
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array
 
 from ._base import BaseMLP, DivergenceError
@@ -141,7 +141,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         check_classification_targets(y)
         if first:
             binarizer = LabelBinarizer()
-            binarizer.fit(y if classes is None else np.asarray(classes))
+            # partial_fit's classes name the labels; a multilabel y names its own columns
+            multilabel = type_of_target(y).startswith("multilabel")
+            binarizer.fit(y if classes is None or multilabel else np.asarray(classes))
             if len(binarizer.classes_) < 2:
                 raise ValueError(f"{'classes' if classes is not None else 'y'} has "
                                  f"{len(binarizer.classes_)} class(es); a classifier needs "
