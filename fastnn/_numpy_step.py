@@ -1,36 +1,14 @@
 """The NumPy backend's training step: the readable reference of `fastnn._numba_step`.
 
 Same arguments and results as the Numba `forward` and `batch_grads`, written
-as plain array expressions, with activations and heads in tables as in
-scikit-learn's `_base.py`. The Numba step is tested against this one.
+as plain array expressions, with activations (`fastnn._numpy_ops`) and heads in tables
+as in scikit-learn's `_base.py`. The Numba step is tested against this one.
 """
 
 import numpy as np
 
-from ._tables import (IDENTITY, IDENTITY_HEAD, LOGISTIC, LOGISTIC_HEAD, RELU, SOFTMAX_HEAD,
-                      TANH)
-
-
-def _logistic(z):
-    with np.errstate(over="ignore"):  # exp(-z) = inf for very negative z: 1/inf is 0
-        return 1 / (1 + np.exp(-z))
-
-
-ACTIVATIONS = {
-    IDENTITY: lambda z: z,
-    LOGISTIC: _logistic,
-    TANH: np.tanh,
-    RELU: lambda z: np.maximum(z, 0),
-}
-
-# The derivative written through the activation's output a, as scikit-learn's
-# DERIVATIVES; ReLU's is a gate, not a product (inf * 0 would give NaN).
-BACKWARD = {
-    IDENTITY: lambda d, a: d,
-    LOGISTIC: lambda d, a: d * (a * (1 - a)),
-    TANH: lambda d, a: d * (1 - a * a),
-    RELU: lambda d, a: np.where(a > 0, d, d.dtype.type(0)),
-}
+from ._numpy_ops import ACTIVATIONS, DERIVATIVES, logistic
+from ._tables import IDENTITY_HEAD, LOGISTIC_HEAD, SOFTMAX_HEAD
 
 
 def forward(x, act, coefs, intercepts, activations=None):
@@ -39,7 +17,7 @@ def forward(x, act, coefs, intercepts, activations=None):
     last = len(coefs) - 1
     for i, (W, b) in enumerate(zip(coefs, intercepts)):
         z = a @ W + b
-        a = ACTIVATIONS[act](z) if i < last else z
+        a = ACTIVATIONS[act](z, z) if i < last else z
         if activations is not None:
             activations.append(a)
     return a
@@ -61,7 +39,7 @@ def _logistic_head(z, y, Y, w):
     # log(1 + exp(z)) - Y z, without overflow for logits of +-1000
     z64 = z.astype(np.float64)
     per_row = (np.maximum(z64, 0) - Y * z64 + np.log1p(np.exp(-np.abs(z64)))).sum(axis=1)
-    grad = _logistic(z) - Y
+    grad = logistic(z, np.empty_like(z)) - Y
     correct = int(np.sum(np.all((z > 0) == (Y > 0.5), axis=1)))
     return per_row, grad, correct
 
@@ -98,5 +76,5 @@ def batch_grads(x, y, Y, sw, scale, act, head, coefs, intercepts, coef_grads, in
         # float64 accumulation: float32 column sums over a large batch drift
         intercept_grads[i][...] = delta.sum(axis=0, dtype=np.float64)
         if i > 0:
-            delta = BACKWARD[act](delta @ coefs[i].T, a_in)
+            delta = DERIVATIVES[act](delta @ coefs[i].T, a_in)
     return loss, correct
