@@ -1,15 +1,16 @@
 """`BaseMLP`: what `MLPClassifier` and `MLPRegressor` share, as scikit-learn's
-`BaseMultilayerPerceptron`: parameters and their validation, initialisation,
-the solvers, the epoch loop, rollback, divergence and the training state.
+`BaseMultilayerPerceptron`: parameters, initialisation, the solvers, the epoch
+loop, rollback, divergence and the training state.
 
 A subclass says how targets become kernel targets (`_encode_targets`), which
 output head it trains (`_head`) and how it scores rows (`_score_rows`). The
 loop over batches is `fastnn.training.EpochRunner`'s; what happens between
-epochs (history, early stopping, callbacks) is `fastnn._monitor.EpochMonitor`'s.
+epochs (history, early stopping, schedules, callbacks) is
+`fastnn._monitor.EpochMonitor`'s; L-BFGS is `fastnn._lbfgs`'s; parameter and
+data checks are `fastnn._validation`'s.
 """
 
 import contextlib
-import numbers
 import time
 import warnings
 
@@ -17,27 +18,32 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ._interrupt import DeferredInterrupt
 from ._monitor import EpochMonitor
-from ._tables import ACTIVATIONS, LOSS_NOT_FINITE
-from .backend import get_backend
+from ._persistence import PicklableParameters
+from ._tables import LOSS_NOT_FINITE
+from ._validation import validate_params, validate_sample_weight, validate_X
 from .network import TrainStep, predict_logits
-from .optim import SOLVERS
+from .optim import OPTIMIZERS
 from .params import FlatParameters
 from .state import TrainingState
 from .training import EpochRunner
 
-DTYPES = {"float32": np.float32, "float64": np.float64}
 # Rows scored per chunk when validation rows are picked by index
 _SCORE_CHUNK = 4096
 
+NON_FINITE_WEIGHTS = ("Solver produced non-finite parameter weights. The input data may "
+                      "contain large values and need to be preprocessed.")
 
-class DivergenceError(FloatingPointError):
+
+class DivergenceError(FloatingPointError, ValueError):
     """The training loss became NaN or inf; the model holds its last finite weights.
 
-    Attributes `epoch` and `batch` (both from 1) say where, `learning_rate` at what step size.
+    Attributes `epoch` and `batch` (both from 1) say where, `learning_rate` at
+    what step size (L-BFGS: `epoch` is the iteration, the others None). It is
+    also a ValueError, which is what scikit-learn raises for non-finite weights.
     """
 
     def __init__(self, message, *, epoch, batch, learning_rate):
@@ -47,7 +53,7 @@ class DivergenceError(FloatingPointError):
         self.learning_rate = learning_rate
 
 
-class BaseMLP(BaseEstimator):
+class BaseMLP(PicklableParameters, BaseEstimator):
     """Shared base of the estimators; not for direct use."""
 
     def __init__(
@@ -58,12 +64,15 @@ class BaseMLP(BaseEstimator):
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
+        learning_rate="constant",
         learning_rate_init=0.001,
+        power_t=0.5,
         max_iter=200,
         shuffle=True,
         random_state=None,
         tol=1e-4,
         verbose=False,
+        warm_start=False,
         momentum=0.9,
         nesterovs_momentum=True,
         early_stopping=False,
@@ -72,6 +81,7 @@ class BaseMLP(BaseEstimator):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         backend="numba",
         dtype="float32",
         input_scale=1 / 255,
@@ -81,12 +91,15 @@ class BaseMLP(BaseEstimator):
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
         self.tol = tol
         self.verbose = verbose
+        self.warm_start = warm_start
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
@@ -95,6 +108,7 @@ class BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.backend = backend
         self.dtype = dtype
         self.input_scale = input_scale
@@ -103,7 +117,7 @@ class BaseMLP(BaseEstimator):
 
     def fit(self, X, y, sample_weight=None, *, validation_data=None, epoch_callback=None,
             resume=False):
-        """Train from scratch on (X, y) for up to `max_iter` epochs. Returns self.
+        """Train on (X, y): from scratch, or from the current weights. Returns self.
 
         Parameters
         ----------
@@ -124,50 +138,64 @@ class BaseMLP(BaseEstimator):
         resume : bool, default=False
             Continue this model's run instead of starting over: from its weights,
             optimizer state, epoch count and shuffling RNG (all restored by
-            `fastnn.load` of a file saved mid-run), up to `max_iter` epochs in
-            all. On the same data, the weights then equal an uninterrupted run's.
+            `fastnn.load` of a file saved mid-run, or by unpickling), up to
+            `max_iter` epochs in all. On the same data, the weights then equal an
+            uninterrupted run's. (`warm_start=True` is a resume from a fresh
+            training state: same weights, new optimizer, `max_iter` more epochs.)
         """
         self._validate_params()
-        X = self._validate_X(X)
+        warm = self.warm_start and hasattr(self, "coefs_")
         if resume:
-            epochs = self._epochs_to_resume(X)
-            targets = self._encode_targets(y, X.shape[0], first=False)
-        else:
-            targets = self._encode_targets(y, X.shape[0], first=True)
-            self.n_features_in_ = X.shape[1]
-            epochs = self.max_iter
-        sw = self._validate_sample_weight(sample_weight, X)
+            self._check_resumable()
+        elif warm:
+            self._check_same_architecture("warm_start=True")
+        continuing = resume or warm
+        X = validate_X(self, X, reset=not continuing)
+        targets = self._encode_targets(y, X.shape[0], first=not continuing,
+                                       same_classes=warm and not resume)
+        sw = validate_sample_weight(sample_weight, X)
         monitor_data = None
         if validation_data is not None:
             X_val, y_val = validation_data
-            X_val = self._validate_X(X_val)
-            self._check_n_features(X_val)
-            monitor_data = (X_val, np.asarray(y_val))
-        if not resume:
+            monitor_data = (validate_X(self, X_val, reset=False), np.asarray(y_val))
+        if not continuing:
             self._initialize(X.shape[1])
+        elif warm:
+            self._restart_training_state()
+        if self.solver == "lbfgs":
+            from ._lbfgs import fit_lbfgs
+
+            fit_lbfgs(self, X, targets, sw)
+            return self
+        epochs = self.max_iter - self.n_iter_
         with self._rollback_on_interrupt() as interrupt:
             self._train(X, targets, sw, epochs, incremental=False, monitor_data=monitor_data,
                         epoch_callback=epoch_callback, interrupt=interrupt)
         return self
 
     def _partial_fit(self, X, y, sample_weight, classes):
-        first = not hasattr(self, "coefs_")
         self._validate_params()
-        X = self._validate_X(X)
+        if self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first = not hasattr(self, "coefs_")
+        X = validate_X(self, X, reset=first)
+        targets = self._encode_targets(y, X.shape[0], first=first, classes=classes)
         if first:
-            targets = self._encode_targets(y, X.shape[0], first=True, classes=classes)
-            self.n_features_in_ = X.shape[1]
             self._initialize(X.shape[1])
-        else:
-            self._check_n_features(X)
-            targets = self._encode_targets(y, X.shape[0], first=False)
-            if not hasattr(self, "_optimizer"):  # weights set from elsewhere
-                self._ensure_flat()
-                self._optimizer = self._make_optimizer()
-        sw = self._validate_sample_weight(sample_weight, X)
+        elif not hasattr(self, "_optimizer"):  # weights set from elsewhere, or by lbfgs
+            self._ensure_flat()
+            self._start_optimizer()
+        sw = validate_sample_weight(sample_weight, X)
         with self._rollback_on_interrupt() as interrupt:
             self._train(X, targets, sw, 1, incremental=True, interrupt=interrupt)
         return self
+
+    def _check_solver(self):
+        # scikit-learn's test for partial_fit's availability (`available_if`)
+        if self.solver not in OPTIMIZERS:
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
 
     def save(self, path):
         """Write the fitted model to `path` as a .npz file (no pickle)."""
@@ -213,16 +241,12 @@ class BaseMLP(BaseEstimator):
         self.out_activation_ = self._head
         self.n_iter_ = 0
         self.t_ = 0
-        self.loss_curve_ = []
-        self.history_ = {}
-        self.best_loss_ = np.inf
-        self.validation_scores_ = None
-        self.best_validation_score_ = None
-        self._no_improvement_count = 0
+        self._reset_curves()
         return self
 
     def get_training_state(self):
-        """The run's `fastnn.state.TrainingState` (a copy), or None before training."""
+        """The run's `fastnn.state.TrainingState` (a copy), or None before training
+        (and after L-BFGS, which keeps no state between fits)."""
         if not hasattr(self, "_optimizer"):
             return None
         opt = self._optimizer.state()
@@ -245,117 +269,52 @@ class BaseMLP(BaseEstimator):
             raise ValueError(f"the state is of solver {state.solver!r}, this model's is "
                              f"{self.solver!r}")
         self._ensure_flat()
-        self._optimizer = self._make_optimizer()
+        self._start_optimizer()
         self._optimizer.set_state({"learning_rate": state.learning_rate, "t": state.adam_step,
                                    "arrays": state.optimizer_arrays})
         self._rng = np.random.RandomState()
         self._rng.set_state(state.rng_state)
         self.n_iter_ = int(state.n_iter)
         self.t_ = int(state.samples_seen)
-        self.best_loss_ = float(state.best_loss)
+        self.best_loss_ = None if state.best_loss is None else float(state.best_loss)
         self._no_improvement_count = int(state.no_improvement_count)
         self.validation_scores_ = (None if state.validation_scores is None
                                    else list(state.validation_scores))
         self.best_validation_score_ = state.best_validation_score
 
-    # -- validation ---------------------------------------------------------
+    # -- checks ---------------------------------------------------------------
 
     def _validate_params(self):
-        sizes = self.hidden_layer_sizes
-        if isinstance(sizes, numbers.Integral):
-            sizes = (sizes,)
-        sizes = tuple(sizes)
-        if not sizes or any(
-            not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 1 for s in sizes
-        ):
-            raise ValueError(
-                f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}"
-            )
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {self.solver!r}")
-        if self.dtype not in DTYPES and np.dtype(self.dtype).name not in DTYPES:
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        get_backend(self.backend)  # raises for an unknown name
-        _positive("learning_rate_init", self.learning_rate_init)
-        _positive("epsilon", self.epsilon)
-        _positive("input_scale", self.input_scale)
-        _non_negative("alpha", self.alpha)
-        _non_negative("tol", self.tol)
-        for name in ("max_iter", "n_iter_no_change"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        bs = self.batch_size
-        if bs != "auto" and (
-            not isinstance(bs, numbers.Integral) or isinstance(bs, bool) or bs < 1
-        ):
-            raise ValueError(f"batch_size must be 'auto' or a positive integer, got {bs!r}")
-        for name in ("momentum", "beta_1", "beta_2"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or not 0 <= value < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-        vf = self.validation_fraction
-        if not isinstance(vf, numbers.Real) or not 0 < vf < 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {vf!r}")
-        self._hidden = sizes
-        self._dtype = np.dtype(DTYPES.get(self.dtype, self.dtype))
-
-    def _validate_X(self, X):
-        """X as the kernels read it: uint8 kept, anything else as the model's dtype.
-
-        A valid C-contiguous array (or memory map) of that dtype is not copied.
-        scikit-learn's check_array refuses NaN/inf, empty and non-2-D input.
-        """
-        if isinstance(X, np.ndarray) and X.dtype == np.uint8:
-            return check_array(np.asarray(X), dtype=None, order="C", ensure_all_finite=False)
-        return check_array(np.asarray(X) if isinstance(X, np.memmap) else X,
-                           dtype=self._dtype, order="C")
-
-    def _validate_sample_weight(self, sample_weight, X):
-        if sample_weight is None:
-            return None
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        if not np.isfinite(sw).all() or (sw < 0).any():
-            raise ValueError("sample_weight must be finite and non-negative")
-        return np.ascontiguousarray(sw)
-
-    def _check_n_features(self, X):
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input"
-            )
+        self._hidden, self._dtype = validate_params(self)
 
     def _validate_predict_input(self, X):
         check_is_fitted(self, "coefs_")
         if not hasattr(self, "_hidden"):
             self._validate_params()
-        X = self._validate_X(X)
-        self._check_n_features(X)
-        return X
+        return validate_X(self, X, reset=False)
 
-    def _epochs_to_resume(self, X):
+    def _check_resumable(self):
         if not hasattr(self, "_optimizer"):
             raise ValueError(
-                "resume=True needs a model that has trained: fit it, or load a file it saved"
+                "resume=True needs a model that has trained with solver 'sgd' or 'adam': fit "
+                "it, or load a file it saved (L-BFGS keeps no state: use warm_start=True)"
             )
         if self.early_stopping:
             raise ValueError("resume=True does not support early_stopping=True")
-        if self.coefs_[0].dtype != self._dtype or self._hidden != tuple(
-            W.shape[1] for W in self.coefs_[:-1]
-        ):
-            raise ValueError("resume=True: dtype and hidden_layer_sizes must not change")
-        self._check_n_features(X)
+        self._check_same_architecture("resume=True")
         if self.n_iter_ >= self.max_iter:
             raise ValueError(
                 f"resume=True: this run has trained {self.n_iter_} epochs, max_iter is "
                 f"{self.max_iter}; raise max_iter to continue"
             )
-        return self.max_iter - self.n_iter_
 
-    # -- parameters ---------------------------------------------------------
+    def _check_same_architecture(self, how):
+        if self.coefs_[0].dtype != self._dtype or self._hidden != tuple(
+            W.shape[1] for W in self.coefs_[:-1]
+        ):
+            raise ValueError(f"{how}: dtype and hidden_layer_sizes must not change")
+
+    # -- parameters and training state -----------------------------------------
 
     def _initialize(self, n_features):
         """scikit-learn's initialisation: Glorot uniform weights and biases
@@ -376,46 +335,47 @@ class BaseMLP(BaseEstimator):
         self.out_activation_ = self._head
         self.n_iter_ = 0
         self.t_ = 0
+        for name in ("loss_curve_", "history_", "best_loss_", "validation_scores_",
+                     "best_validation_score_", "_optimizer"):
+            self.__dict__.pop(name, None)  # L-BFGS sets none of them, as in scikit-learn
+        if self.solver in OPTIMIZERS:
+            self._reset_curves()
+            self._start_optimizer()
+
+    def _reset_curves(self):
         self.loss_curve_ = []
         self.history_ = {}
-        self.best_loss_ = np.inf
+        self.best_loss_ = None if self.early_stopping else np.inf
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = -np.inf if self.early_stopping else None
         self._no_improvement_count = 0
-        self._optimizer = self._make_optimizer()
 
-    def _ensure_flat(self):
-        """Make coefs_/intercepts_ views of one flat buffer again.
-
-        They stop being views when a user assigns new arrays, or a copy (pickle,
-        deepcopy) has separated them; the arrays themselves are the truth.
-        """
-        params = getattr(self, "_params", None)
-        if params is not None and params.views_of(self.coefs_, self.intercepts_):
+    def _restart_training_state(self):
+        """warm_start: keep weights, samples seen and the early-stopping record; start a
+        new run (fresh optimizer and shuffling RNG, epoch count 0), as scikit-learn does."""
+        self._ensure_flat()
+        self._rng = check_random_state(self.random_state)
+        self.n_iter_ = 0
+        if self.solver not in OPTIMIZERS:
+            self.__dict__.pop("_optimizer", None)
             return
-        self._params = FlatParameters.pack(self.coefs_, self.intercepts_, self._dtype)
-        self.coefs_ = self._params.coefs
-        self.intercepts_ = self._params.intercepts
+        if not hasattr(self, "loss_curve_"):  # the previous fit was L-BFGS
+            self._reset_curves()
+        if self.early_stopping and self.validation_scores_ is None:
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+            self.best_loss_ = None
+        self._start_optimizer()
 
-    def _make_optimizer(self):
+    def _start_optimizer(self):
         """A fresh optimizer over the flat parameters (zero state)."""
         size, dtype = self._params.size, self._dtype
         if self.solver == "sgd":
-            return SOLVERS["sgd"](size, dtype, self.learning_rate_init, self.momentum,
-                                  self.nesterovs_momentum)
-        return SOLVERS["adam"](size, dtype, self.learning_rate_init, self.beta_1, self.beta_2,
-                               self.epsilon)
-
-    def __setstate__(self, state):
-        # a copy separates coefs_/intercepts_ from the flat buffer: rejoin them
-        self.__dict__.update(state)
-        params = state.get("_params")
-        if params is not None and "coefs_" in state:
-            params.__init__(params.layer_sizes, params.data.dtype, params.data)
-            for mine, theirs in zip(params.coefs + params.intercepts,
-                                    list(self.coefs_) + list(self.intercepts_)):
-                mine[...] = theirs
-            self.coefs_, self.intercepts_ = params.coefs, params.intercepts
+            self._optimizer = OPTIMIZERS["sgd"](size, dtype, self.learning_rate_init,
+                                                self.momentum, self.nesterovs_momentum,
+                                                self.learning_rate, self.power_t)
+        else:
+            self._optimizer = OPTIMIZERS["adam"](size, dtype, self.learning_rate_init,
+                                                 self.beta_1, self.beta_2, self.epsilon)
 
     # -- training -----------------------------------------------------------
 
@@ -426,24 +386,38 @@ class BaseMLP(BaseEstimator):
         n = X.shape[0]
         train_rows = val_rows = None
         if self.early_stopping and not incremental:
-            train_rows, val_rows = self._validation_split(n, labels, Y)
+            train_rows, val_rows = self._validation_split(n, targets)
         n_train = n if train_rows is None else train_rows.shape[0]
-        batch = min(200 if self.batch_size == "auto" else self.batch_size, n_train)
+        if self.batch_size == "auto":
+            batch = min(200, n_train)
+        else:
+            if self.batch_size > n_train:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                              "going to be clipped", stacklevel=3)
+            batch = min(self.batch_size, n_train)
         grads = FlatParameters(self._params.layer_sizes, self._dtype)
         step = TrainStep(self.backend, self._params.coefs, self._params.intercepts, batch,
                          self.activation, self._head, grads.coefs, grads.intercepts)
         runner = EpochRunner(step, self._optimizer, self._params, grads, X, labels, Y, sw,
                              batch, self.alpha, self.input_scale)
-        monitor = EpochMonitor(self, X, targets, val_rows, monitor_data, incremental,
+        monitor = EpochMonitor(self, X, targets, sw, val_rows, monitor_data, incremental,
                                epoch_callback)
         self._save_epoch_state()
         for _ in range(epochs):
             rows = self._epoch_rows(train_rows, n_train)
             started = time.perf_counter()
             result = runner.run_epoch(rows, interrupt)
-            if result.status != 0:
-                raise self._diverged(result, -(-n_train // batch))
             seconds = time.perf_counter() - started
+            if result.status != 0:
+                error = self._diverged(result, -(-n_train // batch))
+                if not monitor.has_best_weights():
+                    raise error
+                # early stopping outlives it, as in scikit-learn: a NaN score, the best weights
+                self._restore_epoch_state()
+                self.t_ += n_train
+                self.n_iter_ += 1
+                monitor.end_diverged_epoch(seconds, str(error))
+                break
             self.t_ += n_train
             self.n_iter_ += 1
             stop = monitor.end_epoch(result, seconds)
@@ -453,13 +427,14 @@ class BaseMLP(BaseEstimator):
             if interrupt is not None and interrupt.pending:
                 # Ctrl-C during the epoch's last slice: stop here, at a whole epoch
                 raise KeyboardInterrupt
+            if incremental:
+                break
         else:
-            if not incremental:
-                warnings.warn(
-                    f"Stochastic Optimizer: Maximum iterations ({epochs}) reached and "
-                    "the optimization hasn't converged yet.",
-                    ConvergenceWarning,
-                )
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
+                "the optimization hasn't converged yet.",
+                ConvergenceWarning,
+            )
         monitor.restore_best()
 
     def _epoch_rows(self, train_rows, n):
@@ -471,16 +446,19 @@ class BaseMLP(BaseEstimator):
         order = self._rng.permutation(n)
         return order if train_rows is None else train_rows[order]
 
-    def _validation_split(self, n, labels, Y):
+    def _validation_split(self, n, targets):
         """Training and validation row indices (no copy of X), as scikit-learn splits."""
         from sklearn.model_selection import train_test_split
 
-        stratify = self._stratify(labels, Y)
         train, val = train_test_split(np.arange(n), random_state=self._rng,
-                                      test_size=self.validation_fraction, stratify=stratify)
+                                      test_size=self.validation_fraction,
+                                      stratify=self._stratify(targets))
+        if val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")
         return np.sort(train).astype(np.intp), np.sort(val).astype(np.intp)
 
-    def _stratify(self, labels, Y):
+    def _stratify(self, targets):
         return None
 
     def _predict_output(self, X, rows=None):
@@ -506,17 +484,21 @@ class BaseMLP(BaseEstimator):
             with DeferredInterrupt() as interrupt:
                 yield interrupt
         except (KeyboardInterrupt, DivergenceError):
-            saved = getattr(self, "_epoch_state", None)
-            if saved is not None:  # else no batch has run yet: nothing changed
-                weights, state = saved
-                np.copyto(self._params.data, weights)
-                self.set_training_state(state)
-                del self.loss_curve_[state.n_iter:]
-                for values in self.history_.values():
-                    del values[state.n_iter:]
+            self._restore_epoch_state()
             raise
         finally:
             self._epoch_state = None
+
+    def _restore_epoch_state(self):
+        saved = getattr(self, "_epoch_state", None)
+        if saved is None:  # no batch has run yet: nothing changed
+            return
+        weights, state, lengths = saved
+        np.copyto(self._params.data, weights)
+        self.set_training_state(state)
+        del self.loss_curve_[lengths["loss_curve_"]:]
+        for key, values in self.history_.items():
+            del values[lengths.get(key, 0):]
 
     def _save_epoch_state(self):
         """Copy what `_rollback_on_interrupt` restores (weights into the same buffer)."""
@@ -526,7 +508,9 @@ class BaseMLP(BaseEstimator):
         else:
             weights = saved[0]
             np.copyto(weights, self._params.data)
-        self._epoch_state = (weights, self.get_training_state())
+        lengths = {key: len(values) for key, values in self.history_.items()}
+        lengths["loss_curve_"] = len(self.loss_curve_)
+        self._epoch_state = (weights, self.get_training_state(), lengths)
 
     def _diverged(self, result, n_batches):
         lr = self._optimizer.learning_rate
@@ -536,7 +520,8 @@ class BaseMLP(BaseEstimator):
         return DivergenceError(
             f"training diverged at epoch {self.n_iter_ + 1}, batch {batch} of {n_batches}: "
             f"{what} (learning rate {lr:g}). The weights are those of the last finished "
-            f"epoch ({self.n_iter_}); try a smaller learning_rate_init or scaled inputs.",
+            f"epoch ({self.n_iter_}); try a smaller learning_rate_init or scaled inputs. "
+            f"{NON_FINITE_WEIGHTS}",
             epoch=self.n_iter_ + 1, batch=batch, learning_rate=lr,
         )
 
@@ -544,13 +529,3 @@ class BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
-
-
-def _positive(name, value):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-
-
-def _non_negative(name, value):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}")

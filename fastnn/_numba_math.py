@@ -8,7 +8,7 @@ its loops, so that every branch is a plain loop LLVM can vectorise.
 import numpy as np
 
 from ._jit import njit
-from ._tables import IDENTITY_HEAD, LOGISTIC, LOGISTIC_HEAD, RELU, SOFTMAX_HEAD, TANH
+from ._tables import EXP_HEAD, IDENTITY_HEAD, LOGISTIC, LOGISTIC_HEAD, RELU, SOFTMAX_HEAD, TANH
 
 
 @njit(cache=True, error_model="numpy")
@@ -112,7 +112,8 @@ def head_grad_inplace(z, y, Y, sw, head, scale, db):
     weights, or is empty for weight 1. Returns ``(loss, correct)``:
     ``loss = scale * sum_i sw_i loss_i`` (float64), with ``loss_i`` the row's
     cross-entropy (softmax), binary cross-entropy summed over outputs
-    (logistic) or ``0.5 * sum_j (z_ij - Y_ij)^2`` (identity); z becomes
+    (logistic), ``0.5 * sum_j (z_ij - Y_ij)^2`` (identity) or half the Poisson
+    deviance ``sum_j Y log(Y / e^z) - Y + e^z`` (exp); z becomes
     ``scale * sw_i * (f(z_i) - target_i)`` and db its column sums (float64
     accumulation). `correct` counts the rows predicted right before the update
     (argmax == y; every output on the right side of 0.5), 0 for identity.
@@ -166,6 +167,15 @@ def head_grad_inplace(z, y, Y, sw, head, scale, db):
                     p = e / (one + e)
                 z[i, j] = g * (p - t)
             correct += right
+        elif head == EXP_HEAD:
+            g = z.dtype.type(scale * w)
+            for j in range(m):
+                t = Y[i, j]
+                mu = np.exp(z[i, j])
+                # t log t - t z - t + e^z (t log t = 0 at t = 0, as scipy's xlogy)
+                tlogt = float(t) * np.log(float(t)) if t > 0 else 0.0
+                row_loss += tlogt - float(t) * float(z[i, j]) - float(t) + float(mu)
+                z[i, j] = g * (mu - t)
         else:
             g = z.dtype.type(scale * w)
             for j in range(m):

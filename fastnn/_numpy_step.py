@@ -8,7 +8,7 @@ as in scikit-learn's `_base.py`. The Numba step is tested against this one.
 import numpy as np
 
 from ._numpy_ops import ACTIVATIONS, DERIVATIVES, logistic
-from ._tables import IDENTITY_HEAD, LOGISTIC_HEAD, SOFTMAX_HEAD
+from ._tables import EXP_HEAD, IDENTITY_HEAD, LOGISTIC_HEAD, SOFTMAX_HEAD
 
 
 def forward(x, act, coefs, intercepts, activations=None):
@@ -50,8 +50,18 @@ def _identity_head(z, y, Y, w):
     return per_row, diff, 0
 
 
+def _exp_head(z, y, Y, w):
+    # half the Poisson deviance of mu = exp(z): scikit-learn's poisson_loss per row
+    from scipy.special import xlogy
+
+    z64, Y64 = z.astype(np.float64), Y.astype(np.float64)
+    mu = np.exp(z)
+    per_row = (xlogy(Y64, Y64) - Y64 * z64 - Y64 + mu.astype(np.float64)).sum(axis=1)
+    return per_row, mu - Y, 0
+
+
 HEADS = {SOFTMAX_HEAD: _softmax_head, LOGISTIC_HEAD: _logistic_head,
-         IDENTITY_HEAD: _identity_head}
+         IDENTITY_HEAD: _identity_head, EXP_HEAD: _exp_head}
 
 
 def batch_grads(x, y, Y, sw, scale, act, head, coefs, intercepts, coef_grads, intercept_grads):

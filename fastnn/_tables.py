@@ -12,10 +12,11 @@ IDENTITY, LOGISTIC, TANH, RELU = range(4)
 #   softmax  + cross-entropy against integer labels     (multiclass)
 #   logistic + binary cross-entropy against 0/1 targets (binary, multilabel)
 #   identity + squared error (0.5 * sum over outputs)   (regression)
-HEADS = ("softmax", "logistic", "identity")
-SOFTMAX_HEAD, LOGISTIC_HEAD, IDENTITY_HEAD = range(3)
+#   exp      + half Poisson deviance, summed over outputs (regression of counts, y >= 0)
+HEADS = ("softmax", "logistic", "identity", "exp")
+SOFTMAX_HEAD, LOGISTIC_HEAD, IDENTITY_HEAD, EXP_HEAD = range(4)
 HEAD_LOSSES = {"softmax": "log_loss", "logistic": "binary_log_loss",
-               "identity": "squared_error"}
+               "identity": "squared_error", "exp": "poisson"}
 
 
 def activation_code(name):

@@ -14,7 +14,8 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import r2_score
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import check_array
 
 from ._base import BaseMLP, DivergenceError
@@ -28,7 +29,10 @@ _PARAMETERS_DOC = """
     hidden_layer_sizes : tuple of int, default=(100,)
     activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
         Hidden-layer activation.
-    solver : {"adam", "sgd"}, default="adam"
+    solver : {"adam", "sgd", "lbfgs"}, default="adam"
+        "lbfgs" is scipy's L-BFGS-B over the flat parameter buffer, with the
+        loss and gradient of the whole data set from the fused kernels (row
+        chunks, so memory does not grow with n).
     alpha : float, default=1e-4
         L2 penalty; each batch adds ``alpha / (2 n_batch) * sum ||W||^2`` to its
         loss (``n_batch`` is the batch's weight sum with `sample_weight`), as
@@ -36,22 +40,34 @@ _PARAMETERS_DOC = """
     batch_size : int or "auto", default="auto"
         "auto" is ``min(200, n_samples)``; an int >= n_samples is full-batch
         gradient descent.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        SGD's schedule, as scikit-learn's: "invscaling" is
+        ``learning_rate_init / (t + 1) ** power_t`` after each epoch, t the
+        samples seen; "adaptive" divides the rate by 5 whenever training stops
+        improving for `n_iter_no_change` epochs, down to 1e-6.
     learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
     max_iter : int, default=200
-        Number of epochs.
+        Number of epochs (L-BFGS: iterations).
     shuffle : bool, default=True
     random_state : int, RandomState or None
         Seeds the initialisation, the shuffling and the validation split.
     tol : float, default=1e-4
     verbose : bool, default=False
         Prints scikit-learn's ``Iteration %d, loss = %.8f`` lines.
+    warm_start : bool, default=False
+        `fit` starts from the current weights, as in scikit-learn: a new run of
+        `max_iter` epochs with a fresh optimizer (`fit(resume=True)` instead
+        continues the same run, optimizer state and shuffling included).
     momentum : float, default=0.9
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False
     validation_fraction : float, default=0.1
     beta_1, beta_2, epsilon : float
         Adam's parameters (scikit-learn's form: eps is added to sqrt(v)).
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int or numpy.inf, default=10
+    max_fun : int, default=15000
+        L-BFGS's limit on loss evaluations.
     backend : {"numba", "numpy"}, default="numba"
     dtype : {"float32", "float64"}, default="float32"
         The weights' dtype; float X is converted to it (not copied when it
@@ -89,15 +105,20 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         reports it); "val_accuracy" with `validation_data`.
     """
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y), continuing from the current weights.
 
         `classes` (every label that will ever be seen) is required on the
-        first call, as in scikit-learn. Returns self.
+        first call, as in scikit-learn; later calls may repeat it. Returns self.
         """
-        first = not hasattr(self, "coefs_")
+        first = not hasattr(self, "classes_")
         if first and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit")
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if not first and classes is not None and not np.array_equal(
+                self.classes_, unique_labels(classes)):
+            raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
+                             f"partial_fit, was: {self.classes_!r}")
         return self._partial_fit(X, y, sample_weight, classes if first else None)
 
     def predict_proba(self, X):
@@ -130,8 +151,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return on.astype(self._label_binarizer.classes_.dtype
                          if self.classes_.dtype.kind in "iu" else int)
 
-    def _encode_targets(self, y, n, first, classes=None):
-        """(labels, None) for the softmax head, (None, Y) for the logistic one."""
+    def _encode_targets(self, y, n, first, classes=None, same_classes=False):
+        """(labels, None) for the softmax head, (None, Y) for the logistic one.
+
+        `same_classes` (warm_start): y must hold exactly the classes of the last fit.
+        """
         y = _check_targets_length(y, n)
         if y.ndim == 2 and y.shape[1] == 1:
             warnings.warn("A column-vector y was passed when a 1d array was expected. "
@@ -153,6 +177,12 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             multiclass = binarizer.y_type_ == "multiclass"
             self._head = "softmax" if multiclass else "logistic"
             self.n_outputs_ = 1 if binarizer.y_type_ == "binary" else len(self.classes_)
+        if same_classes:
+            seen = unique_labels(y)
+            if set(seen) != set(self.classes_):
+                raise ValueError("warm_start can only be used where `y` has the same classes "
+                                 f"as in the previous call to fit. Previously got "
+                                 f"{self.classes_}, `y` has {seen}")
         if self._label_binarizer.y_type_ == "multilabel-indicator":
             if y.ndim != 2 or y.shape[1] != len(self.classes_):
                 raise ValueError(f"y must be a multilabel indicator matrix of "
@@ -192,43 +222,80 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def _validation_metrics(self, X_val, y_val):
         return {"val_accuracy": float(self.score(X_val, y_val))}
 
-    def _score_rows(self, X, targets, rows):
-        """Accuracy on X[rows] (exact match for multilabel), as scikit-learn's score."""
+    def _score_rows(self, X, targets, rows, sample_weight=None):
+        """Accuracy on X[rows] (exact match for multilabel), weighted as scikit-learn's score."""
         predicted = self._labels_of(self._predict_output(X, rows))
         labels, Y = targets
         if self._label_binarizer.y_type_ == "multilabel-indicator":
-            return float(np.mean(np.all(predicted == Y[rows], axis=1)))
-        truth = self.classes_[labels[rows]] if labels is not None else (
-            self.classes_[Y[rows, 0].astype(np.intp)])
-        return float(np.mean(predicted == truth))
+            right = np.all(predicted == Y[rows], axis=1)
+        else:
+            truth = self.classes_[labels[rows]] if labels is not None else (
+                self.classes_[Y[rows, 0].astype(np.intp)])
+            right = predicted == truth
+        weights = None if sample_weight is None else sample_weight[rows]
+        if weights is not None and not weights.sum() > 0:
+            return float("nan")
+        return float(np.average(right, weights=weights))
 
-    def _stratify(self, labels, Y):
-        if labels is None and self._label_binarizer.y_type_ != "binary":
-            return None
-        codes = labels if labels is not None else Y[:, 0].astype(np.intp)
-        return codes if np.bincount(codes).min() >= 2 else None
+    def _stratify(self, targets):
+        # scikit-learn stratifies the early-stopping split of binary targets only
+        # (one output), on the 0/1 column as bools
+        labels, Y = targets
+        if labels is None and self.n_outputs_ == 1:
+            return Y != 0
+        return None
 
 
 class MLPRegressor(RegressorMixin, BaseMLP):
-    __doc__ = """Multi-layer perceptron regressor: an identity output and squared error.
+    __doc__ = """Multi-layer perceptron regressor: squared error or Poisson deviance.
 
-    y may be 1-D or have several outputs; the loss is scikit-learn's
-    ``0.5 * mean squared error`` for one output (with several, the squares of
-    a row are summed, so the loss is consistent with its gradient).
-    `score` is R^2.
-    """ + _PARAMETERS_DOC + """
+    y may be 1-D or have several outputs. With ``loss="squared_error"`` the
+    output is the identity and the loss scikit-learn's ``0.5 * mean squared
+    error`` for one output (with several, the squares of a row are summed, so
+    the loss is consistent with its gradient). With ``loss="poisson"`` the
+    output is ``exp`` and the loss half the Poisson deviance, summed over
+    outputs (y >= 0). `score` is R^2.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default="squared_error"
+        Keyword-only here: ``MLPRegressor((64,))`` sets hidden_layer_sizes,
+        as ``MLPClassifier((64,))`` does.
+    """ + _PARAMETERS_DOC.split("----------", 1)[1] + """
     Attributes
     ----------
-    coefs_, intercepts_, loss_curve_, n_iter_, n_features_in_, n_layers_,
-    n_outputs_, out_activation_ ("identity"), t_, best_loss_,
+    coefs_, intercepts_, loss_, loss_curve_, n_iter_, n_features_in_, n_layers_,
+    n_outputs_, out_activation_ ("identity" or "exp"), t_, best_loss_,
     validation_scores_, best_validation_score_ (with early stopping).
     history_ : dict of lists, one entry per epoch
         "epoch", "loss", "seconds", "samples_per_second"; "val_r2" with
         `validation_data`.
     """
 
-    _head = "identity"
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error",
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 backend="numba", dtype="float32", input_scale=1 / 255):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            backend=backend, dtype=dtype, input_scale=input_scale)
+        self.loss = loss
 
+    @property
+    def _head(self):
+        # scikit-learn's out_activation_ for each loss
+        return "exp" if self.loss == "poisson" else "identity"
+
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing from the current weights. Returns self."""
         return self._partial_fit(X, y, sample_weight, None)
@@ -236,10 +303,13 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def predict(self, X):
         """Predicted targets, (n_samples,) for one output, else (n_samples, n_outputs)."""
         X = self._validate_predict_input(X)
-        out = self._predict_output(X)
+        out = self._outputs(self._predict_output(X))
         return out.ravel() if out.shape[1] == 1 else out
 
-    def _encode_targets(self, y, n, first, classes=None):
+    def _outputs(self, logits):
+        return np.exp(logits, out=logits) if self.out_activation_ == "exp" else logits
+
+    def _encode_targets(self, y, n, first, classes=None, same_classes=False):
         y = _check_targets_length(y, n)
         if y.ndim == 2 and y.shape[1] == 1:
             warnings.warn("A column-vector y was passed when a 1d array was expected. "
@@ -248,6 +318,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             y = y.ravel()
         Y = check_array(y.reshape(-1, 1) if y.ndim == 1 else y, dtype=self._dtype,
                         order="C", input_name="y")
+        if self.loss == "poisson" and (Y < 0).any():
+            raise ValueError("loss='poisson' needs y >= 0 (counts or rates)")
         if first:
             self.n_outputs_ = Y.shape[1]
         elif Y.shape[1] != self.n_outputs_:
@@ -263,11 +335,19 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return {}
 
     def _validation_metrics(self, X_val, y_val):
-        return {"val_r2": float(self.score(X_val, y_val))}
+        out = self._outputs(self._predict_output(self._validate_predict_input(X_val)))
+        return {"val_r2": _r2(np.asarray(y_val), out, None)}
 
-    def _score_rows(self, X, targets, rows):
-        out = self._predict_output(X, rows)
-        return float(r2_score(targets[1][rows], out))
+    def _score_rows(self, X, targets, rows, sample_weight=None):
+        out = self._outputs(self._predict_output(X, rows))
+        return _r2(targets[1][rows], out, None if sample_weight is None else sample_weight[rows])
+
+
+def _r2(y, out, sample_weight):
+    """R^2 as scikit-learn's early stopping scores it: NaN for non-finite predictions."""
+    if not np.isfinite(out).all():
+        return float("nan")
+    return float(r2_score(y.reshape(out.shape), out, sample_weight=sample_weight))
 
 
 def _check_targets_length(y, n):

@@ -48,7 +48,7 @@ def save_model(model, path):
         "estimator": np.array(kind),
         "params": np.array(json.dumps(params)),
         "n_iter": np.array(model.n_iter_),
-        "loss_curve": np.asarray(model.loss_curve_, dtype=np.float64),
+        "loss_curve": np.asarray(getattr(model, "loss_curve_", []), dtype=np.float64),
         # per-epoch records (`history_`) as a JSON string: lists of numbers by name
         "history": np.array(json.dumps(getattr(model, "history_", {}))),
     }
@@ -195,7 +195,8 @@ def _read_state(contents, model):
         optimizer_arrays={name: contents[f"optimizer_{name}"]
                           for name in state["optimizer_arrays"]},
         rng_state=_rng_state(contents, state["rng"]), n_iter=int(state["n_iter"]),
-        samples_seen=int(state["samples_seen"]), best_loss=float(state["best_loss"]),
+        samples_seen=int(state["samples_seen"]),
+        best_loss=None if state["best_loss"] is None else float(state["best_loss"]),
         no_improvement_count=int(state["no_improvement_count"]),
         validation_scores=state["validation_scores"],
         best_validation_score=state["best_validation_score"],

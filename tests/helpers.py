@@ -118,13 +118,16 @@ def small_network(rng, sizes, dtype=np.float64, scale=1.0):
 
 
 def head_targets(head, rng, n, n_outputs, dtype=np.float64):
-    """Targets the output head `head` trains on: labels (softmax), 0/1 (logistic), reals."""
+    """Targets the output head `head` trains on: labels (softmax), 0/1 (logistic), reals
+    (identity), counts (exp)."""
     if head == "softmax":
         y = rng.integers(0, n_outputs, n).astype(np.intp)
         y[:min(n, n_outputs)] = np.arange(min(n, n_outputs))  # every class present
         return y
     if head == "logistic":
         return rng.integers(0, 2, (n, n_outputs)).astype(dtype)
+    if head == "exp":
+        return rng.poisson(2.0, (n, n_outputs)).astype(dtype)  # counts, zeros included
     return rng.standard_normal((n, n_outputs)).astype(dtype)
 
 

@@ -120,7 +120,8 @@ def test_row_weights_match_reference(head, dtype):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.max(np.abs(b)))
 
 
-@pytest.mark.parametrize("head", HEADS)
+# the exp head's prediction e^z overflows for such logits by definition
+@pytest.mark.parametrize("head", [h for h in HEADS if h != "exp"])
 @pytest.mark.parametrize("sizes,n", [((50, 8, 6), 41), ((50, 40, 6), 41)])
 def test_extreme_logits(sizes, n, head, dtype):
     # weights scaled so that logits reach the hundreds to thousands: an

@@ -1,0 +1,109 @@
+"""Checks of an estimator's parameters and data, run once per `fit` before any jitted code.
+
+Parameters are checked as scikit-learn's `_parameter_constraints` check them
+(same ranges, messages that name the parameter); X goes through scikit-learn's
+`validate_data`, so `n_features_in_`, `feature_names_in_` and the messages
+for a wrong feature count are scikit-learn's own.
+"""
+
+import numbers
+
+import numpy as np
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+from ._tables import ACTIVATIONS
+from .backend import get_backend
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+SOLVERS = ("lbfgs", "sgd", "adam")
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
+REGRESSION_LOSSES = ("squared_error", "poisson")
+
+
+def validate_params(est):
+    """Check `est`'s parameters; returns ``(hidden_layer_sizes as a tuple, numpy dtype)``."""
+    sizes = est.hidden_layer_sizes
+    if isinstance(sizes, numbers.Integral):
+        sizes = (sizes,)
+    sizes = tuple(sizes)
+    if not sizes or any(
+        not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 1 for s in sizes
+    ):
+        raise ValueError(
+            f"hidden_layer_sizes must be positive integers, got {est.hidden_layer_sizes!r}"
+        )
+    _choice("activation", est.activation, ACTIVATIONS)
+    _choice("solver", est.solver, SOLVERS)
+    _choice("learning_rate", est.learning_rate, LEARNING_RATES)
+    if hasattr(est, "loss"):
+        _choice("loss", est.loss, REGRESSION_LOSSES)
+    if est.dtype not in DTYPES and np.dtype(est.dtype).name not in DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {est.dtype!r}")
+    get_backend(est.backend)  # raises for an unknown name
+    for name in ("learning_rate_init", "epsilon", "input_scale"):
+        _real(name, getattr(est, name), low=0, low_closed=False)
+    for name in ("alpha", "tol", "power_t"):
+        _real(name, getattr(est, name), low=0)
+    _real("momentum", est.momentum, low=0, high=1, high_closed=True)
+    for name in ("beta_1", "beta_2", "validation_fraction"):
+        _real(name, getattr(est, name), low=0, high=1)
+    for name in ("max_iter", "max_fun"):
+        _positive_int(name, getattr(est, name))
+    if est.n_iter_no_change != np.inf:  # scikit-learn's "never stop early"
+        _positive_int("n_iter_no_change", est.n_iter_no_change, "or numpy.inf")
+    if est.batch_size != "auto":
+        _positive_int("batch_size", est.batch_size, "or 'auto'")
+    for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
+        if not isinstance(getattr(est, name), (bool, np.bool_)):
+            raise ValueError(f"{name} must be a bool, got {getattr(est, name)!r}")
+    if est.early_stopping and est.validation_fraction == 0:
+        raise ValueError("validation_fraction must be above 0 with early_stopping=True")
+    return sizes, np.dtype(DTYPES.get(est.dtype, est.dtype))
+
+
+def validate_X(est, X, reset):
+    """X as the kernels read it: uint8 kept, anything else as the model's dtype.
+
+    A valid C-contiguous array (or memory map) of that dtype is not copied.
+    `reset` records `n_features_in_` and `feature_names_in_` (fit); otherwise
+    they are checked, with scikit-learn's messages.
+    """
+    if isinstance(X, np.ndarray) and X.dtype == np.uint8:
+        return validate_data(est, np.asarray(X), reset=reset, dtype=None, order="C",
+                             ensure_all_finite=False)
+    return validate_data(est, np.asarray(X) if isinstance(X, np.memmap) else X,
+                         reset=reset, dtype=est._dtype, order="C")
+
+
+def validate_sample_weight(sample_weight, X):
+    """Row weights as a float64 array (None stays None): finite, non-negative."""
+    if sample_weight is None:
+        return None
+    sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    if not np.isfinite(sw).all():
+        raise ValueError("sample_weight must be finite")
+    return np.ascontiguousarray(sw)
+
+
+def _choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _real(name, value, low, high=None, low_closed=True, high_closed=False):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        ok = value >= low if low_closed else value > low
+        if ok and high is not None:
+            ok = value <= high if high_closed else value < high
+    if not ok:
+        left = "[" if low_closed else "("
+        right = ("]" if high_closed else ")") if high is not None else ")"
+        raise ValueError(f"{name} must be a number in {left}{low}, "
+                         f"{'inf' if high is None else high}{right}, got {value!r}")
+
+
+def _positive_int(name, value, alternative=""):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer{' ' + alternative if alternative else ''}"
+                         f", got {value!r}")
