@@ -1,6 +1,6 @@
-"""MLPClassifier.fit on digits, against the bare train steps that it runs."""
+"""MLPClassifier.fit on digits, against the bare train steps that it runs; fit per step."""
 
-import warnings
+import time
 
 import numpy as np
 
@@ -8,8 +8,9 @@ from fastnn import MLPClassifier, get_backend
 from fastnn.datasets import load_digits
 from fastnn.network import TrainStep
 from fastnn.optim import AdamOptimizer
+from fastnn.params import FlatParameters
 
-from .common import BACKENDS
+from .common import BACKENDS, CONFIGS, bare_step, network, quiet_fit, sgd_model
 
 HIDDEN = (128,)
 BATCH = 200
@@ -33,32 +34,101 @@ class FitEpoch:
         X, _, y, _ = load_digits()
         self.X, self.y = X, y
         self.fit_epoch(backend)  # compiles
-        ops = get_backend(backend).ops
         rng = np.random.default_rng(0)
         coefs = [(rng.standard_normal((k, m)) * 0.1).astype(np.float32)
                  for k, m in zip((X.shape[1], *HIDDEN), (*HIDDEN, 10))]
         intercepts = [np.zeros(W.shape[1], np.float32) for W in coefs]
-        self.train = TrainStep(ops, coefs, intercepts, BATCH)
-        self.optimizer = AdamOptimizer(self.train.params, ops)
+        # the estimator's layout: parameters and gradients views of flat buffers
+        self.params = FlatParameters.pack(coefs, intercepts)
+        self.grads = FlatParameters(self.params.layer_sizes, np.float32)
+        self.train = TrainStep(backend, self.params.coefs, self.params.intercepts, BATCH,
+                               coef_grads=self.grads.coefs,
+                               intercept_grads=self.grads.intercepts)
+        self.optimizer = AdamOptimizer(self.params.size, np.float32)
+        self.ops = get_backend(backend).ops
         self.labels = y.astype(np.intp)
         self.time_bare_steps(backend)
 
     def fit_epoch(self, backend):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # ConvergenceWarning after one epoch
-            _model(backend, 1).fit(self.X, self.y)
+        quiet_fit(_model(backend, 1), self.X, self.y)
 
     def time_fit_epoch(self, backend):
         self.fit_epoch(backend)
 
     def time_bare_steps(self, backend):
-        X, y, train, optimizer = self.X, self.labels, self.train, self.optimizer
-        params, grads = train.params, train.grads
+        X, y, train, optimizer, ops = self.X, self.labels, self.train, self.optimizer, self.ops
+        params, grads = self.params.data, self.grads.data
         for start in range(0, X.shape[0], BATCH):
             train.loss_and_grads(X[start:start + BATCH], y[start:start + BATCH], 1e-4)
-            optimizer.update_params(params, grads)
+            optimizer.update_params(ops, params, grads)
 
     def peakmem_fit(self, backend):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _model(backend, 5).fit(self.X, self.y)
+        quiet_fit(_model(backend, 5), self.X, self.y)
+
+
+# Rows of X per config in FitSteps, whole batches. Config a runs full batch
+# on 8,400 rows (a fifth of the seed's 42,000, so that a sample stays well
+# under a second on NumPy); b, c, d on 2,048 rows.
+FIT_ROWS = {"a": 8400, "a-uint8": 8400, "b": 2048, "c": 2048, "d": 2048}
+# Epochs of one timed fit, and the extra epochs of track_fit_ms_per_step
+FIT_EPOCHS = {"a": 8, "a-uint8": 8, "b": 2, "c": 2, "d": 2}
+
+
+class FitSteps:
+    """`MLPClassifier.fit` running configs a-d's step: plain SGD (lr 0.1), no L2, no shuffle.
+
+    time_fit: one fit of FIT_EPOCHS[config] epochs of FIT_ROWS[config] rows,
+    that is FIT_EPOCHS * FIT_ROWS / batch steps (a: 8 steps of 8,400 rows; b:
+    32 steps; c: 16; d: 8), per-fit costs (input checks, initialisation)
+    included. track_fit_ms_per_step: ms per step without them,
+    ``(t(fit, 1 + E epochs) - t(fit, 1 epoch)) / (E * steps per epoch)``, as
+    scripts/bench_peers.py reports. time_bare_steps: one epoch of the bare
+    fused step over the same batches (the step that fit runs, without fit).
+    a-uint8: config a with the same images as uint8 bytes, which fit reads as
+    they are (input_scale 1/255); Numba only.
+    """
+
+    params = [BACKENDS, ["a", "a-uint8", "b", "c", "d"]]
+    param_names = ["backend", "config"]
+
+    def setup(self, backend, config):
+        if config == "a-uint8" and backend != "numba":
+            raise NotImplementedError  # asv skips this combination
+        sizes, batch = CONFIGS[config.split("-")[0]]
+        rows = FIT_ROWS[config]
+        batch = min(batch, rows)
+        X, y, coefs, intercepts = network(sizes, rows, np.float32)
+        scale = 1.0
+        if config == "a-uint8":
+            X, scale = np.rint(X * 255).astype(np.uint8), 1 / 255
+        self.X, self.y, self.sizes, self.batch = X, y, sizes, batch
+        self.steps_per_epoch = rows // batch
+        step = bare_step(backend, coefs, intercepts, batch, scale)
+        self.batches = [(X[s:s + batch], y[s:s + batch]) for s in range(0, rows, batch)]
+        self.step = step
+        self._fit(backend, 1)  # compiles fit's path (Numba)
+        self.time_bare_steps(backend, config)
+
+    def _fit(self, backend, epochs):
+        quiet_fit(sgd_model(backend, self.sizes[1:-1], self.batch, epochs), self.X, self.y)
+
+    def time_fit(self, backend, config):
+        self._fit(backend, FIT_EPOCHS[config])
+
+    def time_bare_steps(self, backend, config):
+        step = self.step
+        for x, y in self.batches:
+            step(x, y)
+
+    def track_fit_ms_per_step(self, backend, config):
+        extra = FIT_EPOCHS[config]
+        diffs = []
+        for _ in range(3):  # the median of three differences
+            started = time.perf_counter()
+            self._fit(backend, 1)
+            middle = time.perf_counter()
+            self._fit(backend, 1 + extra)
+            diffs.append((time.perf_counter() - middle) - (middle - started))
+        return 1e3 * sorted(diffs)[1] / (extra * self.steps_per_epoch)
+
+    track_fit_ms_per_step.unit = "ms"

@@ -1,4 +1,4 @@
-"""Cold import and first-step compile, each in a fresh interpreter (timeraw_)."""
+"""Cold import, first-step and first-fit compile, each in a fresh interpreter (timeraw_)."""
 
 import os
 import subprocess
@@ -11,7 +11,7 @@ _BUILD = """
 import numpy as np
 from fastnn import get_backend
 from fastnn.network import TrainStep
-from fastnn.optim import SGDOptimizer
+from fastnn.params import FlatParameters
 sizes, n = {sizes!r}, {n!r}
 rng = np.random.default_rng(0)
 X = rng.random((n, sizes[0])).astype(np.float32)
@@ -19,14 +19,23 @@ y = rng.integers(0, sizes[-1], n).astype(np.intp)
 coefs = [rng.standard_normal((k, m)).astype(np.float32) * 0.05
          for k, m in zip(sizes[:-1], sizes[1:])]
 intercepts = [np.zeros(m, np.float32) for m in sizes[1:]]
+params = FlatParameters.pack(coefs, intercepts)
+grads = FlatParameters(params.layer_sizes, np.float32)
 ops = get_backend("numba").ops
 """
 # Timed: the first step, compile included (TrainStep, the step, the update)
 _FIRST_STEP = """
-step = TrainStep(ops, coefs, intercepts, n)
-optimizer = SGDOptimizer(step.params, ops, 0.1, momentum=0.0)
-step.loss_and_grads(X, y, 0.0)
-optimizer.update_params(step.params, step.grads)
+step = TrainStep("numba", params.coefs, params.intercepts, n, coef_grads=grads.coefs,
+                 intercept_grads=grads.intercepts)
+step.batch_grads(X, y=y)
+ops.sgd_update(params.data, grads.data, 0.1, None, 0.0, False)
+"""
+# Untimed, first: a fresh empty Numba cache directory for this interpreter
+# (numba reads NUMBA_CACHE_DIR when it is imported), removed when it exits
+_COLD_CACHE = """
+import atexit, os, shutil, tempfile
+os.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp(prefix='fastnn-cold-')
+atexit.register(shutil.rmtree, os.environ['NUMBA_CACHE_DIR'], True)
 """
 # a: the single pass for narrow layers; b: the GEMM path
 STEP_CONFIGS = {"a": ((784, 10, 10), 4096), "b": ((784, 128, 10), 128)}
@@ -52,9 +61,7 @@ class FirstStepCold:
     def timeraw_first_step(self, config):
         sizes, n = STEP_CONFIGS[config]
         # a fresh empty cache directory for each interpreter
-        setup = ("import os, tempfile\n"
-                 "os.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp(prefix='fastnn-cold-')\n"
-                 + _BUILD.format(sizes=sizes, n=n))
+        setup = _COLD_CACHE + _BUILD.format(sizes=sizes, n=n)
         return _FIRST_STEP, setup
 
 
@@ -85,3 +92,75 @@ class FirstStepWarmCache:
     def timeraw_first_step(self, config):
         sizes, n = STEP_CONFIGS[config]
         return _FIRST_STEP, _BUILD.format(sizes=sizes, n=n)
+
+
+# Untimed: the data and the estimator class (scikit-learn's import is not
+# fit's: timeraw_import_fastnn times fastnn's own)
+_BUILD_FIT = """
+import warnings
+import numpy as np
+from fastnn import MLPClassifier
+sizes, n = {sizes!r}, {n!r}
+rng = np.random.default_rng(0)
+X = rng.random((n, sizes[0])).astype(np.float32)
+y = rng.integers(0, sizes[-1], n)
+warnings.simplefilter("ignore")  # the ConvergenceWarning of max_iter=1
+"""
+# Timed: the first fit (one epoch), compile or cache loading included
+_FIRST_FIT = """
+MLPClassifier(sizes[1:-1], solver="sgd", momentum=0.0, learning_rate_init=0.1,
+              batch_size={batch!r}, max_iter=1, random_state=0).fit(X, y)
+"""
+# a: full batch (the single pass); b: 8 batches (the compiled epoch, GEMM path)
+FIT_CONFIGS = {"a": ((784, 10, 10), 4096, 4096), "b": ((784, 128, 10), 1024, 128)}
+
+
+def _fit_code(config):
+    sizes, n, batch = FIT_CONFIGS[config]
+    return _FIRST_FIT.format(batch=batch), _BUILD_FIT.format(sizes=sizes, n=n)
+
+
+class FirstFitCold:
+    """The first `MLPClassifier.fit` (Numba) from an empty Numba cache: what a new
+    install's first fit costs. Compile takes tens of seconds on 2 cores."""
+
+    params = [list(FIT_CONFIGS)]
+    param_names = ["config"]
+    number = 1
+    repeat = 3
+    warmup_time = 0
+    timeout = 600
+
+    def timeraw_first_fit(self, config):
+        code, setup = _fit_code(config)
+        setup = _COLD_CACHE + setup
+        return code, setup
+
+
+class FirstFitWarmCache:
+    """The first `MLPClassifier.fit` in a new interpreter, loading what a previous
+    process compiled into the Numba cache: what every later script's fit costs."""
+
+    params = [list(FIT_CONFIGS)]
+    param_names = ["config"]
+    number = 1
+    repeat = 3
+    warmup_time = 0
+    timeout = 600
+
+    def setup(self, config):
+        self._previous = os.environ.get("NUMBA_CACHE_DIR")
+        self._dir = tempfile.TemporaryDirectory(prefix="fastnn-warm-")
+        os.environ["NUMBA_CACHE_DIR"] = self._dir.name
+        code, setup = _fit_code(config)
+        subprocess.run([sys.executable, "-c", setup + code], check=True, env=os.environ.copy())
+
+    def teardown(self, config):
+        if self._previous is None:
+            os.environ.pop("NUMBA_CACHE_DIR", None)
+        else:
+            os.environ["NUMBA_CACHE_DIR"] = self._previous
+        self._dir.cleanup()
+
+    def timeraw_first_fit(self, config):
+        return _fit_code(config)

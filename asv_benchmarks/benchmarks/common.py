@@ -1,13 +1,16 @@
-"""Shared set-up: the four configurations of docs/design.md section 8, and a train step."""
+"""Shared set-up: the four configurations of docs/design.md section 8, a train step, a fit."""
+
+import warnings
 
 import numpy as np
 
 from fastnn import get_backend
 from fastnn.network import TrainStep
-from fastnn.optim import SGDOptimizer
+from fastnn.params import FlatParameters
 
 BACKENDS = ["numpy", "numba"]
 DTYPES = ["float32", "float64"]
+LEARNING_RATE = 0.1
 # name: (layer sizes, batch)
 CONFIGS = {
     "a": ((784, 10, 10), 42000),  # the seed recipe, full batch
@@ -28,17 +31,52 @@ def network(sizes, n, dtype, seed=0):
     return X, y, coefs, intercepts
 
 
+def bare_step(backend, coefs, intercepts, batch, input_scale=1.0):
+    """step(x, y): the fused step on (x, y), then plain SGD (lr 0.1) on the flat parameters.
+
+    The estimator's layout and update: weights and biases are views of one
+    flat buffer, gradients likewise, and one unchecked `sgd_update` moves them all.
+    """
+    dtype = coefs[0].dtype
+    params = FlatParameters.pack(coefs, intercepts, dtype)
+    grads = FlatParameters(params.layer_sizes, dtype)
+    train = TrainStep(backend, params.coefs, params.intercepts, batch,
+                      coef_grads=grads.coefs, intercept_grads=grads.intercepts)
+    sgd = get_backend(backend).ops.sgd_update
+    flat_params, flat_grads = params.data, grads.data
+
+    def step(x, y):
+        train.batch_grads(x, y=y, input_scale=input_scale)
+        sgd(flat_params, flat_grads, LEARNING_RATE, None, 0.0, False)
+
+    return step
+
+
 def train_step(backend, config, dtype):
     """A zero-argument callable running one step (forward, loss, backward, SGD)."""
     sizes, n = CONFIGS[config]
     X, y, coefs, intercepts = network(sizes, n, dtype)
-    ops = get_backend(backend).ops
-    step = TrainStep(ops, coefs, intercepts, n)
-    optimizer = SGDOptimizer(step.params, ops, 0.1, momentum=0.0)
-    params, grads = step.params, step.grads
+    step = bare_step(backend, coefs, intercepts, n)
+    return lambda: step(X, y)
 
-    def run():
-        step.loss_and_grads(X, y, 0.0)
-        optimizer.update_params(params, grads)
 
-    return run
+def sgd_model(backend, hidden, batch, epochs, dtype="float32"):
+    """An MLPClassifier doing what `train_step` does: plain SGD, lr 0.1, no L2, rows in order.
+
+    tol=0 and a huge n_iter_no_change: it runs exactly `epochs` epochs.
+    """
+    from fastnn import MLPClassifier
+
+    return MLPClassifier(hidden, solver="sgd", momentum=0.0, alpha=0.0,
+                         learning_rate_init=LEARNING_RATE, batch_size=batch, shuffle=False,
+                         max_iter=epochs, tol=0.0, n_iter_no_change=10**9, backend=backend,
+                         dtype=dtype, random_state=0)
+
+
+def quiet_fit(model, X, y):
+    """model.fit(X, y) without the ConvergenceWarning that max_iter epochs end with."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, y)
