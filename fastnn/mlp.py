@@ -147,6 +147,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             return self.classes_[np.argmax(logits, axis=1)]
         on = logits > 0
         if self._label_binarizer.y_type_ == "binary":
+            if len(self.classes_) == 1:
+                return np.repeat(self.classes_, logits.shape[0])
             return self.classes_[on[:, 0].astype(np.intp)]
         return on.astype(self._label_binarizer.classes_.dtype
                          if self.classes_.dtype.kind in "iu" else int)
@@ -168,10 +170,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             # partial_fit's classes name the labels; a multilabel y names its own columns
             multilabel = type_of_target(y).startswith("multilabel")
             binarizer.fit(y if classes is None or multilabel else np.asarray(classes))
-            if len(binarizer.classes_) < 2:
-                raise ValueError(f"{'classes' if classes is not None else 'y'} has "
-                                 f"{len(binarizer.classes_)} class(es); a classifier needs "
-                                 "at least 2")
+            # one class trains too, as in scikit-learn: one logistic output, always 0
             self._label_binarizer = binarizer
             self.classes_ = binarizer.classes_
             multiclass = binarizer.y_type_ == "multiclass"

@@ -59,8 +59,7 @@ def save_model(model, path):
                 raise TypeError("classes_ of mixed object types cannot be saved without pickle")
             classes = classes.astype(str)
         arrays["classes"] = classes
-        arrays["multilabel"] = np.array(model.out_activation_ == "logistic"
-                                        and model.n_outputs_ == len(model.classes_))
+        arrays["multilabel"] = np.array(model._label_binarizer.y_type_.startswith("multilabel"))
     for i, (W, b) in enumerate(zip(model.coefs_, model.intercepts_)):
         arrays[f"coef_{i}"] = W
         arrays[f"intercept_{i}"] = b

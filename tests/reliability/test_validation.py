@@ -113,9 +113,9 @@ def test_bad_shapes_and_labels_are_refused(data):
         model.fit(X[0], y)
     with pytest.raises(ValueError, match="Multioutput target data is not supported"):
         model.fit(X, np.stack([y, y], axis=1))
-    with pytest.raises(ValueError, match="classes has 1 class"):
-        model.partial_fit(X, np.zeros(30), classes=[0])
     model.partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"`classes=\[0, 1, 2, 3\]` is not the same"):
+        model.partial_fit(X, y, classes=[0, 1, 2, 3])
     with pytest.raises(ValueError, match=r"labels not in classes_: \[7\]"):
         model.partial_fit(X, np.full(30, 7))
     with pytest.raises(ValueError, match="features"):
