@@ -737,7 +737,7 @@ def run(args, coretype):
         mine = fit.get((c, "fastnn-numba"))
         for peer in PEERS:
             theirs = best.get((base_config(c), peer))
-            if mine and theirs:
+            if mine and theirs and mine > 0:  # a busy machine can make a difference <= 0
                 ratios.setdefault(c, {})[peer] = theirs / mine
     cpu, isa = _cpuinfo()
     return {
