@@ -8,6 +8,7 @@ made anew by each `fit`, so a pickle holds only arrays and plain Python
 objects, and a loaded model needs no Numba until it predicts or trains.
 """
 
+from .optim import own_arrays
 from .params import FlatParameters
 
 
@@ -38,9 +39,11 @@ class PicklableParameters:
         """Make coefs_/intercepts_ views of one writeable flat buffer again.
 
         They stop being views when a user assigns new arrays; the arrays
-        themselves are the truth. A read-only buffer (a memory-mapped pickle) is
-        copied before training writes to it.
+        themselves are the truth. Read-only buffers (a memory-mapped pickle's
+        weights and optimizer state) are copied before training writes to them.
         """
+        if hasattr(self, "_optimizer"):
+            own_arrays(self._optimizer)
         params = getattr(self, "_params", None)
         if (params is not None and params.data.flags.writeable
                 and params.views_of(self.coefs_, self.intercepts_)):

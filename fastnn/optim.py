@@ -117,6 +117,13 @@ class AdamOptimizer:
         _copy_arrays(self, state["arrays"])
 
 
+def own_arrays(optimizer):
+    """Give `optimizer` writeable copies of read-only state arrays (a memory-mapped pickle's)."""
+    for name, value in optimizer.state()["arrays"].items():
+        if not value.flags.writeable:
+            setattr(optimizer, name, value.copy())
+
+
 def _stop(msg, verbose):
     if verbose:
         print(msg + " Stopping.")
