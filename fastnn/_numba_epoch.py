@@ -44,9 +44,11 @@ def _fetch_rows(X, rows, start, stop, xs, xb):
         def read(X, rows, start, stop, xs, xb):
             if rows.shape[0] == 0:
                 return X[start:stop]  # contiguous rows: read in place
-            m = stop - start
+            m, k = stop - start, X.shape[1]
             for r in range(m):
-                xb[r] = X[rows[start + r]]
+                src = rows[start + r]
+                for j in range(k):  # element by element: a row assignment compiles
+                    xb[r, j] = X[src, j]  # a shape check with a formatted error, seconds
             return xb[:m]
     else:
         def read(X, rows, start, stop, xs, xb):
@@ -62,16 +64,27 @@ def _fetch_rows(X, rows, start, stop, xs, xb):
     return read
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def take_rows(a, rows, start, stop, buf):
-    """Rows [start, stop) of a (1-D or 2-D; empty stays empty) in the epoch order."""
-    if a.shape[0] == 0:
-        return a[:0]
-    if rows.shape[0] == 0:
-        return a[start:stop]
+    """Entries [start, stop) of 1-D a (labels, row weights; empty stays empty) in epoch order."""
+    if a.shape[0] == 0 or rows.shape[0] == 0:
+        return a[start:stop] if a.shape[0] else a[:0]
     m = stop - start
     for r in range(m):
         buf[r] = a[rows[start + r]]
+    return buf[:m]
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def take_rows_2d(a, rows, start, stop, buf):
+    """Rows [start, stop) of 2-D a (float targets, or X; empty stays empty) in epoch order."""
+    if a.shape[0] == 0 or rows.shape[0] == 0:
+        return a[start:stop] if a.shape[0] else a[:0]
+    m, k = stop - start, a.shape[1]
+    for r in range(m):
+        src = rows[start + r]
+        for j in range(k):  # element by element: see fetch_rows
+            buf[r, j] = a[src, j]
     return buf[:m]
 
 
@@ -83,7 +96,7 @@ def _all_finite(a):
     return True
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def finish_batch(loss, weight, scale, b, params, grads, n_coef, alpha, solver, lr, momentum,
                  nesterov, beta1, beta2, eps, state1, state2, t, stats):
     """After a batch's gradients: the L2 term, the divergence check, the update.
@@ -114,7 +127,7 @@ def finish_batch(loss, weight, scale, b, params, grads, n_coef, alpha, solver, l
     return t
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def check_weights(params, n_batches, stats):
     """After an epoch: the last batch's update is seen by no later loss."""
     if stats[STATUS] == OK and not _all_finite(params):
@@ -122,41 +135,72 @@ def check_weights(params, n_batches, stats):
         stats[BAD_BATCH] = n_batches - 1
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def run_batches(X, y, Y, sw, xs, rows, n, batch_size, first, stop_batch,
-                xb, xnb, yb, Yb, swb, act, head, coefs, intercepts, activations, deltas,
-                coef_grads, intercept_grads, narrow, narrow_buffers,
-                params, grads, n_coef, alpha, solver, lr, momentum, nesterov,
-                beta1, beta2, eps, state1, state2, t, stats):
-    """Batches [first, stop_batch) of an epoch of n rows; returns Adam's step count t.
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def batch_weight(ww, start, stop):
+    """The batch's weight (rows, or the sum of its row weights) and its loss scale."""
+    weight = float(stop - start) if ww.shape[0] == 0 else float(ww.sum())
+    return weight, (1.0 / weight if weight > 0 else 0.0)
 
-    X is read through xb (the weights' dtype) on the GEMM path, and through
-    xnb (X's own dtype, scaled by xs_native) by the single pass. Each batch as
-    `finish_batch` describes; `stats` accumulates LOSS (batch
-    losses times their weight), WEIGHT, CORRECT and BATCHES, and stops at the
-    first non-finite loss. After the epoch's last batch, `check_weights`.
+
+# Two entry points, one per path, so that a fit compiles only the path it runs:
+# each is a large call graph that LLVM optimises whole.
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def run_batches(X, y, Y, sw, xs, rows, n, batch_size, first, stop_batch, xb, yb, Yb, swb,
+                act, head, coefs, intercepts, activations, deltas, coef_grads, intercept_grads,
+                params, grads, n_coef, alpha, solver, lr, momentum, nesterov, beta1, beta2, eps,
+                state1, state2, t, stats):
+    """Batches [first, stop_batch) of an epoch of n rows on the GEMM path; returns Adam's t.
+
+    X (float of the weights' dtype, or uint8 scaled by xs) is read in place
+    or gathered into xb. Each batch as `finish_batch` describes; `stats`
+    accumulates LOSS (batch losses times their weight), WEIGHT, CORRECT and
+    BATCHES, and stops at the first non-finite loss. After the epoch's last
+    batch, `check_weights`.
     """
     n_batches = (n + batch_size - 1) // batch_size
-    xs_native = 1.0 if X.dtype == xb.dtype else xs
+    for b in range(first, stop_batch):
+        start = b * batch_size
+        stop = min(start + batch_size, n)
+        yy = take_rows(y, rows, start, stop, yb)
+        YY = take_rows_2d(Y, rows, start, stop, Yb)
+        ww = take_rows(sw, rows, start, stop, swb)
+        weight, scale = batch_weight(ww, start, stop)
+        x = fetch_rows(X, rows, start, stop, xs, xb)
+        loss, correct = batch_grads(x, yy, YY, ww, scale, act, head, coefs, intercepts,
+                                    activations, deltas, coef_grads, intercept_grads)
+        t = finish_batch(loss, weight, scale, b, params, grads, n_coef, alpha, solver, lr,
+                         momentum, nesterov, beta1, beta2, eps, state1, state2, t, stats)
+        if stats[STATUS] != OK:
+            return t
+        stats[CORRECT] += correct
+    if stop_batch == n_batches:
+        check_weights(params, n_batches, stats)
+    return t
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def run_narrow_batches(X, y, xs, rows, n, batch_size, first, stop_batch, xnb, yb, coefs,
+                       intercepts, coef_grads, intercept_grads, narrow_buffers, params, grads,
+                       n_coef, alpha, solver, lr, momentum, nesterov, beta1, beta2, eps, state1,
+                       state2, t, stats):
+    """As `run_batches`, on the single pass (one hidden ReLU layer, softmax head, no weights).
+
+    X is read in its own dtype (uint8 pixels widened in registers and scaled
+    by xs; xs is 1 for float X), gathered into xnb when the rows are shuffled.
+    """
+    n_batches = (n + batch_size - 1) // batch_size
     W1T, p_dW1T, p_dW2, p_db1, p_db2, p_acc, scratch = narrow_buffers
     for b in range(first, stop_batch):
         start = b * batch_size
         stop = min(start + batch_size, n)
         yy = take_rows(y, rows, start, stop, yb)
-        YY = take_rows(Y, rows, start, stop, Yb)
-        ww = take_rows(sw, rows, start, stop, swb)
-        weight = float(stop - start) if ww.shape[0] == 0 else float(ww.sum())
-        scale = 1.0 / weight if weight > 0 else 0.0
-        if narrow:
-            # the single pass reads X's own dtype (uint8 pixels widened in registers)
-            xr = take_rows(X, rows, start, stop, xnb)
-            loss, correct = narrow_batch(xr, yy, scale, xs_native, coefs, intercepts,
-                                         coef_grads, intercept_grads, W1T, p_dW1T, p_dW2, p_db1,
-                                         p_db2, p_acc, scratch)
-        else:
-            x = fetch_rows(X, rows, start, stop, xs, xb)
-            loss, correct = batch_grads(x, yy, YY, ww, scale, act, head, coefs, intercepts,
-                                        activations, deltas, coef_grads, intercept_grads)
+        weight, scale = float(stop - start), 1.0 / (stop - start)
+        xr = take_rows_2d(X, rows, start, stop, xnb)
+        loss, correct = narrow_batch(xr, yy, scale, xs, coefs, intercepts, coef_grads,
+                                     intercept_grads, W1T, p_dW1T, p_dW2, p_db1, p_db2, p_acc,
+                                     scratch)
         t = finish_batch(loss, weight, scale, b, params, grads, n_coef, alpha, solver, lr,
                          momentum, nesterov, beta1, beta2, eps, state1, state2, t, stats)
         if stats[STATUS] != OK:

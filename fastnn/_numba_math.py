@@ -17,7 +17,7 @@ def logistic(v):
     return 1.0 / (1.0 + np.exp(-v))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def bias_activation_inplace(out, b, code):
     """out = f(out + b) row-wise, for activation `code`."""
     n, m = out.shape
@@ -43,7 +43,7 @@ def bias_activation_inplace(out, b, code):
                 out[i, j] += b[j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def activation_inplace(z, out, code):
     """out = f(z) element-wise (out may be z)."""
     n, m = z.shape
@@ -68,7 +68,7 @@ def activation_inplace(z, out, code):
                 out[i, j] = z[i, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def activation_backward_inplace(d, a, out, code, db, want_db):
     """out = d * f'(z), with the derivative written through the output a = f(z).
 
@@ -103,7 +103,7 @@ def activation_backward_inplace(d, a, out, code, db, want_db):
             db[j] = acc[j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def head_grad_inplace(z, y, Y, sw, head, scale, db):
     """Loss of output pre-activations z and, in place, its gradient with respect to z.
 
@@ -190,7 +190,7 @@ def head_grad_inplace(z, y, Y, sw, head, scale, db):
     return loss * scale, correct
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def column_sums(a, out):
     """out = a.sum(axis=0), accumulated in float64."""
     n, m = a.shape

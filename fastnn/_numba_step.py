@@ -30,7 +30,7 @@ from ._numba_ops import _DOT
 from ._tables import IDENTITY, RELU, SOFTMAX_HEAD
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def forward(x, act, coefs, intercepts, activations):
     """Every layer's output for batch x into activations[i][:n]; returns the last.
 
@@ -40,12 +40,15 @@ def forward(x, act, coefs, intercepts, activations):
     n = x.shape[0]
     last = len(coefs) - 1
     a = x
-    for i in range(last + 1):
+    for i in range(last):
         out = activations[i][:n]
         np.dot(a, coefs[i], out)
-        bias_activation_inplace(out, intercepts[i], act if i < last else IDENTITY)
+        bias_activation_inplace(out, intercepts[i], act)
         a = out
-    return activations[last][:n]
+    out = activations[last][:n]
+    np.dot(a, coefs[last], out)
+    bias_activation_inplace(out, intercepts[last], IDENTITY)
+    return out
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -150,7 +153,7 @@ def _axpy4(dWT, g, x0, x1, x2, x3):
             dw[q] = (((dw[q] + g0 * dt(x0[q])) + g1 * dt(x1[q])) + g2 * dt(x2[q])) + g3 * dt(x3[q])
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs, acc):
     # Everything of rows r..r+rows-1 (rows <= 4) after their first-layer dot
     # products: ReLU, output layer, softmax, loss and correct count (added to
@@ -267,7 +270,7 @@ def narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratch
     acc[0] *= scale
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def narrow_finish(parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, chunks, coef_grads,
                   intercept_grads):
     """Add the first `chunks` partial sums into the gradients; return (loss, correct)."""
@@ -299,12 +302,15 @@ def narrow_finish(parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, chunks
     return loss, int(correct)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def narrow_batch(x, y, scale, xs, coefs, intercepts, coef_grads, intercept_grads, W1T, parts_dW1T,
                  parts_dW2, parts_db1, parts_db2, parts_acc, scratch):
     """The whole single pass on one thread: (loss, correct) of batch x, gradients set."""
     n = x.shape[0]
-    W1T[...] = coefs[0].T
+    W1 = coefs[0]
+    for q in range(W1.shape[0]):  # element by element: see _numba_epoch.fetch_rows
+        for j in range(W1.shape[1]):
+            W1T[j, q] = W1[q, j]
     narrow_rows(x, y, 0, n, W1T, intercepts[0], coefs[1], intercepts[1], parts_dW1T[0],
                 parts_db1[0], parts_dW2[0], parts_db2[0], scratch[0], scale, xs, parts_acc[0])
     return narrow_finish(parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, 1, coef_grads,

@@ -85,18 +85,14 @@ class EpochRunner:
         self.compiled = compiled and step.backend == "numba" and not threaded
         # batches per compiled call: 1 until one call has been timed
         self.batches_per_call = 1
-        if self.compiled:
+        if step.backend == "numba":
             from . import _numba_epoch
 
             self._numba = _numba_epoch
+        if self.compiled and self.use_narrow:
             # the single pass gathers shuffled rows in X's own dtype
-            self.xnb = np.empty((bs if self.use_narrow else 0, k), X.dtype)
-            self._narrow_buffers = (narrow.buffers() if narrow is not None
-                                    else _no_narrow_buffers(dtype))
-        elif step.backend == "numba":
-            from . import _numba_epoch
-
-            self._numba = _numba_epoch
+            self.xnb = np.empty((bs, k), X.dtype)
+            self._narrow_args = (narrow.buffers(),)
         self.x_native = None  # gathered rows of X's own dtype (Python loop, uint8 X)
 
     def run_epoch(self, rows, interrupt=None):
@@ -121,14 +117,20 @@ class EpochRunner:
             stop = min(n_batches, first + self.batches_per_call)
             solver, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t = (
                 opt.compiled_args())
+            update = (self.params.data, self.grads.data, self.params.n_coef, self.alpha, solver,
+                      lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t, self.stats)
             started = time.perf_counter()
-            t = self._numba.run_batches(
-                self.X, self.y, self.Y, self.sw, self.input_scale, rows, n, self.batch_size,
-                first, stop, self.xb, self.xnb, self.yb, self.Yb, self.swb, step.act, step.head,
-                *step.gemm_args(), self.use_narrow, self._narrow_buffers,
-                self.params.data, self.grads.data, self.params.n_coef, self.alpha,
-                solver, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t,
-                self.stats)
+            if self.use_narrow:
+                xs = 1.0 if self.X.dtype == step.dtype else self.input_scale
+                t = self._numba.run_narrow_batches(
+                    self.X, self.y, xs, rows, n, self.batch_size, first, stop, self.xnb,
+                    self.yb, tuple(step.coefs), tuple(step.intercepts), tuple(step.coef_grads),
+                    tuple(step.intercept_grads), *self._narrow_args, *update)
+            else:
+                t = self._numba.run_batches(
+                    self.X, self.y, self.Y, self.sw, self.input_scale, rows, n,
+                    self.batch_size, first, stop, self.xb, self.yb, self.Yb, self.swb, step.act,
+                    step.head, *step.gemm_args(), *update)
             seconds = time.perf_counter() - started
             opt.set_step_count(t)
             if self.stats[STATUS] != OK:
@@ -202,9 +204,3 @@ def _ops(backend):
     from .backend import get_backend
 
     return get_backend(backend).ops
-
-
-def _no_narrow_buffers(dtype):
-    # placeholders of the narrow path's buffer types, for the GEMM path's calls
-    return (np.empty((0, 0), dtype), np.empty((1, 0, 0), dtype), np.empty((1, 0, 0), dtype),
-            np.empty((1, 0)), np.empty((1, 0)), np.empty((1, 2)), np.empty((1, 3, 0), dtype))
