@@ -182,8 +182,12 @@ class BaseMLP(PicklableParameters, BaseEstimator):
         targets = self._encode_targets(y, X.shape[0], first=first, classes=classes)
         if first:
             self._initialize(X.shape[1])
-        elif not hasattr(self, "_optimizer"):  # weights set from elsewhere, or by lbfgs
+        elif not hasattr(self, "_optimizer"):  # weights set or trained (L-BFGS) elsewhere
             self._ensure_flat()
+            if not hasattr(self, "_rng"):
+                self._rng = check_random_state(self.random_state)
+            if not hasattr(self, "loss_curve_"):
+                self._reset_curves()
             self._start_optimizer()
         sw = validate_sample_weight(sample_weight, X)
         with self._rollback_on_interrupt() as interrupt:
@@ -202,6 +206,12 @@ class BaseMLP(PicklableParameters, BaseEstimator):
         from .serialization import save_model
 
         save_model(self, path)
+
+    def to_sklearn(self):
+        """This fitted model as scikit-learn's estimator (`fastnn.convert.to_sklearn`)."""
+        from .convert import to_sklearn
+
+        return to_sklearn(self)
 
     def set_weights(self, coefs, intercepts, classes=None, multilabel=False):
         """Make this an untrained-state model with the given weights (a loaded or converted one).
