@@ -7,10 +7,11 @@ output head it trains (`_head`) and how it scores rows (`_score_rows`). The
 loop over batches is `fastnn.training.EpochRunner`'s; what happens between
 epochs (history, early stopping, schedules, callbacks) is
 `fastnn._monitor.EpochMonitor`'s; L-BFGS is `fastnn._lbfgs`'s; parameter and
-data checks are `fastnn._validation`'s.
+data checks are `fastnn._validation`'s; the training state, warm starts and
+rollback are `fastnn._run_state.RunState`'s; pickling is
+`fastnn._persistence.PicklableParameters`'s.
 """
 
-import contextlib
 import time
 import warnings
 
@@ -20,40 +21,22 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._interrupt import DeferredInterrupt
+from ._errors import NON_FINITE_WEIGHTS, DivergenceError
 from ._monitor import EpochMonitor
 from ._persistence import PicklableParameters
+from ._run_state import RunState
 from ._tables import LOSS_NOT_FINITE
 from ._validation import validate_params, validate_sample_weight, validate_X
 from .network import TrainStep, predict_logits
 from .optim import OPTIMIZERS
 from .params import FlatParameters
-from .state import TrainingState
 from .training import EpochRunner
 
 # Rows scored per chunk when validation rows are picked by index
 _SCORE_CHUNK = 4096
 
-NON_FINITE_WEIGHTS = ("Solver produced non-finite parameter weights. The input data may "
-                      "contain large values and need to be preprocessed.")
 
-
-class DivergenceError(FloatingPointError, ValueError):
-    """The training loss became NaN or inf; the model holds its last finite weights.
-
-    Attributes `epoch` and `batch` (both from 1) say where, `learning_rate` at
-    what step size (L-BFGS: `epoch` is the iteration, the others None). It is
-    also a ValueError, which is what scikit-learn raises for non-finite weights.
-    """
-
-    def __init__(self, message, *, epoch, batch, learning_rate):
-        super().__init__(message)
-        self.epoch = epoch
-        self.batch = batch
-        self.learning_rate = learning_rate
-
-
-class BaseMLP(PicklableParameters, BaseEstimator):
+class BaseMLP(RunState, PicklableParameters, BaseEstimator):
     """Shared base of the estimators; not for direct use."""
 
     def __init__(
@@ -254,44 +237,6 @@ class BaseMLP(PicklableParameters, BaseEstimator):
         self._reset_curves()
         return self
 
-    def get_training_state(self):
-        """The run's `fastnn.state.TrainingState` (a copy), or None before training
-        (and after L-BFGS, which keeps no state between fits)."""
-        if not hasattr(self, "_optimizer"):
-            return None
-        opt = self._optimizer.state()
-        return TrainingState(
-            solver=self.solver, learning_rate=opt["learning_rate"],
-            adam_step=opt.get("t", 0),
-            optimizer_arrays={k: v.copy() for k, v in opt["arrays"].items()},
-            rng_state=self._rng.get_state(), n_iter=self.n_iter_, samples_seen=self.t_,
-            best_loss=self.best_loss_, no_improvement_count=self._no_improvement_count,
-            validation_scores=None if self.validation_scores_ is None
-            else list(self.validation_scores_),
-            best_validation_score=self.best_validation_score_,
-        )
-
-    def set_training_state(self, state):
-        """Continue from `state` (a `TrainingState`): optimizer, RNG and counters."""
-        check_is_fitted(self, "coefs_")
-        self._validate_params()
-        if state.solver != self.solver:
-            raise ValueError(f"the state is of solver {state.solver!r}, this model's is "
-                             f"{self.solver!r}")
-        self._ensure_flat()
-        self._start_optimizer()
-        self._optimizer.set_state({"learning_rate": state.learning_rate, "t": state.adam_step,
-                                   "arrays": state.optimizer_arrays})
-        self._rng = np.random.RandomState()
-        self._rng.set_state(state.rng_state)
-        self.n_iter_ = int(state.n_iter)
-        self.t_ = int(state.samples_seen)
-        self.best_loss_ = None if state.best_loss is None else float(state.best_loss)
-        self._no_improvement_count = int(state.no_improvement_count)
-        self.validation_scores_ = (None if state.validation_scores is None
-                                   else list(state.validation_scores))
-        self.best_validation_score_ = state.best_validation_score
-
     # -- checks ---------------------------------------------------------------
 
     def _validate_params(self):
@@ -359,22 +304,6 @@ class BaseMLP(PicklableParameters, BaseEstimator):
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = -np.inf if self.early_stopping else None
         self._no_improvement_count = 0
-
-    def _restart_training_state(self):
-        """warm_start: keep weights, samples seen and the early-stopping record; start a
-        new run (fresh optimizer and shuffling RNG, epoch count 0), as scikit-learn does."""
-        self._ensure_flat()
-        self._rng = check_random_state(self.random_state)
-        self.n_iter_ = 0
-        if self.solver not in OPTIMIZERS:
-            self.__dict__.pop("_optimizer", None)
-            return
-        if not hasattr(self, "loss_curve_"):  # the previous fit was L-BFGS
-            self._reset_curves()
-        if self.early_stopping and self.validation_scores_ is None:
-            self.validation_scores_, self.best_validation_score_ = [], -np.inf
-            self.best_loss_ = None
-        self._start_optimizer()
 
     def _start_optimizer(self):
         """A fresh optimizer over the flat parameters (zero state)."""
@@ -480,47 +409,6 @@ class BaseMLP(PicklableParameters, BaseEstimator):
                                 X[rows[i:i + _SCORE_CHUNK]], self.activation, self.input_scale)
                  for i in range(0, rows.shape[0], _SCORE_CHUNK)]
         return np.concatenate(parts)
-
-    @contextlib.contextmanager
-    def _rollback_on_interrupt(self):
-        """On Ctrl-C or divergence, return to the end of the last finished epoch, re-raise.
-
-        Weights, training state, `loss_curve_` and `history_` go back to what
-        they were then: a half-done epoch is discarded whole. Yields the
-        `DeferredInterrupt` that the loop checks (Ctrl-C stops after the
-        current batch).
-        """
-        try:
-            with DeferredInterrupt() as interrupt:
-                yield interrupt
-        except (KeyboardInterrupt, DivergenceError):
-            self._restore_epoch_state()
-            raise
-        finally:
-            self._epoch_state = None
-
-    def _restore_epoch_state(self):
-        saved = getattr(self, "_epoch_state", None)
-        if saved is None:  # no batch has run yet: nothing changed
-            return
-        weights, state, lengths = saved
-        np.copyto(self._params.data, weights)
-        self.set_training_state(state)
-        del self.loss_curve_[lengths["loss_curve_"]:]
-        for key, values in self.history_.items():
-            del values[lengths.get(key, 0):]
-
-    def _save_epoch_state(self):
-        """Copy what `_rollback_on_interrupt` restores (weights into the same buffer)."""
-        saved = getattr(self, "_epoch_state", None)
-        if saved is None:
-            weights = self._params.data.copy()
-        else:
-            weights = saved[0]
-            np.copyto(weights, self._params.data)
-        lengths = {key: len(values) for key, values in self.history_.items()}
-        lengths["loss_curve_"] = len(self.loss_curve_)
-        self._epoch_state = (weights, self.get_training_state(), lengths)
 
     def _diverged(self, result, n_batches):
         lr = self._optimizer.learning_rate

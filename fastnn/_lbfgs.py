@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import NON_FINITE_WEIGHTS, DivergenceError
+from ._errors import NON_FINITE_WEIGHTS, DivergenceError
 from ._interrupt import DeferredInterrupt
 from .network import TrainStep
 from .params import FlatParameters
