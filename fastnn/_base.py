@@ -25,6 +25,7 @@ from ._errors import NON_FINITE_WEIGHTS, DivergenceError
 from ._monitor import EpochMonitor
 from ._persistence import PicklableParameters
 from ._run_state import RunState
+from ._sparse import SparseTrainStep, is_sparse, sparse_logits
 from ._tables import LOSS_NOT_FINITE
 from ._validation import validate_params, validate_sample_weight, validate_X
 from .network import TrainStep, predict_logits
@@ -335,10 +336,12 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
                               "going to be clipped", stacklevel=3)
             batch = min(self.batch_size, n_train)
         grads = FlatParameters(self._params.layer_sizes, self._dtype)
-        step = TrainStep(self.backend, self._params.coefs, self._params.intercepts, batch,
-                         self.activation, self._head, grads.coefs, grads.intercepts)
+        # sparse X: the per-batch Python loop over a step whose first layer reads CSR rows
+        step = (SparseTrainStep if is_sparse(X) else TrainStep)(
+            self.backend, self._params.coefs, self._params.intercepts, batch, self.activation,
+            self._head, grads.coefs, grads.intercepts)
         runner = EpochRunner(step, self._optimizer, self._params, grads, X, labels, Y, sw,
-                             batch, self.alpha, self.input_scale)
+                             batch, self.alpha, self.input_scale, compiled=not is_sparse(X))
         monitor = EpochMonitor(self, X, targets, sw, val_rows, monitor_data, incremental,
                                epoch_callback)
         self._save_epoch_state()
@@ -402,6 +405,9 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
 
     def _predict_output(self, X, rows=None):
         """Output pre-activations (logits) of X, or of X[rows] gathered chunk by chunk."""
+        if is_sparse(X):
+            return sparse_logits(self.backend, self.coefs_, self.intercepts_,
+                                 X if rows is None else X[rows], self.activation)
         if rows is None:
             return predict_logits(self.backend, self.coefs_, self.intercepts_, X,
                                   self.activation, self.input_scale)
@@ -426,4 +432,5 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         return tags
