@@ -105,10 +105,11 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like (n_samples, n_features)
+        X : array-like or sparse matrix (n_samples, n_features)
             float, or uint8 (pixels 0..255), which is kept as it is and scaled
             by `input_scale` on the fly: no float copy of X is made. A
             C-contiguous array of the model's dtype (or a memory map) is not copied.
+            CSR and CSC matrices stay sparse (`fastnn._sparse`).
         y : array-like
             Targets (see the estimator).
         sample_weight : array-like (n_samples,), optional
