@@ -12,11 +12,13 @@ OpenBLAS pools must not alternate, docs/design.md section 7); each timing is
 the best of `--repeats` fits after one warm-up fit (Numba compiles once).
 
     python scripts/sklearn_speed.py               # a table in Markdown, a few minutes
+    OPENBLAS_NUM_THREADS=1 python scripts/sklearn_speed.py   # steadier on a shared machine
     python scripts/sklearn_speed.py --repeats 1 --solvers lbfgs
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -105,8 +107,10 @@ def main(argv=None):
     sk = run_worker("sklearn", "float64", solvers, args.repeats)
     f32 = run_worker("fastnn", "float32", solvers, args.repeats)
     f64 = run_worker("fastnn", "float64", solvers, args.repeats)
-    print("fit seconds, best of", args.repeats, "(hidden_layer_sizes=(100,), random_state=0; "
-          "iterations run in brackets)\n")
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset (every core)")
+    print(f"fit seconds, best of {args.repeats} (hidden_layer_sizes=(100,), random_state=0; "
+          f"iterations run in brackets); OPENBLAS_NUM_THREADS={threads}, "
+          f"{os.cpu_count()} CPUs\n")
     print("| data set | solver | scikit-learn | fastnn float32 | fastnn float64 "
           "| speed-up f32 | speed-up f64 |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
