@@ -11,6 +11,7 @@ data checks are `fastnn._validation`'s.
 """
 
 import contextlib
+import signal
 import time
 import warnings
 
@@ -20,7 +21,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._interrupt import DeferredInterrupt
+from . import distributed
+from ._interrupt import DeferredInterrupt, StoppedTogether
 from ._monitor import EpochMonitor
 from ._persistence import PicklableParameters
 from ._tables import LOSS_NOT_FINITE
@@ -36,6 +38,13 @@ _SCORE_CHUNK = 4096
 
 NON_FINITE_WEIGHTS = ("Solver produced non-finite parameter weights. The input data may "
                       "contain large values and need to be preprocessed.")
+
+
+def _sharding():
+    """The `fastnn.distributed.DataParallel` group that trains the model, or None
+    (none, or a group of one process: the single-process path)."""
+    group = distributed.current()
+    return group if group is not None and group.size > 1 else None
 
 
 class DivergenceError(FloatingPointError, ValueError):
@@ -163,6 +172,9 @@ class BaseMLP(PicklableParameters, BaseEstimator):
         elif warm:
             self._restart_training_state()
         if self.solver == "lbfgs":
+            if _sharding() is not None:
+                raise ValueError("solver='lbfgs' does not train data-parallel: use 'sgd' or "
+                                 "'adam', or fit outside fastnn.distributed.data_parallel")
             from ._lbfgs import fit_lbfgs
 
             fit_lbfgs(self, X, targets, sw)
@@ -384,6 +396,16 @@ class BaseMLP(PicklableParameters, BaseEstimator):
         self._ensure_flat()
         labels, Y = targets
         n = X.shape[0]
+        group = _sharding()
+        if group is not None:
+            # before anything draws from the RNG (the early-stopping split): with
+            # random_state=None each rank would draw its own
+            params = {k: v for k, v in self.get_params().items()
+                      if k not in ("random_state", "verbose")}
+            group.check_same("the data (shape, dtype, targets, row weights) or the parameters",
+                             (X.shape, X.dtype.str, repr(sorted(params.items())),
+                              distributed.fingerprint(labels, Y, sw)))
+            group.share_training_start(self)
         train_rows = val_rows = None
         if self.early_stopping and not incremental:
             train_rows, val_rows = self._validation_split(n, targets)
@@ -395,13 +417,18 @@ class BaseMLP(PicklableParameters, BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
                               "going to be clipped", stacklevel=3)
             batch = min(self.batch_size, n_train)
-        grads = FlatParameters(self._params.layer_sizes, self._dtype)
+        shard = None
+        if group is None:
+            grads = FlatParameters(self._params.layer_sizes, self._dtype)
+        else:
+            shard = group.batch_allreduce(self._params.layer_sizes, self._dtype)
+            grads = shard.grads
         step = TrainStep(self.backend, self._params.coefs, self._params.intercepts, batch,
                          self.activation, self._head, grads.coefs, grads.intercepts)
         runner = EpochRunner(step, self._optimizer, self._params, grads, X, labels, Y, sw,
-                             batch, self.alpha, self.input_scale)
+                             batch, self.alpha, self.input_scale, shard=shard)
         monitor = EpochMonitor(self, X, targets, sw, val_rows, monitor_data, incremental,
-                               epoch_callback)
+                               epoch_callback, group)
         self._save_epoch_state()
         for _ in range(epochs):
             rows = self._epoch_rows(train_rows, n_train)
@@ -424,7 +451,12 @@ class BaseMLP(PicklableParameters, BaseEstimator):
             self._save_epoch_state()
             if stop:
                 break
-            if interrupt is not None and interrupt.pending:
+            if interrupt is not None and group is not None:
+                # a rank saw a signal after the epoch's last Allreduce (a later one
+                # travels with the next batch)
+                if group.any(interrupt.pending):
+                    raise StoppedTogether
+            elif interrupt is not None and interrupt.pending:
                 # Ctrl-C during the epoch's last slice: stop here, at a whole epoch
                 raise KeyboardInterrupt
             if incremental:
@@ -480,8 +512,10 @@ class BaseMLP(PicklableParameters, BaseEstimator):
         `DeferredInterrupt` that the loop checks (Ctrl-C stops after the
         current batch).
         """
+        # data-parallel runs stop together on SIGTERM too (a batch scheduler's)
+        signals = (signal.SIGINT,) if _sharding() is None else (signal.SIGINT, signal.SIGTERM)
         try:
-            with DeferredInterrupt() as interrupt:
+            with DeferredInterrupt(signals) as interrupt:
                 yield interrupt
         except (KeyboardInterrupt, DivergenceError):
             self._restore_epoch_state()

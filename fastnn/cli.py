@@ -292,9 +292,16 @@ def _require_labels(y, args):
 
 
 def train(args):
+    from . import distributed
+    from ._interrupt import StoppedTogether
     from .mlp import DivergenceError
 
+    group = distributed.current()
+    root = group is None or group.is_root
     resumed = _resumable(args)
+    if not root:
+        # data-parallel: rank 0 alone prints and writes files
+        args.quiet, args.save, args.history, args.plot = True, None, None, None
     settings = _train_settings(args) if resumed is None else _resumed_settings(args, resumed)
     if args.plot:
         from .plotting import require_matplotlib
@@ -309,26 +316,33 @@ def train(args):
     if not args.quiet:
         _print_setup(model, X_fit, y_fit, validation, test)
     started = time.perf_counter()
-    checkpoint = (args.checkpoint_every, args.save) if args.checkpoint_every else None
+    checkpoint = (args.checkpoint_every, args.save) if args.checkpoint_every and args.save else None
     try:
         _fit(model, X_fit, y_fit, validation, settings, args.quiet, checkpoint,
              resume=resumed is not None)
     except DivergenceError as exc:
         # the model holds the weights of the last finished epoch: keep them
         _write_outputs(model, args)
-        print(f"fastnn train: error: {exc}", file=sys.stderr)
+        if root:
+            print(f"fastnn train: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if group is not None and not isinstance(exc, StoppedTogether):
+            raise  # this rank alone (a second Ctrl-C): the others cannot follow
         # fit rolled the model back to its last finished epoch: keep that too
         if getattr(model, "n_iter_", 0) > 0:
             _write_outputs(model, args)
-        print(f"fastnn train: interrupted after {getattr(model, 'n_iter_', 0)} finished "
-              "epoch(s)", file=sys.stderr)
+        if root:
+            print(f"fastnn train: interrupted after {getattr(model, 'n_iter_', 0)} finished "
+                  "epoch(s)", file=sys.stderr)
         return 130  # the shell's code for death by SIGINT
     if not args.quiet:
+        ranks = "" if group is None else f", {group.size} processes"
         print(f"trained {model.n_iter_} epochs in {time.perf_counter() - started:.2f} s "
-              f"({args.backend}, {settings['dtype']})")
+              f"({args.backend}, {settings['dtype']}{ranks})")
     _write_outputs(model, args)
+    if not root:
+        return 0
     name, (X_score, y_score) = (
         ("test", test) if test is not None
         else ("validation", validation) if validation is not None
@@ -643,9 +657,39 @@ COMMANDS = {"train": train, "evaluate": evaluate, "predict": predict, "info": in
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from . import distributed
+
+    if distributed.launched_by_mpi():
+        return _main_data_parallel(args)
+    return _run_command(args)
+
+
+def _run_command(args):
+    """Run the command of parsed `args` in this process alone; its exit status."""
     try:
         return COMMANDS[args.command](args)
     except (OSError, ValueError, ImportError) as exc:
         # bad paths and bad data are the user's to fix: a message, not a traceback
         print(f"fastnn {args.command}: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _main_data_parallel(args):
+    """Under mpiexec: `train` trains one model over every rank (docs/distributed.md);
+    the other commands run on rank 0 alone."""
+    from mpi4py import MPI
+
+    from . import distributed
+
+    if MPI.COMM_WORLD.Get_size() == 1:
+        return _run_command(args)
+    with distributed.data_parallel(MPI.COMM_WORLD) as group:
+        if args.command != "train":
+            return COMMANDS[args.command](args) if group.is_root else 0
+        try:
+            return train(args)
+        except (OSError, ValueError, ImportError) as exc:
+            print(f"fastnn train: error (rank {group.rank}): {exc}", file=sys.stderr)
+            if distributed.raised_on_every_rank(exc):
+                return 1
+            group.abort(1)  # perhaps on this rank only: end the job, not wait forever
