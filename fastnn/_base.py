@@ -21,12 +21,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import distributed
+from . import distributed, shuffling
 from ._interrupt import DeferredInterrupt, StoppedTogether
 from ._monitor import EpochMonitor
 from ._persistence import PicklableParameters
 from ._tables import LOSS_NOT_FINITE
-from ._validation import validate_params, validate_sample_weight, validate_X
+from ._validation import is_memory_mapped, validate_params, validate_sample_weight, validate_X
 from .network import TrainStep, predict_logits
 from .optim import OPTIMIZERS
 from .params import FlatParameters
@@ -429,9 +429,10 @@ class BaseMLP(PicklableParameters, BaseEstimator):
                              batch, self.alpha, self.input_scale, shard=shard)
         monitor = EpochMonitor(self, X, targets, sw, val_rows, monitor_data, incremental,
                                epoch_callback, group)
+        scheme = shuffling.resolve(self.shuffle, is_memory_mapped(X))
         self._save_epoch_state()
         for _ in range(epochs):
-            rows = self._epoch_rows(train_rows, n_train)
+            rows = self._epoch_rows(train_rows, n_train, scheme, X.shape[1] * X.itemsize)
             started = time.perf_counter()
             result = runner.run_epoch(rows, interrupt)
             seconds = time.perf_counter() - started
@@ -469,13 +470,13 @@ class BaseMLP(PicklableParameters, BaseEstimator):
             )
         monitor.restore_best()
 
-    def _epoch_rows(self, train_rows, n):
+    def _epoch_rows(self, train_rows, n, scheme, row_bytes):
         """The epoch's row order: an index array, or empty for rows 0..n-1 read in place."""
-        if not self.shuffle:
+        if scheme is None:
             return np.empty(0, np.intp) if train_rows is None else train_rows
         # from the identity each epoch, so that the RNG state alone (what a
         # checkpoint holds) fixes the order of the epochs to come
-        order = self._rng.permutation(n)
+        order = shuffling.epoch_order(self._rng, n, scheme, row_bytes)
         return order if train_rows is None else train_rows[order]
 
     def _validation_split(self, n, targets):

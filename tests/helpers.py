@@ -109,6 +109,12 @@ def launcher_children(pid):
 # -- data files ----------------------------------------------------------------
 
 
+def write_csv(path, header, rows):
+    """A CSV file of a header line and `rows` (sequences of values)."""
+    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def idx_bytes(array):
     """`array` (uint8) in the IDX format: magic 0x0000080N, big-endian sizes, data."""
     header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
