@@ -22,12 +22,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._errors import NON_FINITE_WEIGHTS, DivergenceError
+from . import distributed, shuffling
+from ._interrupt import StoppedTogether
 from ._monitor import EpochMonitor
 from ._persistence import PicklableParameters
 from ._run_state import RunState
 from ._sparse import SparseTrainStep, is_sparse, sparse_logits
 from ._tables import LOSS_NOT_FINITE
-from ._validation import validate_params, validate_sample_weight, validate_X
+from ._validation import is_memory_mapped, validate_params, validate_sample_weight, validate_X
 from .network import TrainStep, predict_logits
 from .optim import OPTIMIZERS
 from .params import FlatParameters
@@ -35,6 +37,14 @@ from .training import EpochRunner
 
 # Rows scored per chunk when validation rows are picked by index
 _SCORE_CHUNK = 4096
+
+
+
+def _sharding():
+    """The `fastnn.distributed.DataParallel` group that trains the model, or None
+    (none, or a group of one process: the single-process path)."""
+    group = distributed.current()
+    return group if group is not None and group.size > 1 else None
 
 
 class BaseMLP(RunState, PicklableParameters, BaseEstimator):
@@ -148,6 +158,9 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         elif warm:
             self._restart_training_state()
         if self.solver == "lbfgs":
+            if _sharding() is not None:
+                raise ValueError("solver='lbfgs' does not train data-parallel: use 'sgd' or "
+                                 "'adam', or fit outside fastnn.distributed.data_parallel")
             from ._lbfgs import fit_lbfgs
 
             fit_lbfgs(self, X, targets, sw)
@@ -325,6 +338,16 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         self._ensure_flat()
         labels, Y = targets
         n = X.shape[0]
+        group = _sharding()
+        if group is not None:
+            # before anything draws from the RNG (the early-stopping split): with
+            # random_state=None each rank would draw its own
+            params = {k: v for k, v in self.get_params().items()
+                      if k not in ("random_state", "verbose")}
+            group.check_same("the data (shape, dtype, targets, row weights) or the parameters",
+                             (X.shape, X.dtype.str, repr(sorted(params.items())),
+                              distributed.fingerprint(labels, Y, sw)))
+            group.share_training_start(self)
         train_rows = val_rows = None
         if self.early_stopping and not incremental:
             train_rows, val_rows = self._validation_split(n, targets)
@@ -336,18 +359,25 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
                               "going to be clipped", stacklevel=3)
             batch = min(self.batch_size, n_train)
-        grads = FlatParameters(self._params.layer_sizes, self._dtype)
+        shard = None
+        if group is None:
+            grads = FlatParameters(self._params.layer_sizes, self._dtype)
+        else:
+            shard = group.batch_allreduce(self._params.layer_sizes, self._dtype)
+            grads = shard.grads
         # sparse X: the per-batch Python loop over a step whose first layer reads CSR rows
         step = (SparseTrainStep if is_sparse(X) else TrainStep)(
             self.backend, self._params.coefs, self._params.intercepts, batch, self.activation,
             self._head, grads.coefs, grads.intercepts)
         runner = EpochRunner(step, self._optimizer, self._params, grads, X, labels, Y, sw,
-                             batch, self.alpha, self.input_scale, compiled=not is_sparse(X))
+                             batch, self.alpha, self.input_scale, compiled=not is_sparse(X),
+                             shard=shard)
         monitor = EpochMonitor(self, X, targets, sw, val_rows, monitor_data, incremental,
-                               epoch_callback)
+                               epoch_callback, group)
+        scheme = shuffling.resolve(self.shuffle, is_memory_mapped(X))
         self._save_epoch_state()
         for _ in range(epochs):
-            rows = self._epoch_rows(train_rows, n_train)
+            rows = self._epoch_rows(train_rows, n_train, scheme, X.shape[1] * X.dtype.itemsize)
             started = time.perf_counter()
             result = runner.run_epoch(rows, interrupt)
             seconds = time.perf_counter() - started
@@ -367,7 +397,12 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             self._save_epoch_state()
             if stop:
                 break
-            if interrupt is not None and interrupt.pending:
+            if interrupt is not None and group is not None:
+                # a rank saw a signal after the epoch's last Allreduce (a later one
+                # travels with the next batch)
+                if group.any(interrupt.pending):
+                    raise StoppedTogether
+            elif interrupt is not None and interrupt.pending:
                 # Ctrl-C during the epoch's last slice: stop here, at a whole epoch
                 raise KeyboardInterrupt
             if incremental:
@@ -380,13 +415,13 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             )
         monitor.restore_best()
 
-    def _epoch_rows(self, train_rows, n):
+    def _epoch_rows(self, train_rows, n, scheme, row_bytes):
         """The epoch's row order: an index array, or empty for rows 0..n-1 read in place."""
-        if not self.shuffle:
+        if scheme is None:
             return np.empty(0, np.intp) if train_rows is None else train_rows
         # from the identity each epoch, so that the RNG state alone (what a
         # checkpoint holds) fixes the order of the epochs to come
-        order = self._rng.permutation(n)
+        order = shuffling.epoch_order(self._rng, n, scheme, row_bytes)
         return order if train_rows is None else train_rows[order]
 
     def _validation_split(self, n, targets):

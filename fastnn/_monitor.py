@@ -30,11 +30,17 @@ class EpochMonitor:
     incremental : bool
         partial_fit.
     epoch_callback : callable or None
+    group : fastnn.distributed.DataParallel or None
+        Data-parallel training: rank 0 scores validation data and sends the
+        scores to the others, so that every rank takes the same early-stopping
+        decisions on the same numbers; only rank 0 prints.
     """
 
     def __init__(self, model, X, targets, sample_weight, val_rows, monitor_data, incremental,
-                 epoch_callback):
+                 epoch_callback, group=None):
         self.model = model
+        self.group = group
+        self.verbose = model.verbose and (group is None or group.is_root)
         self.X = X
         self.targets = targets
         self.sample_weight = sample_weight
@@ -53,7 +59,7 @@ class EpochMonitor:
         record = self._record(result.loss, seconds, result.weight)
         record.update(model._training_metrics(result))
         if self.monitor_data is not None:
-            record.update(model._validation_metrics(*self.monitor_data))
+            record.update(self._on_root(lambda: model._validation_metrics(*self.monitor_data)))
         self._append(record)
         if self.val_rows is not None:
             self._score_validation_rows()
@@ -69,7 +75,7 @@ class EpochMonitor:
             what = "Validation score" if self.val_rows is not None else "Training loss"
             msg = (f"{what} did not improve more than tol={model.tol:f} for "
                    f"{model.n_iter_no_change} consecutive epochs.")
-            stop = model._optimizer.trigger_stopping(msg, model.verbose)
+            stop = model._optimizer.trigger_stopping(msg, self.verbose)
             if not stop:
                 model._no_improvement_count = 0
         # after the bookkeeping and the schedule: a checkpoint saved by the
@@ -111,14 +117,15 @@ class EpochMonitor:
         model.loss_curve_.append(record["loss"])
         for key, value in record.items():
             model.history_.setdefault(key, []).append(value)
-        if model.verbose:
+        if self.verbose:
             print(f"Iteration {model.n_iter_}, loss = {record['loss']:.8f}")
 
     def _score_validation_rows(self):
         model = self.model
-        score = model._score_rows(self.X, self.targets, self.val_rows, self.sample_weight)
+        score = self._on_root(lambda: model._score_rows(self.X, self.targets, self.val_rows,
+                                                        self.sample_weight))
         model.validation_scores_.append(score)
-        if model.verbose:
+        if self.verbose:
             print(f"Validation score: {score:f}")
         if score < model.best_validation_score_ + model.tol:
             model._no_improvement_count += 1
@@ -130,3 +137,7 @@ class EpochMonitor:
                 self.best_weights = model._params.data.copy()
             else:
                 np.copyto(self.best_weights, model._params.data)
+
+    def _on_root(self, compute):
+        """compute(), or, training data-parallel, rank 0's result of it."""
+        return compute() if self.group is None else self.group.from_root(compute)

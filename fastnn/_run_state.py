@@ -7,11 +7,13 @@ through `get_training_state()` / `set_training_state()` and
 """
 
 import contextlib
+import signal
 
 import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from . import distributed
 from ._errors import DivergenceError
 from ._interrupt import DeferredInterrupt
 from .optim import OPTIMIZERS
@@ -85,8 +87,12 @@ class RunState:
         `DeferredInterrupt` that the loop checks (Ctrl-C stops after the
         current batch).
         """
+        # data-parallel runs stop together on SIGTERM too (a batch scheduler's)
+        group = distributed.current()
+        sharded = group is not None and group.size > 1
+        signals = (signal.SIGINT, signal.SIGTERM) if sharded else (signal.SIGINT,)
         try:
-            with DeferredInterrupt() as interrupt:
+            with DeferredInterrupt(signals) as interrupt:
                 yield interrupt
         except (KeyboardInterrupt, DivergenceError):
             self._restore_epoch_state()

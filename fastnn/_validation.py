@@ -6,6 +6,7 @@ Parameters are checked as scikit-learn's `_parameter_constraints` check them
 for a wrong feature count are scikit-learn's own.
 """
 
+import mmap
 import numbers
 
 import numpy as np
@@ -18,6 +19,7 @@ from .backend import get_backend
 DTYPES = {"float32": np.float32, "float64": np.float64}
 SOLVERS = ("lbfgs", "sgd", "adam")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
+SHUFFLES = ("rows", "blocks")  # besides True (by the data: fastnn.shuffling) and False
 REGRESSION_LOSSES = ("squared_error", "poisson")
 
 
@@ -54,7 +56,9 @@ def validate_params(est):
         _positive_int("n_iter_no_change", est.n_iter_no_change, "or numpy.inf")
     if est.batch_size != "auto":
         _positive_int("batch_size", est.batch_size, "or 'auto'")
-    for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
+    if not isinstance(est.shuffle, (bool, np.bool_)) and est.shuffle not in SHUFFLES:
+        raise ValueError(f"shuffle must be a bool or one of {SHUFFLES}, got {est.shuffle!r}")
+    for name in ("warm_start", "nesterovs_momentum", "early_stopping"):
         if not isinstance(getattr(est, name), (bool, np.bool_)):
             raise ValueError(f"{name} must be a bool, got {getattr(est, name)!r}")
     if est.early_stopping and est.validation_fraction == 0:
@@ -69,13 +73,33 @@ def validate_X(est, X, reset):
     Sparse X (CSR, CSC) stays sparse, as CSR (`fastnn._sparse`).
     `reset` records `n_features_in_` and `feature_names_in_` (fit); otherwise
     they are checked, with scikit-learn's messages.
+
+    A C-contiguous memory-mapped X (`is_memory_mapped`) of the model's dtype
+    is neither copied nor read here: it is not scanned for NaN or inf (a pass
+    over a file that may be larger than memory); non-finite values show up as
+    a `DivergenceError` instead. Of another float dtype, it is converted (a
+    copy in memory), as any array is.
     """
+    if (isinstance(X, np.ndarray) and X.dtype == est._dtype and X.flags.c_contiguous
+            and is_memory_mapped(X)):
+        return validate_data(est, np.asarray(X), reset=reset, dtype=None, order="C",
+                             ensure_all_finite=False)
     if isinstance(X, np.ndarray) and X.dtype == np.uint8:
         return validate_data(est, np.asarray(X), reset=reset, dtype=None, order="C",
                              ensure_all_finite=False)
     X = validate_data(est, np.asarray(X) if isinstance(X, np.memmap) else X,
                       reset=reset, dtype=est._dtype, order="C", accept_sparse=("csr", "csc"))
     return as_csr(X) if is_sparse(X) else X
+
+
+def is_memory_mapped(X):
+    """Whether array X views a memory-mapped file (np.memmap, np.load(mmap_mode=...),
+    or a view of either)."""
+    while isinstance(X, np.ndarray):
+        if isinstance(X, np.memmap):
+            return True
+        X = X.base
+    return isinstance(X, mmap.mmap)
 
 
 def validate_sample_weight(sample_weight, X):

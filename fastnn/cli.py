@@ -1,4 +1,4 @@
-"""The `fastnn` command line: train, evaluate, predict, info."""
+"""The `fastnn` command line: train, evaluate, predict, info, convert."""
 
 import argparse
 import json
@@ -13,8 +13,9 @@ import numpy as np
 
 DATA_HELP = (
     "digits (scikit-learn's 8x8 digits), mnist (downloaded once into "
-    "$FASTNN_DATA or ~/.cache/fastnn), a directory of MNIST IDX files, a .csv file "
-    "with a header line, or an .npz file with arrays X and y"
+    "$FASTNN_DATA or ~/.cache/fastnn), a directory of MNIST IDX files, a directory "
+    "holding X.npy and y.npy (memory-mapped: larger than memory is fine; see "
+    "'fastnn convert'), a .csv file with a header line, or an .npz file with arrays X and y"
 )
 
 # What `train` uses when neither a flag nor the recipe says otherwise.
@@ -102,6 +103,7 @@ def build_parser():
     _add_evaluate_parser(commands)
     _add_predict_parser(commands)
     _add_info_parser(commands)
+    _add_convert_parser(commands)
     return parser
 
 
@@ -133,6 +135,8 @@ def _add_train_parser(commands):
             "fastnn train --hidden 256,128 --epochs 40 --save model.npz",
             "fastnn train --data mnist --epochs 10 --save mnist.npz --plot curves.png",
             "fastnn train --data train.csv --history history.json",
+            "fastnn train --data npy-dir/ --epochs 1   # X.npy, y.npy: memory-mapped",
+            "mpiexec -n 4 fastnn train --epochs 10 --save model.npz   # docs/distributed.md",
             "fastnn train --recipe seed --data train.csv   # seed workload: docs/design.md s. 2",
             "fastnn train --backend numpy --dtype float64",
             "fastnn train --activation tanh --hidden 64,64",
@@ -173,6 +177,11 @@ def _add_train_parser(commands):
                           "validation, 0 for none (default: 0.1)")
     held_out.add_argument("--val-rows", type=_positive(int), metavar="N",
                           help="hold out the first N rows for validation instead")
+    train.add_argument("--shuffle", choices=["rows", "blocks"],
+                       help="each epoch's order: a random permutation of the rows, or of "
+                       "1 MiB blocks of rows, then of the rows within 64 MiB windows (reads "
+                       "that run from disk) (default: rows in memory, blocks for memory-mapped "
+                       "data)")
     train.add_argument("--log-every", type=_positive(int), metavar="N",
                        help="print a line every N epochs (default: 1)")
     train.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz); "
@@ -229,6 +238,28 @@ def _add_info_parser(commands):
     info.add_argument("model", metavar="MODEL", help="a model saved by train --save")
 
 
+def _add_convert_parser(commands):
+    convert = _command(
+        commands, "convert", "stream a CSV or IDX files into X.npy and y.npy",
+        "Convert a CSV file (Kaggle's digit-recognizer train.csv, or any CSV with a header "
+        "and a label column) or a directory of MNIST IDX files into DIR/X.npy and DIR/y.npy, "
+        "reading and writing in chunks (memory stays bounded whatever the size). Pixels "
+        "(integers 0..255) stay uint8 bytes. 'fastnn train --data DIR' then memory-maps them.",
+        ["fastnn convert train.csv digits-npy/",
+         "fastnn convert mnist-idx/ mnist-npy/ --subset test",
+         "fastnn train --data digits-npy/ --epochs 5"],
+    )
+    convert.add_argument("source", metavar="SRC", help="a .csv or .csv.gz file, or a "
+                         "directory of IDX files")
+    convert.add_argument("directory", metavar="DIR", help="where X.npy and y.npy go "
+                         "(created if missing)")
+    convert.add_argument("--label", default="label", metavar="COLUMN",
+                         help="label column of a .csv file (default: label)")
+    convert.add_argument("--subset", choices=["train", "test"], default="train",
+                         help="IDX files: train-* or t10k-* (default: train)")
+    convert.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 # -- data --------------------------------------------------------------------------
 
 
@@ -251,6 +282,8 @@ def load_data(args, dtype, subset):
     # pixels stay uint8 bytes, scaled by the model on the fly: no float copy of the data
     if spec == "mnist":
         return datasets.fetch_mnist(subset=subset, dtype=dtype, keep_bytes=True)
+    if os.path.isdir(spec) and os.path.exists(os.path.join(spec, "X.npy")):
+        return datasets.load_npy_directory(spec, task=task) if subset == "train" else None
     if os.path.isdir(spec):
         if subset == "test":
             try:
@@ -292,9 +325,16 @@ def _require_labels(y, args):
 
 
 def train(args):
+    from . import distributed
+    from ._interrupt import StoppedTogether
     from .mlp import DivergenceError
 
+    group = distributed.current()
+    root = group is None or group.is_root
     resumed = _resumable(args)
+    if not root:
+        # data-parallel: rank 0 alone prints and writes files
+        args.quiet, args.save, args.history, args.plot = True, None, None, None
     settings = _train_settings(args) if resumed is None else _resumed_settings(args, resumed)
     if args.plot:
         from .plotting import require_matplotlib
@@ -309,26 +349,33 @@ def train(args):
     if not args.quiet:
         _print_setup(model, X_fit, y_fit, validation, test)
     started = time.perf_counter()
-    checkpoint = (args.checkpoint_every, args.save) if args.checkpoint_every else None
+    checkpoint = (args.checkpoint_every, args.save) if args.checkpoint_every and args.save else None
     try:
         _fit(model, X_fit, y_fit, validation, settings, args.quiet, checkpoint,
              resume=resumed is not None)
     except DivergenceError as exc:
         # the model holds the weights of the last finished epoch: keep them
         _write_outputs(model, args)
-        print(f"fastnn train: error: {exc}", file=sys.stderr)
+        if root:
+            print(f"fastnn train: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if group is not None and not isinstance(exc, StoppedTogether):
+            raise  # this rank alone (a second Ctrl-C): the others cannot follow
         # fit rolled the model back to its last finished epoch: keep that too
         if getattr(model, "n_iter_", 0) > 0:
             _write_outputs(model, args)
-        print(f"fastnn train: interrupted after {getattr(model, 'n_iter_', 0)} finished "
-              "epoch(s)", file=sys.stderr)
+        if root:
+            print(f"fastnn train: interrupted after {getattr(model, 'n_iter_', 0)} finished "
+                  "epoch(s)", file=sys.stderr)
         return 130  # the shell's code for death by SIGINT
     if not args.quiet:
+        ranks = "" if group is None else f", {group.size} processes"
         print(f"trained {model.n_iter_} epochs in {time.perf_counter() - started:.2f} s "
-              f"({args.backend}, {settings['dtype']})")
+              f"({args.backend}, {settings['dtype']}{ranks})")
     _write_outputs(model, args)
+    if not root:
+        return 0
     name, (X_score, y_score) = (
         ("test", test) if test is not None
         else ("validation", validation) if validation is not None
@@ -369,7 +416,7 @@ def _resumable(args):
         return None
     fixed = [f"--{key.replace('_', '-')}" for key in
              ("recipe", "hidden", "activation", "solver", "lr", "momentum", "alpha",
-              "batch_size", "dtype")
+              "batch_size", "dtype", "shuffle")
              if getattr(args, key) is not None]
     if fixed:
         raise ValueError(f"--resume continues the saved run with its own settings; "
@@ -401,12 +448,20 @@ def _resumed_settings(args, model):
 
 
 def _hold_out(X, y, settings, seed, classification=True):
-    """``X_fit, y_fit, (X_val, y_val) or None`` by --val-rows or --val-fraction."""
+    """``X_fit, y_fit, (X_val, y_val) or None`` by --val-rows or --val-fraction.
+
+    Memory-mapped data are split by index ranges, as --val-rows splits: the
+    first ceil(fraction * n) rows are held out (views: no copy, nothing read).
+    """
     from sklearn.model_selection import train_test_split
 
+    from ._validation import is_memory_mapped
+
     n = X.shape[0]
-    if settings["val_rows"] is not None:
-        rows = settings["val_rows"]
+    rows = settings["val_rows"]
+    if rows is None and settings["val_fraction"] and is_memory_mapped(X):
+        rows = math.ceil(settings["val_fraction"] * n)
+    if rows is not None:
         if rows >= n:
             raise ValueError(f"--val-rows {rows} leaves no training rows: the data has {n}")
         return X[rows:], y[rows:], (X[:rows], y[:rows])
@@ -435,7 +490,8 @@ def _build_model(settings, n_fit, args):
         alpha=settings["alpha"], batch_size=n_fit if full_batch else settings["batch_size"],
         max_iter=settings["epochs"], n_iter_no_change=settings["epochs"],
         # a full batch is the same sum in any order: shuffling would only copy X
-        shuffle=not full_batch, random_state=args.seed, backend=args.backend,
+        shuffle=False if full_batch else (args.shuffle or True), random_state=args.seed,
+        backend=args.backend,
         dtype=settings["dtype"],
     )
 
@@ -638,14 +694,55 @@ def _architecture(model):
     return "-".join(str(W.shape[0]) for W in model.coefs_) + f"-{model.coefs_[-1].shape[1]}"
 
 
-COMMANDS = {"train": train, "evaluate": evaluate, "predict": predict, "info": info}
+def convert(args):
+    from .convert_data import convert as convert_files
+
+    rows, dtype = convert_files(args.source, args.directory, label=args.label,
+                                subset=args.subset,
+                                progress=not args.quiet and sys.stderr.isatty())
+    print(f"wrote {rows:,} rows ({dtype}) to {os.path.join(args.directory, 'X.npy')}")
+    return 0
+
+
+COMMANDS = {"train": train, "evaluate": evaluate, "predict": predict, "info": info,
+            "convert": convert}
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from . import distributed
+
+    if distributed.launched_by_mpi():
+        return _main_data_parallel(args)
+    return _run_command(args)
+
+
+def _run_command(args):
+    """Run the command of parsed `args` in this process alone; its exit status."""
     try:
         return COMMANDS[args.command](args)
     except (OSError, ValueError, ImportError) as exc:
         # bad paths and bad data are the user's to fix: a message, not a traceback
         print(f"fastnn {args.command}: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _main_data_parallel(args):
+    """Under mpiexec: `train` trains one model over every rank (docs/distributed.md);
+    the other commands run on rank 0 alone."""
+    from mpi4py import MPI
+
+    from . import distributed
+
+    if MPI.COMM_WORLD.Get_size() == 1:
+        return _run_command(args)
+    with distributed.data_parallel(MPI.COMM_WORLD) as group:
+        if args.command != "train":
+            return COMMANDS[args.command](args) if group.is_root else 0
+        try:
+            return train(args)
+        except (OSError, ValueError, ImportError) as exc:
+            print(f"fastnn train: error (rank {group.rank}): {exc}", file=sys.stderr)
+            if distributed.raised_on_every_rank(exc):
+                return 1
+            group.abort(1)  # perhaps on this rank only: end the job, not wait forever

@@ -1,4 +1,4 @@
-"""Data sets: digits (the default), MNIST IDX files, CSV and .npz files, MNIST download.
+"""Data sets: digits (the default), MNIST IDX files, CSV, .npz and .npy files, MNIST download.
 
 Every file loader returns ``(X, y)``: X C-contiguous in the requested dtype
 with values in [0, 1], y int64 labels, or None for a file without labels (such
@@ -13,6 +13,11 @@ unscaled: a quarter of float32's memory, and fastnn's estimators scale them by
 their `input_scale` (1/255) on the fly, with no float copy of the data.
 A regression file (``task="regression"``) keeps its feature values and reads
 float targets.
+
+Data larger than memory live in a directory of two ``.npy`` files, X.npy and
+y.npy (`load_npy_directory`, written by ``fastnn convert``), which are
+memory-mapped: nothing is read until training reads the rows of a batch.
+Uncompressed IDX files are memory-mapped as well when their bytes are kept.
 """
 
 import contextlib
@@ -96,15 +101,19 @@ def load_idx(directory, subset="train", dtype="float32", *, keep_bytes=False):
     if subset not in IDX_FILES:
         raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
     images_name, labels_name = IDX_FILES[subset]
-    images = _read_idx(find_idx_file(directory, images_name), ndim=3)
-    labels = _read_idx(find_idx_file(directory, labels_name), ndim=1)
+    images_path = find_idx_file(directory, images_name)
+    # kept as bytes, an uncompressed file is mapped, not read: each rank of a
+    # data-parallel run then reads only the rows it trains on
+    images = (_map_idx(images_path, ndim=3) if keep_bytes and not images_path.endswith(".gz")
+              else read_idx(images_path, ndim=3))
+    labels = read_idx(find_idx_file(directory, labels_name), ndim=1)
     if images.shape[0] != labels.shape[0]:
         raise DataError(
             f"{directory}: {images.shape[0]} images but {labels.shape[0]} labels"
         )
     X = images.reshape(images.shape[0], -1)
     if keep_bytes:
-        return np.ascontiguousarray(X), labels.astype(np.int64)
+        return X, labels.astype(np.int64)
     X = X.astype(dtype)
     X /= dtype.type(255)
     return X, labels.astype(np.int64)
@@ -127,17 +136,33 @@ def find_idx_file(directory, name):
     )
 
 
-def _read_idx(path, ndim):
-    """An IDX file of unsigned bytes as an ndarray with `ndim` dimensions."""
+def read_idx(path, ndim):
+    """An IDX file of unsigned bytes (gzipped or not) as an ndarray with `ndim` dimensions."""
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
             data = f.read()
     except (OSError, EOFError, zlib.error) as exc:  # bad or truncated gzip stream
         raise DataError(f"{path}: cannot read: {exc}") from exc
+    shape, header = idx_shape(path, data, ndim, len(data))
+    return np.frombuffer(data, dtype=np.uint8, count=int(np.prod(shape)),
+                         offset=header).reshape(shape)
+
+
+def _map_idx(path, ndim):
+    """An uncompressed IDX file of unsigned bytes, memory-mapped read-only."""
+    with open(path, "rb") as f:
+        start = f.read(4 + 4 * ndim)
+    shape, header = idx_shape(path, start, ndim, os.path.getsize(path))
+    return np.memmap(path, dtype=np.uint8, mode="r", offset=header, shape=shape)
+
+
+def idx_shape(path, start, ndim, file_size):
+    """``(shape, header bytes)`` of an IDX file of unsigned bytes whose first bytes are
+    `start`; DataError unless it holds exactly that many bytes of data."""
     header = 4 + 4 * ndim
-    if len(data) >= 4:
-        magic = struct.unpack(">I", data[:4])[0]
+    if len(start) >= 4:
+        magic = struct.unpack(">I", start[:4])[0]
         expected = (_IDX_UBYTE << 8) | ndim
         if magic != expected:
             kind = "image" if ndim == 3 else "label"
@@ -145,18 +170,18 @@ def _read_idx(path, ndim):
                 f"{path}: wrong magic number {magic:#010x}, expected {expected:#010x} "
                 f"(an IDX {kind} file of unsigned bytes)"
             )
-    if len(data) < header:
-        raise DataError(f"{path}: truncated: {len(data)} bytes, shorter than the IDX header")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
+    if len(start) < header:
+        raise DataError(f"{path}: truncated: {len(start)} bytes, shorter than the IDX header")
+    shape = struct.unpack(f">{ndim}I", start[4:header])
     size = int(np.prod(shape))
-    found = len(data) - header
+    found = file_size - header
     if found != size:
         what = "truncated" if found < size else "too long"
         raise DataError(
             f"{path}: {what}: the header promises {size} bytes of data "
             f"(shape {shape}), the file holds {found}"
         )
-    return np.frombuffer(data, dtype=np.uint8, count=size, offset=header).reshape(shape)
+    return shape, header
 
 
 # -- CSV and .npz files --------------------------------------------------------
@@ -193,7 +218,7 @@ def load_csv(path, label="label", dtype="float32", *, keep_bytes=False,
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     path = os.fspath(path)
-    columns = _csv_header(path)
+    columns = csv_header(path)
     names = label.split(",") if task == "regression" else [label]
     missing = [name for name in names if name not in columns]
     if task == "regression" and names and missing and len(missing) < len(names):
@@ -268,7 +293,62 @@ def load_npz(path, dtype="float32", *, keep_bytes=False):
     return _scaled(X, dtype, path, keep_bytes), y
 
 
-def _csv_header(path):
+def load_npy_directory(directory, *, task="classification"):
+    """X and y of `directory`'s X.npy and y.npy, memory-mapped read-only.
+
+    Nothing is read (or copied) but the files' headers: training then reads
+    the rows of each batch from the page cache or the disk, so the data may
+    be larger than memory (``fastnn convert`` writes such a directory).
+
+    Parameters
+    ----------
+    directory : path
+        Holds X.npy, (n, features) or (n, rows, cols) images (flattened as a
+        view), of uint8 (pixels 0..255, scaled by the model's `input_scale`)
+        or float32/float64 (used as they are); and y.npy, (n,) integer labels,
+        or float targets for regression (unlabelled data have no y.npy).
+    task : {"classification", "regression"}
+
+    Returns
+    -------
+    X : numpy.memmap (n, features)
+    y : numpy.memmap (n,) or (n, targets), or None without y.npy
+    """
+    directory = os.fspath(directory)
+    arrays = []
+    for name in ("X.npy", "y.npy"):
+        path = os.path.join(directory, name)
+        if name == "y.npy" and not os.path.exists(path):
+            arrays.append(None)
+            continue
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{directory}: no {name} (a directory of X.npy and y.npy "
+                                    "holds data that are memory-mapped)")
+        try:
+            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
+        except ValueError as exc:
+            raise DataError(f"{path}: not a readable .npy file: {exc}") from exc
+    X, y = arrays
+    if X.ndim == 3:
+        X = X.reshape(X.shape[0], -1)  # a view: C-contiguous images flatten without a copy
+    path = os.path.join(directory, "X.npy")
+    if X.ndim != 2 or 0 in X.shape:
+        raise DataError(f"{path}: X must be a non-empty 2-D array, got shape {X.shape}")
+    if X.dtype not in (np.uint8, np.float32, np.float64) or not X.flags.c_contiguous:
+        raise DataError(f"{path}: X must be C-contiguous uint8, float32 or float64, got "
+                        f"{X.dtype}{'' if X.flags.c_contiguous else ' in Fortran order'}")
+    path = os.path.join(directory, "y.npy")
+    if y is None:
+        return X, None
+    if y.shape[0] != X.shape[0] or y.ndim > (2 if task == "regression" else 1):
+        raise DataError(f"{path}: y has shape {y.shape}, expected ({X.shape[0]},)")
+    if task == "classification" and y.dtype.kind not in "iu":
+        raise DataError(f"{path}: y must hold integer labels, got dtype {y.dtype}")
+    return X, y
+
+
+def csv_header(path):
+    """The column names of a CSV file's header line; DataError if it has none."""
     try:
         with _open_text(path) as f:
             line = f.readline()
@@ -323,17 +403,22 @@ def _locate_csv_error(path, n_columns):
     inconsistently.
     """
     with _open_text(path) as f:
-        header = f.readline()
-        names = [name.strip() for name in header.split(",")]
-        for lineno, line in enumerate(f, start=2):
-            if not line.strip():
-                continue  # numpy skips blank lines too
-            fields = line.strip().split(",")
-            if len(fields) != n_columns:
-                return f"{path}, line {lineno}: {len(fields)} fields, the header has {n_columns}"
-            for name, field in zip(names, fields):
-                if not _is_number(field):
-                    return f"{path}, line {lineno}, column {name}: {field!r} is not a number"
+        names = [name.strip() for name in f.readline().split(",")]
+        return find_bad_csv_line(path, f, 2, names)
+
+
+def find_bad_csv_line(path, lines, first_lineno, names):
+    """"PATH, line N: what is wrong" for the first of `lines` (numbered from
+    `first_lineno`) that has not len(`names`) numeric fields; None if none."""
+    for lineno, line in enumerate(lines, start=first_lineno):
+        if not line.strip():
+            continue  # numpy skips blank lines too
+        fields = line.strip().split(",")
+        if len(fields) != len(names):
+            return f"{path}, line {lineno}: {len(fields)} fields, the header has {len(names)}"
+        for name, field in zip(names, fields):
+            if not _is_number(field):
+                return f"{path}, line {lineno}, column {name}: {field!r} is not a number"
     return None
 
 

@@ -8,7 +8,9 @@ Two cases run a Python loop over batches instead, with the same arithmetic:
 the NumPy backend (the readable reference), and the narrow single pass when a
 batch is large enough to be split over threads (each batch is then a
 millisecond or more, so the loop costs well under 1 %). `compiled=False`
-forces the Python loop on Numba too (tests compare the two).
+forces the Python loop on Numba too (tests compare the two). Data-parallel
+training (`shard`, from `fastnn.distributed`) runs the Python loop as well:
+between a batch's gradients and its update comes the Allreduce.
 
 What happens between epochs (history, early stopping, checkpoints) is the
 estimator's (`fastnn._base`).
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._interrupt import StoppedTogether
 from ._tables import (BAD_BATCH, BATCHES, CORRECT, LOSS, LOSS_NOT_FINITE, N_STATS, OK, STATUS,
                       WEIGHT, WEIGHTS_NOT_FINITE)
 
@@ -56,10 +59,13 @@ class EpochRunner:
     batch_size, alpha, input_scale : as the estimator's
     compiled : bool
         False runs the Numba backend's steps from a Python loop.
+    shard : fastnn.distributed.BatchAllreduce, optional
+        Train data-parallel: this rank computes its slice of every batch into
+        `grads`, which must be ``shard.grads``, and the slices are summed.
     """
 
     def __init__(self, step, optimizer, params, grads, X, y, Y, sample_weight, batch_size,
-                 alpha, input_scale=1.0, compiled=True):
+                 alpha, input_scale=1.0, compiled=True, shard=None):
         self.step = step
         self.optimizer = optimizer
         self.params, self.grads = params, grads
@@ -83,7 +89,9 @@ class EpochRunner:
         narrow = step.narrow if self.sw.shape[0] == 0 else None
         self.use_narrow = narrow is not None
         threaded = narrow is not None and narrow.chunks(bs) > 1
-        self.compiled = compiled and step.backend == "numba" and not threaded
+        self.shard = shard
+        self.compiled = (compiled and step.backend == "numba" and not threaded
+                         and shard is None)
         # batches per compiled call: 1 until one call has been timed
         self.batches_per_call = 1
         if step.backend == "numba":
@@ -143,23 +151,36 @@ class EpochRunner:
                 raise KeyboardInterrupt
 
     def _python_epoch(self, rows, n, interrupt):
-        step, bs = self.step, self.batch_size
+        step, bs, shard = self.step, self.batch_size, self.shard
         n_batches = -(-n // bs)
         for b in range(n_batches):
             start, stop = b * bs, min(b * bs + bs, n)
-            x, y, Y, sw = self._batch(rows, start, stop)
-            weight = float(sw.sum()) if sw.shape[0] else float(stop - start)
+            weight = self._batch_weight(rows, start, stop)
+            # the whole batch's normaliser, also on a rank that holds a slice of it
             scale = 1.0 / weight if weight > 0 else 0.0
+            if shard is not None:
+                start, stop = shard.part(start, stop)
+            x, y, Y, sw = self._batch(rows, start, stop)
             loss, correct = step.batch_grads(x, y, Y, sw, scale, self.input_scale)
+            stopping = interrupt is not None and interrupt.pending
+            if shard is not None:
+                loss, correct, stopping = shard(loss, correct, stopping)
             self._finish(loss, weight, scale, b)
             if self.stats[STATUS] != OK:
                 return
             self.stats[CORRECT] += correct
-            if interrupt is not None and interrupt.pending and b + 1 < n_batches:
-                raise KeyboardInterrupt
+            if stopping and b + 1 < n_batches:
+                raise KeyboardInterrupt if shard is None else StoppedTogether
         if self.stats[STATUS] == OK and not np.isfinite(self.params.data).all():
             self.stats[STATUS] = WEIGHTS_NOT_FINITE
             self.stats[BAD_BATCH] = n_batches - 1
+
+    def _batch_weight(self, rows, start, stop):
+        """Rows in batch [start, stop) of the epoch, or the sum of their weights."""
+        if self.sw.shape[0] == 0:
+            return float(stop - start)
+        pick = slice(start, stop) if rows.shape[0] == 0 else rows[start:stop]
+        return float(self.sw[pick].sum())
 
     def _batch(self, rows, start, stop):
         if rows.shape[0] == 0:

@@ -10,7 +10,10 @@ import contextlib
 import functools
 import gzip
 import http.server
+import importlib.util
+import os
 import pathlib
+import shutil
 import struct
 import subprocess
 import sys
@@ -56,7 +59,60 @@ def run_fastnn(*args, timeout=300):
                           text=True, timeout=timeout)
 
 
+def mpiexec_path():
+    """The `mpiexec` beside this interpreter (MPICH's wheel puts it there), else on PATH;
+    None when it or mpi4py is missing."""
+    if importlib.util.find_spec("mpi4py") is None:
+        return None
+    beside = pathlib.Path(sys.executable).parent / "mpiexec"
+    return str(beside) if beside.exists() else shutil.which("mpiexec")
+
+
+def run_mpiexec(n, *command, timeout=300, env=None):
+    """Run `command` as `n` MPI processes; the CompletedProcess (text output).
+
+    The ranks' interpreter is this one; `-n 3` oversubscribes a 2-core machine,
+    which MPICH allows by default.
+    """
+    return subprocess.run([mpiexec_path(), "-n", str(n), *command], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def launcher_children(pid):
+    """Process ids of every descendant of process `pid` (from /proc), with their
+    environment; a test picks a rank by PMI_RANK."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    # the command name may hold spaces: the parent id follows its ")"
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in found:
+                try:
+                    with open(f"/proc/{child}/environ", "rb") as f:
+                        env = dict(item.split(b"=", 1) for item in f.read().split(b"\0")
+                                   if b"=" in item)
+                except OSError:
+                    continue
+                found[child] = {k.decode(): v.decode(errors="replace") for k, v in env.items()}
+                frontier.append(child)
+    return found
+
+
 # -- data files ----------------------------------------------------------------
+
+
+def write_csv(path, header, rows):
+    """A CSV file of a header line and `rows` (sequences of values)."""
+    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def idx_bytes(array):

@@ -10,12 +10,7 @@ import pytest
 
 from fastnn import datasets
 from fastnn.datasets import DataError, fetch_mnist, load_csv, load_idx, load_npz
-from tests.helpers import idx_bytes, serve, write_idx_set
-
-
-def write_csv(path, header, rows):
-    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
-    path.write_text("\n".join(lines) + "\n")
+from tests.helpers import idx_bytes, serve, write_csv, write_idx_set
 
 
 # -- IDX -----------------------------------------------------------------------
