@@ -161,11 +161,6 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         `same_classes` (warm_start): y must hold exactly the classes of the last fit.
         """
         y = _check_targets_length(y, n)
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn("A column-vector y was passed when a 1d array was expected. "
-                          "Please change the shape of y to (n_samples, ), for example "
-                          "using ravel().", DataConversionWarning, stacklevel=3)
-            y = y.ravel()
         check_classification_targets(y)
         if first:
             binarizer = LabelBinarizer()
@@ -314,11 +309,6 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     def _encode_targets(self, y, n, first, classes=None, same_classes=False):
         y = _check_targets_length(y, n)
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn("A column-vector y was passed when a 1d array was expected. "
-                          "Please change the shape of y to (n_samples, ), for example "
-                          "using ravel().", DataConversionWarning, stacklevel=3)
-            y = y.ravel()
         Y = check_array(y.reshape(-1, 1) if y.ndim == 1 else y, dtype=self._dtype,
                         order="C", input_name="y")
         if self.loss == "poisson" and (Y < 0).any():
@@ -354,12 +344,19 @@ def _r2(y, out, sample_weight):
 
 
 def _check_targets_length(y, n):
+    """y as an array of n rows; a column vector is raveled with scikit-learn's warning."""
     if y is None:
         raise ValueError("requires y to be passed, but the target y is None")
     y = np.asarray(y)
     if y.shape[:1] != (n,):
         raise ValueError(f"X and y have different numbers of samples: {n} and "
                          f"{y.shape[0] if y.ndim else 0}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        # stacklevel: this helper, _encode_targets, the fit method, the user's call
+        warnings.warn("A column-vector y was passed when a 1d array was expected. "
+                      "Please change the shape of y to (n_samples, ), for example "
+                      "using ravel().", DataConversionWarning, stacklevel=4)
+        y = y.ravel()
     return y
 
 
