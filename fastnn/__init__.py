@@ -9,8 +9,8 @@ import importlib
 from .backend import get_backend
 
 __version__ = "0.1.0"
-__all__ = ["DivergenceError", "MLPClassifier", "MLPRegressor", "get_backend", "load",
-           "__version__"]
+__all__ = ["DivergenceError", "MLPClassifier", "MLPRegressor", "from_sklearn", "get_backend",
+           "load", "__version__"]
 
 # Imported on first use: fastnn.mlp pulls in scikit-learn (about a second), which
 # `import fastnn` or `import fastnn.kernels` alone should not pay for.
@@ -18,6 +18,7 @@ _LAZY = {
     "DivergenceError": "fastnn.mlp",
     "MLPClassifier": "fastnn.mlp",
     "MLPRegressor": "fastnn.mlp",
+    "from_sklearn": "fastnn.convert",
     "load": "fastnn.serialization",
 }
 

@@ -24,6 +24,8 @@ CONTRACT = (
     "squared_error",
     "squared_error_backward",
     "linear_backward",
+    "csr_linear_forward",
+    "csr_linear_backward",
     "sgd_update",
     "adam_update",
     "l2_penalty",
@@ -255,6 +257,47 @@ def define_contract(namespace, ops):
             param, grad, m, v, t, lr, beta1, beta2, eps
         )
         return ops.adam_update(param, grad, m, v, t, lr, beta1, beta2, eps)
+
+    def csr_linear_forward(indptr, indices, data, W, b, out=None):
+        """Affine layer of a sparse input: ``x @ W + b`` with x in CSR form.
+
+        Parameters
+        ----------
+        indptr : int32 or int64 ndarray (n + 1,)
+            Row i's entries are ``indices[indptr[i]:indptr[i + 1]]`` (columns)
+            and ``data[...]`` (values), as in `scipy.sparse.csr_matrix`.
+        indices : ndarray (nnz,) of indptr's dtype, values in [0, k)
+        data : ndarray (nnz,), the dtype of W
+        W : ndarray (k, m)
+        b : ndarray (m,)
+        out : ndarray (n, m), optional
+
+        Returns
+        -------
+        ndarray (n, m)
+        """
+        n, dtype = _checks.csr_args(indptr, indices, data, W)
+        _checks.float_array("b", b, 1, dtype)
+        _checks.shape_is("b", b, (W.shape[1],))
+        out = _checks.out_buffer("out", out, (n, W.shape[1]), dtype)
+        _checks.no_overlap("out", out, ("indptr", indptr), ("indices", indices),
+                           ("data", data), ("W", W), ("b", b))
+        return ops.csr_linear_forward(indptr, indices, data, W, b, out)
+
+    def csr_linear_backward(indptr, indices, data, dout, W, dW=None):
+        """Weight gradient of `csr_linear_forward`: ``dW = x.T @ dout``, x in CSR form.
+
+        `W` (k, m) gives the shape and dtype (its values are not read); the
+        bias gradient is ``dout.sum(0)`` and a sparse input needs no gradient.
+        Returns dW (k, m), written in place when given.
+        """
+        n, dtype = _checks.csr_args(indptr, indices, data, W)
+        _checks.float_array("dout", dout, 2, dtype)
+        _checks.shape_is("dout", dout, (n, W.shape[1]))
+        dW = _checks.out_buffer("dW", dW, W.shape, dtype)
+        _checks.no_overlap("dW", dW, ("indptr", indptr), ("indices", indices), ("data", data),
+                           ("dout", dout), ("W", W))
+        return ops.csr_linear_backward(indptr, indices, data, dout, dW)
 
     def l2_penalty(W, dW, scale):
         """L2 weight decay: ``dW += scale * W`` in place; returns ``0.5 * scale * ||W||^2``.

@@ -7,11 +7,11 @@ output head it trains (`_head`) and how it scores rows (`_score_rows`). The
 loop over batches is `fastnn.training.EpochRunner`'s; what happens between
 epochs (history, early stopping, schedules, callbacks) is
 `fastnn._monitor.EpochMonitor`'s; L-BFGS is `fastnn._lbfgs`'s; parameter and
-data checks are `fastnn._validation`'s.
+data checks are `fastnn._validation`'s; the training state, warm starts and
+rollback are `fastnn._run_state.RunState`'s; pickling is
+`fastnn._persistence.PicklableParameters`'s.
 """
 
-import contextlib
-import signal
 import time
 import warnings
 
@@ -21,23 +21,23 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._errors import NON_FINITE_WEIGHTS, DivergenceError
 from . import distributed, shuffling
-from ._interrupt import DeferredInterrupt, StoppedTogether
+from ._interrupt import StoppedTogether
 from ._monitor import EpochMonitor
 from ._persistence import PicklableParameters
+from ._run_state import RunState
+from ._sparse import SparseTrainStep, is_sparse, sparse_logits
 from ._tables import LOSS_NOT_FINITE
 from ._validation import is_memory_mapped, validate_params, validate_sample_weight, validate_X
 from .network import TrainStep, predict_logits
 from .optim import OPTIMIZERS
 from .params import FlatParameters
-from .state import TrainingState
 from .training import EpochRunner
 
 # Rows scored per chunk when validation rows are picked by index
 _SCORE_CHUNK = 4096
 
-NON_FINITE_WEIGHTS = ("Solver produced non-finite parameter weights. The input data may "
-                      "contain large values and need to be preprocessed.")
 
 
 def _sharding():
@@ -47,22 +47,7 @@ def _sharding():
     return group if group is not None and group.size > 1 else None
 
 
-class DivergenceError(FloatingPointError, ValueError):
-    """The training loss became NaN or inf; the model holds its last finite weights.
-
-    Attributes `epoch` and `batch` (both from 1) say where, `learning_rate` at
-    what step size (L-BFGS: `epoch` is the iteration, the others None). It is
-    also a ValueError, which is what scikit-learn raises for non-finite weights.
-    """
-
-    def __init__(self, message, *, epoch, batch, learning_rate):
-        super().__init__(message)
-        self.epoch = epoch
-        self.batch = batch
-        self.learning_rate = learning_rate
-
-
-class BaseMLP(PicklableParameters, BaseEstimator):
+class BaseMLP(RunState, PicklableParameters, BaseEstimator):
     """Shared base of the estimators; not for direct use."""
 
     def __init__(
@@ -130,10 +115,11 @@ class BaseMLP(PicklableParameters, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like (n_samples, n_features)
+        X : array-like or sparse matrix (n_samples, n_features)
             float, or uint8 (pixels 0..255), which is kept as it is and scaled
             by `input_scale` on the fly: no float copy of X is made. A
             C-contiguous array of the model's dtype (or a memory map) is not copied.
+            CSR and CSC matrices stay sparse (`fastnn._sparse`).
         y : array-like
             Targets (see the estimator).
         sample_weight : array-like (n_samples,), optional
@@ -194,8 +180,12 @@ class BaseMLP(PicklableParameters, BaseEstimator):
         targets = self._encode_targets(y, X.shape[0], first=first, classes=classes)
         if first:
             self._initialize(X.shape[1])
-        elif not hasattr(self, "_optimizer"):  # weights set from elsewhere, or by lbfgs
+        elif not hasattr(self, "_optimizer"):  # weights set or trained (L-BFGS) elsewhere
             self._ensure_flat()
+            if not hasattr(self, "_rng"):
+                self._rng = check_random_state(self.random_state)
+            if not hasattr(self, "loss_curve_"):
+                self._reset_curves()
             self._start_optimizer()
         sw = validate_sample_weight(sample_weight, X)
         with self._rollback_on_interrupt() as interrupt:
@@ -214,6 +204,12 @@ class BaseMLP(PicklableParameters, BaseEstimator):
         from .serialization import save_model
 
         save_model(self, path)
+
+    def to_sklearn(self):
+        """This fitted model as scikit-learn's estimator (`fastnn.convert.to_sklearn`)."""
+        from .convert import to_sklearn
+
+        return to_sklearn(self)
 
     def set_weights(self, coefs, intercepts, classes=None, multilabel=False):
         """Make this an untrained-state model with the given weights (a loaded or converted one).
@@ -255,44 +251,6 @@ class BaseMLP(PicklableParameters, BaseEstimator):
         self.t_ = 0
         self._reset_curves()
         return self
-
-    def get_training_state(self):
-        """The run's `fastnn.state.TrainingState` (a copy), or None before training
-        (and after L-BFGS, which keeps no state between fits)."""
-        if not hasattr(self, "_optimizer"):
-            return None
-        opt = self._optimizer.state()
-        return TrainingState(
-            solver=self.solver, learning_rate=opt["learning_rate"],
-            adam_step=opt.get("t", 0),
-            optimizer_arrays={k: v.copy() for k, v in opt["arrays"].items()},
-            rng_state=self._rng.get_state(), n_iter=self.n_iter_, samples_seen=self.t_,
-            best_loss=self.best_loss_, no_improvement_count=self._no_improvement_count,
-            validation_scores=None if self.validation_scores_ is None
-            else list(self.validation_scores_),
-            best_validation_score=self.best_validation_score_,
-        )
-
-    def set_training_state(self, state):
-        """Continue from `state` (a `TrainingState`): optimizer, RNG and counters."""
-        check_is_fitted(self, "coefs_")
-        self._validate_params()
-        if state.solver != self.solver:
-            raise ValueError(f"the state is of solver {state.solver!r}, this model's is "
-                             f"{self.solver!r}")
-        self._ensure_flat()
-        self._start_optimizer()
-        self._optimizer.set_state({"learning_rate": state.learning_rate, "t": state.adam_step,
-                                   "arrays": state.optimizer_arrays})
-        self._rng = np.random.RandomState()
-        self._rng.set_state(state.rng_state)
-        self.n_iter_ = int(state.n_iter)
-        self.t_ = int(state.samples_seen)
-        self.best_loss_ = None if state.best_loss is None else float(state.best_loss)
-        self._no_improvement_count = int(state.no_improvement_count)
-        self.validation_scores_ = (None if state.validation_scores is None
-                                   else list(state.validation_scores))
-        self.best_validation_score_ = state.best_validation_score
 
     # -- checks ---------------------------------------------------------------
 
@@ -362,22 +320,6 @@ class BaseMLP(PicklableParameters, BaseEstimator):
         self.best_validation_score_ = -np.inf if self.early_stopping else None
         self._no_improvement_count = 0
 
-    def _restart_training_state(self):
-        """warm_start: keep weights, samples seen and the early-stopping record; start a
-        new run (fresh optimizer and shuffling RNG, epoch count 0), as scikit-learn does."""
-        self._ensure_flat()
-        self._rng = check_random_state(self.random_state)
-        self.n_iter_ = 0
-        if self.solver not in OPTIMIZERS:
-            self.__dict__.pop("_optimizer", None)
-            return
-        if not hasattr(self, "loss_curve_"):  # the previous fit was L-BFGS
-            self._reset_curves()
-        if self.early_stopping and self.validation_scores_ is None:
-            self.validation_scores_, self.best_validation_score_ = [], -np.inf
-            self.best_loss_ = None
-        self._start_optimizer()
-
     def _start_optimizer(self):
         """A fresh optimizer over the flat parameters (zero state)."""
         size, dtype = self._params.size, self._dtype
@@ -423,16 +365,19 @@ class BaseMLP(PicklableParameters, BaseEstimator):
         else:
             shard = group.batch_allreduce(self._params.layer_sizes, self._dtype)
             grads = shard.grads
-        step = TrainStep(self.backend, self._params.coefs, self._params.intercepts, batch,
-                         self.activation, self._head, grads.coefs, grads.intercepts)
+        # sparse X: the per-batch Python loop over a step whose first layer reads CSR rows
+        step = (SparseTrainStep if is_sparse(X) else TrainStep)(
+            self.backend, self._params.coefs, self._params.intercepts, batch, self.activation,
+            self._head, grads.coefs, grads.intercepts)
         runner = EpochRunner(step, self._optimizer, self._params, grads, X, labels, Y, sw,
-                             batch, self.alpha, self.input_scale, shard=shard)
+                             batch, self.alpha, self.input_scale, compiled=not is_sparse(X),
+                             shard=shard)
         monitor = EpochMonitor(self, X, targets, sw, val_rows, monitor_data, incremental,
                                epoch_callback, group)
         scheme = shuffling.resolve(self.shuffle, is_memory_mapped(X))
         self._save_epoch_state()
         for _ in range(epochs):
-            rows = self._epoch_rows(train_rows, n_train, scheme, X.shape[1] * X.itemsize)
+            rows = self._epoch_rows(train_rows, n_train, scheme, X.shape[1] * X.dtype.itemsize)
             started = time.perf_counter()
             result = runner.run_epoch(rows, interrupt)
             seconds = time.perf_counter() - started
@@ -496,6 +441,9 @@ class BaseMLP(PicklableParameters, BaseEstimator):
 
     def _predict_output(self, X, rows=None):
         """Output pre-activations (logits) of X, or of X[rows] gathered chunk by chunk."""
+        if is_sparse(X):
+            return sparse_logits(self.backend, self.coefs_, self.intercepts_,
+                                 X if rows is None else X[rows], self.activation)
         if rows is None:
             return predict_logits(self.backend, self.coefs_, self.intercepts_, X,
                                   self.activation, self.input_scale)
@@ -503,49 +451,6 @@ class BaseMLP(PicklableParameters, BaseEstimator):
                                 X[rows[i:i + _SCORE_CHUNK]], self.activation, self.input_scale)
                  for i in range(0, rows.shape[0], _SCORE_CHUNK)]
         return np.concatenate(parts)
-
-    @contextlib.contextmanager
-    def _rollback_on_interrupt(self):
-        """On Ctrl-C or divergence, return to the end of the last finished epoch, re-raise.
-
-        Weights, training state, `loss_curve_` and `history_` go back to what
-        they were then: a half-done epoch is discarded whole. Yields the
-        `DeferredInterrupt` that the loop checks (Ctrl-C stops after the
-        current batch).
-        """
-        # data-parallel runs stop together on SIGTERM too (a batch scheduler's)
-        signals = (signal.SIGINT,) if _sharding() is None else (signal.SIGINT, signal.SIGTERM)
-        try:
-            with DeferredInterrupt(signals) as interrupt:
-                yield interrupt
-        except (KeyboardInterrupt, DivergenceError):
-            self._restore_epoch_state()
-            raise
-        finally:
-            self._epoch_state = None
-
-    def _restore_epoch_state(self):
-        saved = getattr(self, "_epoch_state", None)
-        if saved is None:  # no batch has run yet: nothing changed
-            return
-        weights, state, lengths = saved
-        np.copyto(self._params.data, weights)
-        self.set_training_state(state)
-        del self.loss_curve_[lengths["loss_curve_"]:]
-        for key, values in self.history_.items():
-            del values[lengths.get(key, 0):]
-
-    def _save_epoch_state(self):
-        """Copy what `_rollback_on_interrupt` restores (weights into the same buffer)."""
-        saved = getattr(self, "_epoch_state", None)
-        if saved is None:
-            weights = self._params.data.copy()
-        else:
-            weights = saved[0]
-            np.copyto(weights, self._params.data)
-        lengths = {key: len(values) for key, values in self.history_.items()}
-        lengths["loss_curve_"] = len(self.loss_curve_)
-        self._epoch_state = (weights, self.get_training_state(), lengths)
 
     def _diverged(self, result, n_batches):
         lr = self._optimizer.learning_rate
@@ -563,4 +468,5 @@ class BaseMLP(PicklableParameters, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         return tags

@@ -163,6 +163,40 @@ def linear_forward_args(x, W, b, out):
     return out
 
 
+def csr_args(indptr, indices, data, W):
+    """Check a CSR matrix (indptr, indices, data) to multiply with W; returns (n, dtype).
+
+    Every index is read by a jitted loop without bounds checks, so the
+    structure is checked whole: indptr from 0, non-decreasing, ending at nnz;
+    column indices in [0, W.shape[0]).
+    """
+    dtype = float_array("W", W, 2)
+    for name, a in (("indptr", indptr), ("indices", indices)):
+        if not isinstance(a, np.ndarray) or a.dtype not in (np.int32, np.int64):
+            raise TypeError(f"{name} must be an int32 or int64 numpy.ndarray, got "
+                            f"{getattr(a, 'dtype', type(a).__name__)}")
+        if a.ndim != 1 or not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be 1-D and C-contiguous, got shape {a.shape}")
+    if indices.dtype != indptr.dtype:
+        raise TypeError(f"indices has dtype {indices.dtype} but indptr {indptr.dtype}")
+    if not isinstance(data, np.ndarray) or data.dtype != dtype:
+        raise TypeError(f"data must be a numpy.ndarray of W's dtype {dtype}, got "
+                        f"{getattr(data, 'dtype', type(data).__name__)}")
+    if data.ndim != 1 or not data.flags.c_contiguous:
+        raise ValueError(f"data must be 1-D and C-contiguous, got shape {data.shape}")
+    if indptr.shape[0] < 2:
+        raise ValueError(f"indptr must hold at least 2 entries (one row), got {indptr.shape[0]}")
+    nnz = data.shape[0]
+    if indices.shape[0] != nnz:
+        raise ValueError(f"indices and data must have the same length, got "
+                         f"{indices.shape[0]} and {nnz}")
+    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
+        raise ValueError(f"indptr must rise from 0 to nnz={nnz} without decreasing")
+    if nnz and (indices.min() < 0 or indices.max() >= W.shape[0]):
+        raise ValueError(f"indices must be in [0, {W.shape[0]}) (W's rows)")
+    return indptr.shape[0] - 1, dtype
+
+
 def elementwise_args(names, arrays, out):
     dtype = float_array(names[0], arrays[0], 2)
     for name, a in zip(names[1:], arrays[1:]):

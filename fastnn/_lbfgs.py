@@ -18,8 +18,9 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import NON_FINITE_WEIGHTS, DivergenceError
+from ._errors import NON_FINITE_WEIGHTS, DivergenceError
 from ._interrupt import DeferredInterrupt
+from ._sparse import SparseTrainStep, is_sparse
 from .network import TrainStep
 from .params import FlatParameters
 
@@ -36,7 +37,7 @@ class LbfgsObjective:
     model : BaseMLP
         Its `_params` receive each theta; its head, activation, alpha and
         backend define the loss.
-    X : ndarray (n, k), the model's dtype or uint8
+    X : ndarray (n, k), the model's dtype or uint8, or a CSR matrix
     labels, Y : the encoded targets (one of them None)
     sample_weight : float64 ndarray (n,) or None
     """
@@ -53,9 +54,9 @@ class LbfgsObjective:
         self.input_scale = model.input_scale
         self.chunk = max(1, min(n, CHUNK_ROWS))
         self.grads = FlatParameters(self.params.layer_sizes, self.params.data.dtype)
-        self.step = TrainStep(model.backend, self.params.coefs, self.params.intercepts,
-                              self.chunk, model.activation, model._head, self.grads.coefs,
-                              self.grads.intercepts)
+        step = SparseTrainStep if is_sparse(X) else TrainStep
+        self.step = step(model.backend, self.params.coefs, self.params.intercepts, self.chunk,
+                         model.activation, model._head, self.grads.coefs, self.grads.intercepts)
         self.gradient = np.empty(self.params.size, np.float64)
         self.weights = np.empty(self.params.n_coef, np.float64)
         self.last_loss = np.nan

@@ -207,6 +207,34 @@ def linear_backward(dout, x, W, dx, dW, db, need_dx):
     return None, dW, db
 
 
+@njit(cache=True, error_model="numpy", nogil=True)
+def csr_linear_forward(indptr, indices, data, W, b, out):
+    n, m = out.shape
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = b[j]
+        # each stored entry adds one row of W: a sparse row costs nnz * m
+        for p in range(indptr[i], indptr[i + 1]):
+            v = data[p]
+            c = indices[p]
+            for j in range(m):
+                out[i, j] += v * W[c, j]
+    return out
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def csr_linear_backward(indptr, indices, data, dout, dW):
+    dW[...] = 0
+    n, m = dout.shape
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            v = data[p]
+            c = indices[p]
+            for j in range(m):
+                dW[c, j] += v * dout[i, j]
+    return dW
+
+
 @njit(cache=True, error_model="numpy")
 def _sgd_plain(param, grad, lr):
     p, g = param.ravel(), grad.ravel()

@@ -317,6 +317,36 @@ def narrow_batch(x, y, scale, xs, coefs, intercepts, coef_grads, intercept_grads
                          intercept_grads)
 
 
+@njit(cache=True, error_model="numpy", nogil=True)
+def narrow_forward(x, xs, W1T, b1, W2, b2, out):
+    """Logits of a one-hidden-layer ReLU network without BLAS, four rows at a time.
+
+    For predictions between the single pass's training steps: a BLAS call's
+    threads spin on both cores after it returns, and slow the next step's own
+    threads down (by half, on 2 cores). x (n, k) float or uint8 (times xs).
+    """
+    n = x.shape[0]
+    nh, nc = W2.shape
+    dt = W1T.dtype.type
+    zero = dt(0)
+    s = dt(xs)
+    pre = np.empty(4 * nh, W1T.dtype)
+    last = n - 1
+    for r in range(0, n, 4):
+        _dots4(x[r], x[min(r + 1, last)], x[min(r + 2, last)], x[min(r + 3, last)], W1T, pre)
+        for t in range(min(4, n - r)):
+            for c in range(nc):
+                total = b2[c]
+                for j in range(nh):
+                    v = pre[4 * j + t] * s + b1[j]
+                    if v > zero:  # ReLU, and a NaN stays NaN, as np.maximum keeps it
+                        total += v * W2[j, c]
+                    elif v != v:
+                        total += v
+                out[r + t, c] = total
+    return out
+
+
 def n_threads():
     """Threads a step may use: Numba's current thread count (NUMBA_NUM_THREADS by default)."""
     return max(1, min(numba.get_num_threads(), os.cpu_count() or 1))

@@ -145,6 +145,23 @@ def linear_backward(dout, x, W, dx, dW, db, need_dx):
     return (dx if need_dx else None), dW, db
 
 
+def _csr(indptr, indices, data, n_cols):
+    from scipy.sparse import csr_matrix
+
+    return csr_matrix((data, indices, indptr), shape=(indptr.shape[0] - 1, n_cols))
+
+
+def csr_linear_forward(indptr, indices, data, W, b, out):
+    out[...] = _csr(indptr, indices, data, W.shape[0]) @ W
+    out += b
+    return out
+
+
+def csr_linear_backward(indptr, indices, data, dout, dW):
+    dW[...] = _csr(indptr, indices, data, dW.shape[0]).T @ dout
+    return dW
+
+
 def sgd_update(param, grad, lr, velocity, momentum, nesterov):
     if velocity is None:
         param -= param.dtype.type(lr) * grad

@@ -12,6 +12,7 @@ import numbers
 import numpy as np
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
+from ._sparse import as_csr, is_sparse
 from ._tables import ACTIVATIONS
 from .backend import get_backend
 
@@ -69,6 +70,7 @@ def validate_X(est, X, reset):
     """X as the kernels read it: uint8 kept, anything else as the model's dtype.
 
     A valid C-contiguous array (or memory map) of that dtype is not copied.
+    Sparse X (CSR, CSC) stays sparse, as CSR (`fastnn._sparse`).
     `reset` records `n_features_in_` and `feature_names_in_` (fit); otherwise
     they are checked, with scikit-learn's messages.
 
@@ -85,8 +87,9 @@ def validate_X(est, X, reset):
     if isinstance(X, np.ndarray) and X.dtype == np.uint8:
         return validate_data(est, np.asarray(X), reset=reset, dtype=None, order="C",
                              ensure_all_finite=False)
-    return validate_data(est, np.asarray(X) if isinstance(X, np.memmap) else X,
-                         reset=reset, dtype=est._dtype, order="C")
+    X = validate_data(est, np.asarray(X) if isinstance(X, np.memmap) else X,
+                      reset=reset, dtype=est._dtype, order="C", accept_sparse=("csr", "csc"))
+    return as_csr(X) if is_sparse(X) else X
 
 
 def is_memory_mapped(X):

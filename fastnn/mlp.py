@@ -96,9 +96,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     """ + _PARAMETERS_DOC + """
     Attributes
     ----------
-    classes_, coefs_, intercepts_, loss_curve_, n_iter_, n_features_in_,
-    n_layers_, n_outputs_, out_activation_, t_, best_loss_, validation_scores_,
-    best_validation_score_ (with early stopping).
+    classes_, coefs_, intercepts_, loss_, n_iter_, n_features_in_,
+    feature_names_in_, n_layers_, n_outputs_, out_activation_, t_, as
+    scikit-learn's; with the stochastic solvers also loss_curve_, best_loss_
+    (None with early stopping), validation_scores_ and best_validation_score_
+    (None without).
     history_ : dict of lists, one entry per epoch (like Keras' ``History.history``)
         "epoch", "loss", "seconds", "samples_per_second" and "train_accuracy"
         of the training pass (counted during the epoch's steps, as Keras
@@ -263,9 +265,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     """ + _PARAMETERS_DOC.split("----------", 1)[1] + """
     Attributes
     ----------
-    coefs_, intercepts_, loss_, loss_curve_, n_iter_, n_features_in_, n_layers_,
-    n_outputs_, out_activation_ ("identity" or "exp"), t_, best_loss_,
-    validation_scores_, best_validation_score_ (with early stopping).
+    coefs_, intercepts_, loss_, n_iter_, n_features_in_, feature_names_in_,
+    n_layers_, n_outputs_, out_activation_ ("identity" or "exp"), t_, as
+    scikit-learn's; with the stochastic solvers also loss_curve_, best_loss_
+    (None with early stopping), validation_scores_ and best_validation_score_
+    (None without).
     history_ : dict of lists, one entry per epoch
         "epoch", "loss", "seconds", "samples_per_second"; "val_r2" with
         `validation_data`.

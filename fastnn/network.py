@@ -15,7 +15,7 @@ import importlib
 
 import numpy as np
 
-from ._tables import SOFTMAX_HEAD, activation_code, head_code
+from ._tables import RELU, SOFTMAX_HEAD, activation_code, head_code
 
 _STEPS = {"numba": "fastnn._numba_step", "numpy": "fastnn._numpy_step"}
 _BY_MODULE = {"fastnn.kernels": "numba", "fastnn._numba_ops": "numba",
@@ -60,6 +60,14 @@ class ForwardPass:
                                  for W in self.coefs)
         self._x = None  # a float batch buffer, made on the first integer batch
 
+    def _narrow_forward(self):
+        # the single pass's networks: no BLAS in their predictions (see narrow_forward)
+        if self.backend != "numba" or len(self.coefs) != 2 or self.act != RELU:
+            return False
+        from ._numba_step import NARROW_MAX_WIDTH
+
+        return max(W.shape[1] for W in self.coefs) <= NARROW_MAX_WIDTH
+
     def _float_batch(self, x, input_scale):
         if x.dtype == self.dtype:
             return x
@@ -69,6 +77,13 @@ class ForwardPass:
 
     def forward(self, x, input_scale=1.0):
         """Logits of batch `x` (a view of n rows of the last buffer on Numba)."""
+        if self._narrow_forward():
+            from ._numba_step import narrow_forward
+
+            xs = 1.0 if x.dtype == self.dtype else input_scale
+            W1T = np.ascontiguousarray(self.coefs[0].T)
+            return narrow_forward(x, xs, W1T, self.intercepts[0], self.coefs[1],
+                                  self.intercepts[1], self.activations[-1][:x.shape[0]])
         x = self._float_batch(x, input_scale)
         if self.backend == "numpy":
             return self.step_module.forward(x, self.act, self.coefs, self.intercepts)

@@ -79,7 +79,8 @@ class EpochRunner:
         self.input_scale = float(input_scale)
         self.stats = np.zeros(N_STATS)
         bs, k = self.batch_size, X.shape[1]
-        self.xb = np.empty((bs, k), dtype)
+        # the compiled loop's batch buffer (none for the Python loop: sparse X may be wide)
+        self.xb = np.empty((bs if compiled else 0, k), dtype)
         self.yb = np.empty(bs if self.y.shape[0] else 0, np.intp)
         self.Yb = np.empty((bs if self.Y.shape[0] else 0, self.Y.shape[1]), dtype)
         self.swb = np.empty(bs if self.sw.shape[0] else 0, np.float64)
@@ -187,9 +188,12 @@ class EpochRunner:
             x = self.X[pick]
         else:
             pick = rows[start:stop]
-            if self.x_native is None:
-                self.x_native = np.empty((self.batch_size, self.X.shape[1]), self.X.dtype)
-            x = np.take(self.X, pick, axis=0, out=self.x_native[:stop - start])
+            if not isinstance(self.X, np.ndarray):
+                x = self.X[pick]  # sparse X (fastnn._sparse): the batch's rows, still CSR
+            else:
+                if self.x_native is None:
+                    self.x_native = np.empty((self.batch_size, self.X.shape[1]), self.X.dtype)
+                x = np.take(self.X, pick, axis=0, out=self.x_native[:stop - start])
         y = self.y[pick] if self.y.shape[0] else self.y
         Y = self.Y[pick] if self.Y.shape[0] else None
         sw = self.sw[pick] if self.sw.shape[0] else self.sw

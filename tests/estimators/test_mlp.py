@@ -258,3 +258,6 @@ def test_public_names():
     assert set(fastnn.__all__) <= set(dir(fastnn))
     assert fastnn.DivergenceError is __import__("fastnn.mlp").mlp.DivergenceError
     assert issubclass(fastnn.DivergenceError, FloatingPointError)
+    # what scikit-learn raises for non-finite weights
+    assert issubclass(fastnn.DivergenceError, ValueError)
+    assert fastnn.from_sklearn is __import__("fastnn.convert").convert.from_sklearn

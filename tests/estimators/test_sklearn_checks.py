@@ -1,8 +1,9 @@
 """scikit-learn's estimator checks (`check_estimator`) on both estimators.
 
 In float64, scikit-learn's own dtype, every check passes. In float32 (fastnn's
-default) one check cannot: `check_sample_weight_equivalence_on_dense_data`
-compares a fit with integer weights to a fit on repeated rows at rtol=1e-7,
+default) one check cannot, on dense and on sparse X:
+`check_sample_weight_equivalence_on_*_data` compares a fit with integer
+weights to a fit on repeated rows at rtol=1e-7,
 below float32's resolution, and the two sum the same terms in a different
 order (README, "Differences from scikit-learn").
 """
@@ -13,8 +14,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from fastnn import MLPClassifier, MLPRegressor
 
 FLOAT32_ROUNDING = {
-    "check_sample_weight_equivalence_on_dense_data":
-        "rtol=1e-7 is below float32 resolution; float64 passes it",
+    f"check_sample_weight_equivalence_on_{kind}_data":
+        "rtol=1e-7 is below float32 resolution; float64 passes it"
+    for kind in ("dense", "sparse")
 }
 
 ESTIMATORS = [

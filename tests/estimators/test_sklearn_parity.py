@@ -22,7 +22,6 @@ EXPECTED_FAILURES = {
     # fastnn trains in float32 unless dtype="float64"
     "test_mlp_param_dtypes": "float64 X gives float32 weights by default",
     "test_nonfinite_params": "X of 1e308 does not fit in float32: check_array refuses it",
-    "test_sparse_matrices": "sparse X is not accepted",
 }
 # skipped by scikit-learn itself when an optional dependency is missing
 MAY_SKIP = {"test_preserve_feature_names"}  # pandas

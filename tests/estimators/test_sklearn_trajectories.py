@@ -86,12 +86,16 @@ def test_poisson_loss():
     assert ours.out_activation_ == theirs.out_activation_ == "exp"
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("estimator", ["classifier", "regressor"])
-def test_early_stopping(estimator):
+def test_early_stopping(estimator, weighted):
+    # tol above one validation row's worth of accuracy (1/20): a small gain is
+    # no improvement, and the count of epochs without one decides when to stop
+    sw = np.random.default_rng(1).random(len(Y_DIGITS)) * 2 if weighted else None
     ours, theirs = pair(estimator, solver="adam", learning_rate_init=0.01, max_iter=60,
-                        early_stopping=True, **FULL_BATCHES)
-    assert_same_fit(ours, theirs, X_DIGITS, Y_DIGITS)
-    assert ours.best_loss_ is None and len(ours.validation_scores_) == ours.n_iter_
+                        early_stopping=True, tol=0.07, n_iter_no_change=4, **FULL_BATCHES)
+    assert_same_fit(ours, theirs, X_DIGITS, Y_DIGITS, sample_weight=sw)
+    assert ours.best_loss_ is None and len(ours.validation_scores_) == ours.n_iter_ < 60
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])

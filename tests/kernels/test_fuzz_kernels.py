@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy import sparse
 
 from fastnn import _api, kernels, reference
 
@@ -59,6 +60,8 @@ RETURNS = {
     "squared_error": ("loss",),
     "squared_error_backward": ("out",),
     "linear_backward": ("dx", "dW", "db"),
+    "csr_linear_forward": ("out",),
+    "csr_linear_backward": ("dW",),
     "sgd_update": ("param",),
     "adam_update": ("param",),
     "l2_penalty": ("penalty",),
@@ -154,6 +157,17 @@ def valid_call(draw, name):
         args = dict(dout=arr((n, m)), x=arr((n, k)), W=arr((k, m)),
                     dx=out((n, k)) if need_dx else None, dW=out((k, m)), db=out((m,)),
                     need_dx=need_dx)
+    elif name in ("csr_linear_forward", "csr_linear_backward"):
+        # a random sparse (n, k) matrix: empty rows, full rows, no entries at all
+        dense = arr((n, k)) * (rng.random((n, k)) < draw(st.sampled_from([0.0, 0.3, 1.0])))
+        x = sparse.csr_matrix(dense)
+        index_dtype = draw(st.sampled_from([np.int32, np.int64]))
+        csr = dict(indptr=x.indptr.astype(index_dtype), indices=x.indices.astype(index_dtype),
+                   data=x.data.astype(dtype))
+        if name == "csr_linear_forward":
+            args = dict(**csr, W=arr((k, m)), b=arr((m,)), out=out((n, m)))
+        else:
+            args = dict(**csr, dout=arr((n, m)), W=arr((k, m)), dW=out((k, m)))
     else:
         shape = draw(st.sampled_from([(m,), (k, m)]))
         if name == "sgd_update":
@@ -365,6 +379,14 @@ def bounds(name, a, outputs):
             diff = np.abs(a["pred"].astype(np.float64) - a["Y"])
             return {"loss": 8 * u * float(np.sum((diff + f["Y"] + 1) ** 2))
                     * scale_of(a["pred"]) + tiny}
+        if name.startswith("csr_"):
+            x = abs(sparse.csr_matrix((f["data"], a["indices"], a["indptr"]),
+                                      shape=(a["indptr"].shape[0] - 1, a["W"].shape[0])))
+            if name == "csr_linear_forward":
+                k = a["W"].shape[0]
+                return {"out": 2 * (k + 2) * u * (x @ f["W"] + f["b"]) + tiny}
+            n = a["dout"].shape[0]
+            return {"dW": 2 * (n + 2) * u * (x.T @ f["dout"]) + tiny}
         if name == "linear_backward":
             n, m = a["dout"].shape
             return {"dx": 2 * (m + 2) * u * (f["dout"] @ f["W"].T) + tiny,
@@ -449,4 +471,4 @@ def test_boundscheck_is_live():
     logits = np.zeros((2, 3), np.float64)
     y = np.array([0, 3], np.int64)
     with pytest.raises(IndexError):
-        kernels.ops.softmax_cross_entropy(logits, y, np.empty_like(logits))
+        kernels.ops.softmax_cross_entropy(logits, y, np.empty_like(logits), 0.5)

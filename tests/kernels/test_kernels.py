@@ -44,6 +44,11 @@ def contract_calls(rng):
         "linear_backward": (z, x, W), "sgd_update": (p.copy(), p, 0.1),
         "adam_update": (p.copy(), p, np.zeros(4), np.zeros(4), 1, 0.1),
         "l2_penalty": (W, np.zeros_like(W), 0.1),
+        # x as CSR: every entry stored (indptr, indices, data)
+        "csr_linear_forward": (np.array([0, 4, 8, 12]), np.tile(np.arange(4), 3), x.ravel(),
+                               W, b),
+        "csr_linear_backward": (np.array([0, 4, 8, 12]), np.tile(np.arange(4), 3), x.ravel(),
+                                z, W),
     }
 
 

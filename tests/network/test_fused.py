@@ -232,3 +232,23 @@ def test_single_pass_works_in_a_forked_child():
     child.join(timeout=60)
     assert child.exitcode == 0, "the child hung or failed"
     assert queue.get(timeout=5) == pytest.approx(loss, rel=1e-12)
+
+
+@pytest.mark.parametrize("sizes", [(784, 10, 10), (7, 3, 5), (33, 32, 2)], ids=str)
+@pytest.mark.parametrize("n", [1, 6, 1003])
+def test_narrow_predictions_match_reference(sizes, n, dtype):
+    # predictions of single-pass networks run without BLAS (narrow_forward):
+    # float and uint8 rows, every remainder of four rows
+    from fastnn.network import ForwardPass
+
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (n, sizes[0]), dtype=np.uint8)
+    coefs, intercepts = small_network(rng, sizes, dtype)
+    fast = ForwardPass("numba", coefs, intercepts, n)
+    assert fast._narrow_forward()
+    ref = ForwardPass("numpy", coefs, intercepts, n)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for x in (pixels, (pixels / 255).astype(dtype)):
+        want = ref.forward(x, 1 / 255)
+        np.testing.assert_allclose(fast.forward(x, 1 / 255), want, rtol=tol,
+                                   atol=tol * np.abs(want).max())

@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""fit time of fastnn against scikit-learn at equal settings, per solver.
+
+The data sets are those of scikit-learn's own MLP tests (test_mlp.py: 200
+rows of 3-class and of 2-class digits, scaled to [0, 1]; make_regression's
+200 x 10; iris) and the whole digits set (1797 x 64, 10 classes). Each
+solver runs a fixed amount of work in both libraries: the stochastic solvers
+`max_iter` epochs (``n_iter_no_change=inf``: no early stop), L-BFGS up to
+`max_iter` iterations (``tol=0``), from the same initial weights (same
+`random_state`). Each library runs in its own process (NumPy's and SciPy's
+OpenBLAS pools must not alternate, docs/design.md section 7); each timing is
+the best of `--repeats` fits after one warm-up fit (Numba compiles once).
+
+    python scripts/sklearn_speed.py               # a table in Markdown, a few minutes
+    OPENBLAS_NUM_THREADS=1 python scripts/sklearn_speed.py   # steadier on a shared machine
+    python scripts/sklearn_speed.py --repeats 1 --solvers lbfgs
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+SOLVERS = {  # solver: (max_iter, extra parameters)
+    "sgd": (100, {"learning_rate_init": 0.1}),
+    "adam": (100, {}),
+    "lbfgs": (100, {"tol": 0.0}),
+}
+
+
+def datasets():
+    from sklearn.datasets import load_digits, load_iris, make_regression
+    from sklearn.preprocessing import MinMaxScaler, scale
+
+    out = {}
+    X, y = load_digits(n_class=3, return_X_y=True)
+    out["digits-3 (200x64)"] = ("classifier", MinMaxScaler().fit_transform(X[:200]), y[:200])
+    X, y = load_digits(n_class=2, return_X_y=True)
+    out["digits-2 (200x64)"] = ("classifier", MinMaxScaler().fit_transform(X[:200]), y[:200])
+    X, y = make_regression(n_samples=200, n_features=10, bias=20.0, noise=100.0,
+                           random_state=7)
+    out["regression (200x10)"] = ("regressor", X, scale(y))
+    X, y = load_iris(return_X_y=True)
+    out["iris (150x4)"] = ("classifier", X, y)
+    X, y = load_digits(return_X_y=True)
+    out["digits (1797x64)"] = ("classifier", X / 16.0, y)
+    return out
+
+
+def worker(library, dtype, solvers, repeats):
+    """Time every (data set, solver) in this process; print JSON."""
+    warnings.simplefilter("ignore")
+    if library == "fastnn":
+        import fastnn
+
+        classes = {"classifier": fastnn.MLPClassifier, "regressor": fastnn.MLPRegressor}
+        extra = {"dtype": dtype}
+    else:
+        from sklearn import neural_network
+
+        classes = {"classifier": neural_network.MLPClassifier,
+                   "regressor": neural_network.MLPRegressor}
+        extra = {}
+    results = {}
+    for name, (kind, X, y) in datasets().items():
+        X = np.ascontiguousarray(X, dtype)
+        for solver in solvers:
+            max_iter, params = SOLVERS[solver]
+            make = lambda: classes[kind](hidden_layer_sizes=(100,), solver=solver,
+                                         max_iter=max_iter, n_iter_no_change=np.inf,
+                                         random_state=0, **params, **extra)
+            make().fit(X, y)  # warm-up: compilation, caches
+            best = np.inf
+            for _ in range(repeats):
+                model = make()
+                started = time.perf_counter()
+                model.fit(X, y)
+                best = min(best, time.perf_counter() - started)
+            results[f"{name}|{solver}"] = {"seconds": best, "n_iter": int(model.n_iter_),
+                                           "score": float(model.score(X, y))}
+    print(json.dumps(results))
+
+
+def run_worker(library, dtype, solvers, repeats):
+    out = subprocess.run([sys.executable, __file__, "--worker", library, "--dtype", dtype,
+                          "--solvers", ",".join(solvers), "--repeats", str(repeats)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--solvers", default="sgd,adam,lbfgs")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--worker", choices=["fastnn", "sklearn"], help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", default="float64", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    solvers = args.solvers.split(",")
+    if args.worker:
+        worker(args.worker, args.dtype, solvers, args.repeats)
+        return
+    sk = run_worker("sklearn", "float64", solvers, args.repeats)
+    f32 = run_worker("fastnn", "float32", solvers, args.repeats)
+    f64 = run_worker("fastnn", "float64", solvers, args.repeats)
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset (every core)")
+    print(f"fit seconds, best of {args.repeats} (hidden_layer_sizes=(100,), random_state=0; "
+          f"iterations run in brackets); OPENBLAS_NUM_THREADS={threads}, "
+          f"{os.cpu_count()} CPUs\n")
+    print("| data set | solver | scikit-learn | fastnn float32 | fastnn float64 "
+          "| speed-up f32 | speed-up f64 |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for key in sk:
+        name, solver = key.split("|")
+        a, b, c = sk[key], f32[key], f64[key]
+        print(f"| {name} | {solver} | {a['seconds']:.3f} ({a['n_iter']}) "
+              f"| {b['seconds']:.3f} ({b['n_iter']}) | {c['seconds']:.3f} ({c['n_iter']}) "
+              f"| {a['seconds'] / b['seconds']:.1f}x | {a['seconds'] / c['seconds']:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
