@@ -116,3 +116,16 @@ def test_sigterm_to_one_rank_stops_every_rank_at_the_same_batch(tmp_path):
     # rank 0 saved the last finished epoch: a whole epoch, and a run that resumes
     model = fastnn.load(checkpoint)
     assert model.n_iter_ >= 1 and len(model.loss_curve_) == model.n_iter_
+
+
+def test_divergence_stops_every_rank_and_rank_0_saves_the_last_finite_weights(tmp_path):
+    # a step of 1e300 is inf in float32: every rank sees the reduced loss turn
+    # non-finite at the same batch, rolls back and fails; none waits for another
+    saved = tmp_path / "model.npz"
+    done = run_mpiexec(2, *FASTNN, "train", "--epochs", "3", "--lr", "1e300",
+                       "--save", str(saved), *FLAGS, timeout=120)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.stderr.count("training diverged at epoch 1, batch") == 1  # rank 0 alone
+    assert "MPI_Abort" not in done.stderr
+    model = fastnn.load(saved)
+    assert model.n_iter_ == 0 and np.isfinite(model._params.data).all()
