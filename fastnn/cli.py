@@ -349,7 +349,8 @@ def train(args):
     if not args.quiet:
         _print_setup(model, X_fit, y_fit, validation, test)
     started = time.perf_counter()
-    checkpoint = (args.checkpoint_every, args.save) if args.checkpoint_every and args.save else None
+    every = args.checkpoint_every if args.save else None  # none on ranks other than 0
+    checkpoint = (every, args.save) if every else None
     try:
         _fit(model, X_fit, y_fit, validation, settings, args.quiet, checkpoint,
              resume=resumed is not None)

@@ -271,8 +271,9 @@ def _convert_idx(source, directory, subset, progress):
                 want = min(CHUNK_ROWS, n - X.rows)
                 chunk = stream.read(want * rows * cols)
                 if len(chunk) < want * rows * cols:
+                    held = X.rows + len(chunk) // (rows * cols)
                     raise DataError(f"{images_path}: truncated: the header promises {n} "
-                                    f"images, the file holds {X.rows + len(chunk) // (rows * cols)}")
+                                    f"images, the file holds {held}")
                 X.append(np.frombuffer(chunk, np.uint8).reshape(want, rows * cols))
                 bar.update(raw.tell() - bar.n)
             if stream.read(1):

@@ -48,14 +48,16 @@ def epoch_order(rng, n, scheme, row_bytes):
         return rng.permutation(n)
     block = max(1, BLOCK_BYTES // max(1, row_bytes))
     blocks = rng.permutation(-(-n // block))
-    order = (blocks[:, None] * block + np.arange(block)).ravel()
-    order = order[order < n]  # the last block of the file is short
+    rows_in = np.minimum(block, n - blocks * block)  # the file's last block is short
+    ends = np.cumsum(rows_in)
+    # filled block by block: no temporary of the order's size (80 MB for 10M rows)
+    order = np.empty(n, np.intp)
+    for first, end, size in zip((blocks * block).tolist(), ends.tolist(), rows_in.tolist()):
+        order[end - size:end] = np.arange(first, first + size)
     # windows end at whole blocks, wherever the short one fell
-    rows_read = np.cumsum(np.minimum(block, n - blocks * block))
-    ends = [*rows_read[WINDOW_BLOCKS - 1:-1:WINDOW_BLOCKS], n]
     start = 0
-    for end in ends:
+    for end in [*ends[WINDOW_BLOCKS - 1:-1:WINDOW_BLOCKS].tolist(), n]:
         part = order[start:end]
         part[...] = part[rng.permutation(end - start)]
         start = end
-    return order.astype(np.intp, copy=False)
+    return order

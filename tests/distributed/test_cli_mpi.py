@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,12 +35,20 @@ def assert_close_to(found, expected, dtype):
     assert np.abs(found - expected).max() <= BOUND[dtype] * np.abs(expected).max()
 
 
-@pytest.mark.parametrize("ranks, dtype", [(2, "float64"), (3, "float32")])
-def test_mpiexec_train_saves_the_single_process_model(ranks, dtype, tmp_path):
+# the two ways the issue names: mpi4py's runner, and the installed `fastnn` program
+MPI4PY_RUNNER = [sys.executable, "-m", "mpi4py", "-m", "fastnn"]
+SCRIPT = Path(sys.executable).with_name("fastnn")
+
+
+@pytest.mark.parametrize("ranks, dtype, program", [
+    (2, "float64", MPI4PY_RUNNER),
+    (3, "float32", [str(SCRIPT)] if SCRIPT.exists() else FASTNN),
+], ids=["2-float64-mpi4py", "3-float32-fastnn"])
+def test_mpiexec_train_saves_the_single_process_model(ranks, dtype, program, tmp_path):
     single, parallel = tmp_path / "single.npz", tmp_path / "parallel.npz"
     assert cli.main(["train", "--epochs", "3", "--dtype", dtype, "--save", str(single),
                      *FLAGS]) == 0
-    done = run_mpiexec(ranks, *FASTNN, "train", "--epochs", "3", "--dtype", dtype,
+    done = run_mpiexec(ranks, *program, "train", "--epochs", "3", "--dtype", dtype,
                        "--save", str(parallel), *FLAGS)
     assert done.returncode == 0, done.stderr[-3000:]
     # rank 0 alone prints: one accuracy line, not one per rank
@@ -107,3 +116,16 @@ def test_sigterm_to_one_rank_stops_every_rank_at_the_same_batch(tmp_path):
     # rank 0 saved the last finished epoch: a whole epoch, and a run that resumes
     model = fastnn.load(checkpoint)
     assert model.n_iter_ >= 1 and len(model.loss_curve_) == model.n_iter_
+
+
+def test_divergence_stops_every_rank_and_rank_0_saves_the_last_finite_weights(tmp_path):
+    # a step of 1e300 is inf in float32: every rank sees the reduced loss turn
+    # non-finite at the same batch, rolls back and fails; none waits for another
+    saved = tmp_path / "model.npz"
+    done = run_mpiexec(2, *FASTNN, "train", "--epochs", "3", "--lr", "1e300",
+                       "--save", str(saved), *FLAGS, timeout=120)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.stderr.count("training diverged at epoch 1, batch") == 1  # rank 0 alone
+    assert "MPI_Abort" not in done.stderr
+    model = fastnn.load(saved)
+    assert model.n_iter_ == 0 and np.isfinite(model._params.data).all()

@@ -4,6 +4,7 @@ Each test starts MPI processes in a subprocess with a timeout; without mpi4py
 or mpiexec the module is skipped.
 """
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -98,6 +99,34 @@ def test_ranks_given_different_data_refuse_on_every_rank(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "rank 0: data_parallel: the data" in done.stdout
     assert "rank 1: data_parallel: the data" in done.stdout
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: nothing to share")
+@pytest.mark.parametrize("fixed", [False, True], ids=["default", "user's"])
+def test_each_rank_takes_its_share_of_the_cores_unless_told(tmp_path, fixed):
+    script = tmp_path / "threads.py"
+    script.write_text(textwrap.dedent("""
+        import os
+        import numba
+        from threadpoolctl import threadpool_info
+        from fastnn.distributed import data_parallel
+
+        with data_parallel() as group:
+            blas = {pool["num_threads"] for pool in threadpool_info()
+                    if pool["user_api"] == "blas"}
+            print(f"rank {group.rank}: numba {numba.get_num_threads()} blas {sorted(blas)}")
+    """))
+    env = {name: "" for name in distributed.THREAD_VARIABLES}
+    cores = len(os.sched_getaffinity(0))
+    if fixed:  # the user's choice stands, though two ranks then fight for the cores
+        env["NUMBA_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] = str(cores)
+    environment = {k: v for k, v in {**os.environ, **env}.items() if v}
+    done = subprocess.run([mpiexec_path(), "-n", "2", sys.executable, str(script)],
+                          capture_output=True, text=True, timeout=120, env=environment)
+    assert done.returncode == 0, done.stderr[-3000:]
+    share = cores if fixed else cores // 2
+    for rank in (0, 1):
+        assert f"rank {rank}: numba {share} blas [{share}]" in done.stdout, done.stdout
 
 
 def test_slices_cover_every_batch_once_whatever_its_size():
