@@ -12,7 +12,7 @@ import pytest
 
 import fastnn
 from fastnn import MLPClassifier
-from fastnn.cli import write_history
+from fastnn.cli_train import write_history
 from fastnn.datasets import load_digits
 from tests.helpers import assert_same_training_state
 
