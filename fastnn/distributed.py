@@ -33,6 +33,7 @@ Nothing here is stored in an estimator: it stays picklable and clone-able.
 import contextlib
 import os
 import sys
+import time
 import traceback
 import zlib
 
@@ -136,6 +137,10 @@ class DataParallel:
         """End every process of the job now (MPI_Abort)."""
         sys.stdout.flush()
         sys.stderr.flush()
+        # mpiexec forwards each rank's output on its own schedule and drops what is
+        # still in flight when the job is aborted: give it a moment, or the
+        # message that says why the job ended arrives cut (seen: "Traceback" alone)
+        time.sleep(0.5)
         self.comm.Abort(code)
 
 
@@ -220,7 +225,9 @@ def data_parallel(comm=None, threads=None):
         yield group
     except BaseException as exc:
         if group.size > 1 and not raised_on_every_rank(exc):
-            traceback.print_exc()
+            # one write, so that the launcher cannot forward half of it
+            sys.stderr.write(f"rank {group.rank} of {group.size}: "
+                             + "".join(traceback.format_exception(exc)))
             group.abort(1)
         raise
     finally:
