@@ -29,7 +29,8 @@ from ._persistence import PicklableParameters
 from ._run_state import RunState
 from ._sparse import SparseTrainStep, is_sparse, sparse_logits
 from ._tables import LOSS_NOT_FINITE
-from ._validation import is_memory_mapped, validate_params, validate_sample_weight, validate_X
+from ._validation import (is_memory_mapped, validate_layers, validate_params,
+                          validate_sample_weight, validate_X)
 from .network import TrainStep, predict_logits
 from .optim import OPTIMIZERS
 from .params import FlatParameters
@@ -177,14 +178,23 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "coefs_")
         X = validate_X(self, X, reset=first)
-        targets = self._encode_targets(y, X.shape[0], first=first, classes=classes)
+        # weights assigned by the user (as scikit-learn allows) before the targets
+        # are known: `classes` or a missing n_outputs_ says the targets are new
+        new_targets = first or classes is not None or not hasattr(self, "n_outputs_")
+        targets = self._encode_targets(y, X.shape[0], first=new_targets, classes=classes)
         if first:
             self._initialize(X.shape[1])
         elif not hasattr(self, "_optimizer"):  # weights set or trained (L-BFGS) elsewhere
             self._ensure_flat()
+            self.n_features_in_ = self.coefs_[0].shape[0]
+            self.n_layers_ = len(self.coefs_) + 1
+            self.out_activation_ = self._head
+            for name in ("n_iter_", "t_"):
+                if not hasattr(self, name):
+                    setattr(self, name, 0)
             if not hasattr(self, "_rng"):
                 self._rng = check_random_state(self.random_state)
-            if not hasattr(self, "loss_curve_"):
+            if not hasattr(self, "history_"):  # none after L-BFGS; a user may set a few
                 self._reset_curves()
             self._start_optimizer()
         sw = validate_sample_weight(sample_weight, X)
@@ -225,21 +235,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             A classifier of multilabel indicator targets (logistic outputs).
         """
         self._validate_params()
-        if len(coefs) != len(self._hidden) + 1 or len(intercepts) != len(coefs):
-            raise ValueError(f"{len(coefs)} weight and {len(intercepts)} bias arrays for "
-                             f"{len(self._hidden)} hidden layers")
-        for i, (W, b) in enumerate(zip(coefs, intercepts)):
-            if W.dtype != self._dtype or b.dtype != self._dtype:
-                raise ValueError(f"layer {i} is {W.dtype}/{b.dtype}, expected {self._dtype}")
-            if W.ndim != 2 or b.shape != (W.shape[1],):
-                raise ValueError(f"layer {i} has shapes {W.shape} and {b.shape}")
-            if i > 0 and W.shape[0] != coefs[i - 1].shape[1]:
-                raise ValueError(f"layer {i} does not follow layer {i - 1}")
-            if i < len(coefs) - 1 and W.shape[1] != self._hidden[i]:
-                raise ValueError(f"layer {i} has {W.shape[1]} units, hidden_layer_sizes "
-                                 f"says {self._hidden[i]}")
-            if not (np.isfinite(W).all() and np.isfinite(b).all()):
-                raise ValueError(f"layer {i} holds NaN or inf")
+        coefs, intercepts = validate_layers(coefs, intercepts, self._hidden, self._dtype)
         self._params = FlatParameters.pack(coefs, intercepts, self._dtype)
         self.coefs_, self.intercepts_ = self._params.coefs, self._params.intercepts
         self.n_features_in_ = coefs[0].shape[0]

@@ -112,6 +112,38 @@ def validate_sample_weight(sample_weight, X):
     return np.ascontiguousarray(sw)
 
 
+def validate_layers(coefs, intercepts, hidden, dtype=None, where="weights"):
+    """Check weight and bias arrays of every layer before they go into the flat buffer.
+
+    With `dtype`, arrays must be of it exactly (`set_weights`); without, any
+    real array is cast to the model's dtype (arrays assigned to `coefs_` and
+    `intercepts_`, as scikit-learn's users do). Shapes must chain and match
+    `hidden` (hidden_layer_sizes); nothing may be NaN or inf. Returns the
+    arrays as ndarrays.
+    """
+    coefs, intercepts = list(coefs), list(intercepts)
+    if len(coefs) != len(hidden) + 1 or len(intercepts) != len(coefs):
+        raise ValueError(f"{where}: {len(coefs)} weight and {len(intercepts)} bias arrays "
+                         f"for {len(hidden)} hidden layers")
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        W, b = coefs[i], intercepts[i] = np.asarray(W), np.asarray(b)
+        if dtype is not None and (W.dtype != dtype or b.dtype != dtype):
+            raise ValueError(f"{where}: layer {i} is {W.dtype}/{b.dtype}, expected {dtype}")
+        if W.dtype.kind not in "fiu" or b.dtype.kind not in "fiu":
+            raise ValueError(f"{where}: layer {i} is {W.dtype}/{b.dtype}, expected real numbers")
+        if W.ndim != 2 or b.shape != (W.shape[1],):
+            raise ValueError(f"{where}: layer {i} has shapes {W.shape} and {b.shape}, "
+                             "expected (fan_in, fan_out) and (fan_out,)")
+        if i > 0 and W.shape[0] != coefs[i - 1].shape[1]:
+            raise ValueError(f"{where}: layer {i} does not follow layer {i - 1}")
+        if i < len(coefs) - 1 and W.shape[1] != hidden[i]:
+            raise ValueError(f"{where}: layer {i} has {W.shape[1]} units, hidden_layer_sizes "
+                             f"says {hidden[i]}")
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise ValueError(f"{where}: layer {i} holds NaN or inf")
+    return coefs, intercepts
+
+
 def _choice(name, value, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")

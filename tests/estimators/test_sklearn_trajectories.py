@@ -105,3 +105,92 @@ def test_warm_start(solver):
                         max_iter=5, **FULL_BATCHES)
     for _ in range(3):
         assert_same_fit(ours, theirs, X_DIGITS, Y_DIGITS)
+
+
+def _assigned_weights(n_in, hidden, n_out, seed):
+    rng = np.random.default_rng(seed)
+    sizes = [n_in, *hidden, n_out]
+    coefs = [rng.normal(0, 0.3, (a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+    intercepts = [rng.normal(0, 0.1, b) for b in sizes[1:]]
+    return coefs, intercepts
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("estimator", ["classifier", "regressor"])
+def test_partial_fit_trains_weights_assigned_to_an_unfitted_model(estimator, solver):
+    # scikit-learn's test_fit does this: set coefs_/intercepts_, then partial_fit
+    X, y = X_DIGITS, Y_DIGITS
+    n_out = 3
+    if estimator == "regressor":
+        y = np.column_stack([y, y ** 2]).astype(float)
+        n_out = 2
+    ours, theirs = pair(estimator, solver=solver, **FULL_BATCHES)
+    for model in (ours, theirs):
+        coefs, intercepts = _assigned_weights(X.shape[1], (8,), n_out, seed=1)
+        model.coefs_, model.intercepts_ = coefs, intercepts
+        if model is theirs:  # scikit-learn needs these set by hand as well (as test_fit does)
+            model.n_outputs_, model.n_layers_, model.n_iter_, model.t_ = n_out, 3, 0, 0
+            model.out_activation_ = "softmax" if estimator == "classifier" else "identity"
+            model.loss_curve_, model.best_loss_, model._no_improvement_count = [], np.inf, 0
+    for _ in range(3):
+        if estimator == "classifier":
+            ours.partial_fit(X, y, classes=[0, 1, 2])
+            theirs.partial_fit(X, y, classes=[0, 1, 2])
+        else:
+            ours.partial_fit(X, y)
+            theirs.partial_fit(X, y)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    if estimator == "classifier":  # 2 outputs: README, "Multi-output squared error is summed"
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)
+    np.testing.assert_allclose(ours.predict_proba(X) if estimator == "classifier"
+                               else ours.predict(X),
+                               theirs.predict_proba(X) if estimator == "classifier"
+                               else theirs.predict(X), rtol=1e-10)
+
+
+def test_partial_fit_continues_from_weights_replaced_after_fit():
+    # plain SGD keeps no state: the step from the replaced weights is the step a
+    # fresh model with those weights takes
+    settings = dict(dtype="float64", solver="sgd", momentum=0.0, **FULL_BATCHES)
+    ours = MLPClassifier(max_iter=2, **settings).fit(X_DIGITS, Y_DIGITS)
+    coefs, intercepts = _assigned_weights(64, (8,), 3, seed=2)
+    ours.coefs_, ours.intercepts_ = [W.copy() for W in coefs], [b.copy() for b in intercepts]
+    ours.partial_fit(X_DIGITS, Y_DIGITS)
+    fresh = MLPClassifier(**settings).set_weights(coefs, intercepts, classes=[0, 1, 2])
+    fresh.partial_fit(X_DIGITS, Y_DIGITS)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, fresh.coefs_ + fresh.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
+
+
+BAD_ASSIGNMENTS = {
+    "a bias of the wrong length": (lambda c, b: (c, [b[0][:1], b[1]]), "shapes"),
+    "NaN in a weight": (lambda c, b: ([np.where(c[0] > 0, np.nan, c[0]), c[1]], b),
+                        "NaN or inf"),
+    "other hidden sizes": (lambda c, b: ([c[0][:, :4], c[1][:4]], [b[0][:4], b[1]]),
+                           "hidden_layer_sizes"),
+    "another input width": (lambda c, b: ([c[0][:10], c[1]], b), "n_features_in_"),
+    "another output count": (lambda c, b: ([c[0], c[1][:, :2]], [b[0], b[1][:2]]),
+                             "n_outputs_"),
+    "strings": (lambda c, b: ([c[0].astype(str), c[1]], b), "real numbers"),
+    "a missing layer": (lambda c, b: (c[:1], b[:1]), "hidden layers"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ASSIGNMENTS))
+def test_bad_assigned_weights_are_refused_by_name_and_nothing_changes(case):
+    make_bad, message = BAD_ASSIGNMENTS[case]
+    model = MLPClassifier(dtype="float64", solver="sgd", max_iter=2, **FULL_BATCHES)
+    model.fit(X_DIGITS, Y_DIGITS)
+    before = model.predict_proba(X_DIGITS)
+    good = [W.copy() for W in model.coefs_], [b.copy() for b in model.intercepts_]
+    model.coefs_, model.intercepts_ = make_bad(*good)
+    with pytest.raises(ValueError, match=r"coefs_, intercepts_|coefs_:") as caught:
+        model.partial_fit(X_DIGITS, Y_DIGITS)
+    assert message in str(caught.value)
+    model.coefs_, model.intercepts_ = good
+    np.testing.assert_array_equal(model.predict_proba(X_DIGITS), before)
+    # fit starts afresh, as scikit-learn's does: whatever was assigned is replaced
+    model.coefs_, model.intercepts_ = make_bad(*good)
+    model.fit(X_DIGITS, Y_DIGITS)
+    np.testing.assert_array_equal(model.predict_proba(X_DIGITS), before)
