@@ -52,10 +52,21 @@ class FlatParameters:
         return flat
 
     def views_of(self, coefs, intercepts):
-        """Whether `coefs` and `intercepts` are exactly this buffer's views."""
-        mine = self.coefs + self.intercepts
+        """Whether `coefs` and `intercepts` are exactly this buffer's views.
+
+        Checked by address, not against `self.coefs`: an estimator's
+        ``coefs_`` is this same list, so ``model.coefs_[0] = W`` changes both.
+        """
+        pairs = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        shapes = [(k, m) for k, m in pairs] + [(m,) for _, m in pairs]
         theirs = list(coefs) + list(intercepts)
-        return len(mine) == len(theirs) and all(
-            a is b or (a.shape == b.shape and a.dtype == b.dtype
-                       and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
-            for a, b in zip(mine, theirs))
+        if len(theirs) != len(shapes):
+            return False
+        address = self.data.__array_interface__["data"][0]
+        for a, shape in zip(theirs, shapes):
+            if not (isinstance(a, np.ndarray) and a.shape == shape
+                    and a.dtype == self.data.dtype and a.flags.c_contiguous
+                    and a.__array_interface__["data"][0] == address):
+                return False
+            address += int(np.prod(shape)) * self.data.itemsize
+        return True

@@ -149,13 +149,20 @@ def test_partial_fit_trains_weights_assigned_to_an_unfitted_model(estimator, sol
                                else theirs.predict(X), rtol=1e-10)
 
 
-def test_partial_fit_continues_from_weights_replaced_after_fit():
+@pytest.mark.parametrize("how", ["new lists", "one array in place of another"])
+def test_partial_fit_continues_from_weights_replaced_after_fit(how):
     # plain SGD keeps no state: the step from the replaced weights is the step a
     # fresh model with those weights takes
     settings = dict(dtype="float64", solver="sgd", momentum=0.0, **FULL_BATCHES)
     ours = MLPClassifier(max_iter=2, **settings).fit(X_DIGITS, Y_DIGITS)
     coefs, intercepts = _assigned_weights(64, (8,), 3, seed=2)
-    ours.coefs_, ours.intercepts_ = [W.copy() for W in coefs], [b.copy() for b in intercepts]
+    if how == "new lists":
+        ours.coefs_ = [W.copy() for W in coefs]
+        ours.intercepts_ = [b.copy() for b in intercepts]
+    else:  # the list stays; what it holds changes
+        coefs[1], intercepts[1] = ours.coefs_[1].copy(), ours.intercepts_[1].copy()
+        intercepts[0] = ours.intercepts_[0].copy()
+        ours.coefs_[0] = coefs[0].copy()
     ours.partial_fit(X_DIGITS, Y_DIGITS)
     fresh = MLPClassifier(**settings).set_weights(coefs, intercepts, classes=[0, 1, 2])
     fresh.partial_fit(X_DIGITS, Y_DIGITS)
