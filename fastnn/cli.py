@@ -2,6 +2,7 @@
 info and convert (each in its own module: cli_train, cli_reports, cli_data)."""
 
 import argparse
+import os
 import sys
 import textwrap
 
@@ -244,15 +245,23 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from . import distributed
 
-    if distributed.launched_by_mpi():
-        return _main_data_parallel(args)
-    return _run_command(args)
+    try:
+        if distributed.launched_by_mpi():
+            return _main_data_parallel(args)
+        return _run_command(args)
+    except BrokenPipeError:
+        # the reader left (`fastnn predict ... | head`): stop quietly, as a command
+        # killed by SIGPIPE does, and keep Python's exit flush from complaining
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
 
 
 def _run_command(args):
     """Run the command of parsed `args` in this process alone; its exit status."""
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        raise
     except (OSError, ValueError, ImportError) as exc:
         # bad paths and bad data are the user's to fix: a message, not a traceback
         print(f"fastnn {args.command}: error: {exc}", file=sys.stderr)

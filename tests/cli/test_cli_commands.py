@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import shlex
+import subprocess
 import sys
 
 import numpy as np
@@ -283,6 +284,18 @@ def test_the_program_exits_1_without_a_traceback():
         "fastnn train: error: --data no/such/file.csv: no such file or directory "
         f"(expected {cli.DATA_HELP})\n"
     )
+
+
+@pytest.mark.parametrize("command", ["info", "evaluate", "predict"])
+def test_a_reader_that_leaves_ends_the_command_quietly(saved_model, kaggle, command):
+    # `fastnn predict ... | head`: the pipe closes before the output is written
+    args = [str(saved_model)] + ([] if command == "info" else ["--data", str(kaggle[0])])
+    reader_gone = subprocess.Popen([sys.executable, "-m", "fastnn", command, *args],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    reader_gone.stdout.close()
+    err = reader_gone.stderr.read().decode()
+    assert reader_gone.wait(timeout=120) == 141  # as a command killed by SIGPIPE
+    assert err == ""
 
 
 def test_train_refuses_unlabelled_data(kaggle, capsys):
