@@ -8,8 +8,11 @@ for a wrong feature count are scikit-learn's own.
 
 import mmap
 import numbers
+import sys
+import warnings
 
 import numpy as np
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ._sparse import as_csr, is_sparse
@@ -80,6 +83,8 @@ def validate_X(est, X, reset):
     a `DivergenceError` instead. Of another float dtype, it is converted (a
     copy in memory), as any array is.
     """
+    if isinstance(X, np.ndarray) and is_memory_mapped(X):
+        _warn_if_copied(X, est._dtype)
     if (isinstance(X, np.ndarray) and X.dtype == est._dtype and X.flags.c_contiguous
             and is_memory_mapped(X)):
         return validate_data(est, np.asarray(X), reset=reset, dtype=None, order="C",
@@ -90,6 +95,39 @@ def validate_X(est, X, reset):
     X = validate_data(est, np.asarray(X) if isinstance(X, np.memmap) else X,
                       reset=reset, dtype=est._dtype, order="C", accept_sparse=("csr", "csc"))
     return as_csr(X) if is_sparse(X) else X
+
+
+# A memory-mapped X that must be copied whole into memory warns from this size of
+# copy on: out-of-core data should not be copied silently, while joblib hands
+# GridSearchCV's workers every X over 1 MB as a memory map, which small data
+# copy harmlessly.
+MAPPED_COPY_WARNING_BYTES = 256 * 2**20
+
+
+def _warn_if_copied(X, dtype):
+    """Say so when a large memory-mapped X is about to be read whole into memory."""
+    kept = X.dtype in (np.uint8, dtype)
+    if X.flags.c_contiguous and kept:
+        return
+    copy_bytes = X.size * (X.dtype.itemsize if kept else np.dtype(dtype).itemsize)
+    if copy_bytes < MAPPED_COPY_WARNING_BYTES:
+        return
+    why = (f"{X.dtype}, not uint8 or {np.dtype(dtype)}" if not kept
+           else "in Fortran order (column-major), not C order")
+    warnings.warn(
+        f"X is a memory-mapped file that is copied whole into memory ({copy_bytes / 2**20:,.0f} "
+        f"MiB), because it is {why}. Write it once as a C-ordered array of uint8 or "
+        f"{np.dtype(dtype)} (np.save(path, np.ascontiguousarray(X, dtype)), or fastnn "
+        "convert) to train and predict from the file.", DataConversionWarning,
+        stacklevel=_outside_fastnn())
+
+
+def _outside_fastnn():
+    """The `stacklevel` of the first caller outside fastnn (warnings point at the user's line)."""
+    frame, level = sys._getframe(2), 2  # 1: the function that warns
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "fastnn":
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def is_memory_mapped(X):

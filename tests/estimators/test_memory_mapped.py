@@ -67,6 +67,51 @@ def test_a_memory_map_is_not_scanned_for_nan(tmp_path, data):
         model().fit(mapped(tmp_path, "X.npy", X), y)
 
 
+COPIED = {  # a memory map that fit must copy whole, and why
+    "fortran uint8": (lambda X: np.asfortranarray(X), "Fortran order"),
+    "float64": (lambda X: X.astype(np.float64), "float64, not uint8 or float32"),
+    "fortran float32": (lambda X: np.asfortranarray(X, dtype=np.float32), "Fortran order"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COPIED))
+def test_a_memory_map_that_must_be_copied_says_so_at_the_users_line(tmp_path, data, case,
+                                                                     monkeypatch):
+    from fastnn import _validation
+
+    monkeypatch.setattr(_validation, "MAPPED_COPY_WARNING_BYTES", 0)
+    make, why = COPIED[case]
+    X = mapped(tmp_path, "X.npy", make(data[0]))
+    from sklearn.exceptions import DataConversionWarning
+
+    with pytest.warns(DataConversionWarning, match="copied whole into memory") as caught:
+        fitted = model().fit(X, data[1])
+    assert why in str(caught[0].message)
+    assert caught[0].filename == __file__  # the user's call, not fastnn's insides
+    for call in (lambda: fitted.predict(X), lambda: fitted.partial_fit(X, data[1])):
+        with pytest.warns(DataConversionWarning, match="copied whole into memory"):
+            call()
+
+
+@pytest.mark.parametrize("as_float", [False, True], ids=["uint8", "float32"])
+def test_no_warning_for_a_memory_map_used_in_place_or_small(tmp_path, data, as_float,
+                                                             monkeypatch):
+    import warnings
+
+    from sklearn.exceptions import DataConversionWarning
+
+    from fastnn import _validation
+
+    X = mapped(tmp_path, "X.npy", data[0].astype(np.float32) if as_float else data[0])
+    small = mapped(tmp_path, "X64.npy", data[0].astype(np.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataConversionWarning)
+        model().fit(small, data[1])  # under the size that warns
+        monkeypatch.setattr(_validation, "MAPPED_COPY_WARNING_BYTES", 0)
+        model().fit(X, data[1]).predict(X)  # read in place: nothing to say
+        model().fit(data[0].astype(np.float64), data[1])  # not a map
+
+
 def test_the_block_shuffle_reads_whole_blocks_within_windows(monkeypatch):
     monkeypatch.setattr(shuffling, "WINDOW_BLOCKS", 4)
     n, row_bytes = 1003, shuffling.BLOCK_BYTES // 10  # blocks of 10 rows, the last of 3
