@@ -31,10 +31,8 @@ def validate_params(est):
     sizes = est.hidden_layer_sizes
     if isinstance(sizes, numbers.Integral):
         sizes = (sizes,)
-    sizes = tuple(sizes)
-    if not sizes or any(
-        not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 1 for s in sizes
-    ):
+    sizes = tuple(sizes)  # () is a network without hidden layers, as in scikit-learn
+    if any(not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 1 for s in sizes):
         raise ValueError(
             f"hidden_layer_sizes must be positive integers, got {est.hidden_layer_sizes!r}"
         )

@@ -27,6 +27,8 @@ _PARAMETERS_DOC = """
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default=(100,)
+        Units of each hidden layer; ``()`` for none (a linear or logistic
+        model trained the same way), as in scikit-learn.
     activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
         Hidden-layer activation.
     solver : {"adam", "sgd", "lbfgs"}, default="adam"

@@ -172,7 +172,7 @@ def test_save_load_round_trip(tmp_path, digits, dtype):
     "params,match",
     [
         ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
-        ({"hidden_layer_sizes": ()}, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": (8, 2.5)}, "hidden_layer_sizes"),
         ({"activation": "softplus"}, "activation"),
         ({"solver": "newton"}, "solver"),
         ({"learning_rate": "optimal"}, "learning_rate"),

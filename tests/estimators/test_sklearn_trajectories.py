@@ -201,3 +201,28 @@ def test_bad_assigned_weights_are_refused_by_name_and_nothing_changes(case):
     model.coefs_, model.intercepts_ = make_bad(*good)
     model.fit(X_DIGITS, Y_DIGITS)
     np.testing.assert_array_equal(model.predict_proba(X_DIGITS), before)
+
+
+TARGETS = {  # estimator, y of each head
+    "softmax": ("classifier", Y_DIGITS),
+    "logistic": ("classifier", Y_DIGITS == 1),
+    "multilabel": ("classifier", np.column_stack([Y_DIGITS == 1, Y_DIGITS == 2])),
+    "identity": ("regressor", Y_DIGITS.astype(float)),
+}
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("head", sorted(TARGETS))
+def test_no_hidden_layer(head, solver, backend):
+    # hidden_layer_sizes=(): a linear model of each head, as scikit-learn allows
+    estimator, y = TARGETS[head]
+    params = dict(FULL_BATCHES, hidden_layer_sizes=(), solver=solver, max_iter=5)
+    ours, theirs = pair(estimator, **params)
+    ours.set_params(backend=backend)
+    assert_same_fit(ours, theirs, X_DIGITS, y)
+    assert ours.n_layers_ == theirs.n_layers_ == 2
+    if estimator == "classifier":
+        np.testing.assert_array_equal(ours.predict(X_DIGITS), theirs.predict(X_DIGITS))
+    else:
+        np.testing.assert_allclose(ours.predict(X_DIGITS), theirs.predict(X_DIGITS), rtol=1e-9)
