@@ -133,7 +133,7 @@ def _convert_csv(path, directory, label, progress):
         writers["y"] = _NpyAppender(os.path.join(directory, "y.npy"), np.int64, ())
     try:
         with open(path, "rb") as raw, _progress_bar(path, progress) as bar:
-            text = io.TextIOWrapper(_open_binary(raw, path), encoding="utf-8")
+            text = io.TextIOWrapper(_open_binary(raw, path), encoding="utf-8-sig")
             text.readline()  # the header
             lineno, low, high = 2, np.inf, -np.inf
             while True:

@@ -424,8 +424,8 @@ def find_bad_csv_line(path, lines, first_lineno, names):
 
 def _open_text(path):
     if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
 
 
 def _is_number(text):

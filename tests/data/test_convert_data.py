@@ -37,6 +37,25 @@ def test_a_kaggle_csv_becomes_the_bytes_and_labels_load_csv_reads(tmp_path, gz, 
     np.testing.assert_array_equal(y, expected_y)
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["csv", "csv.gz"])
+def test_a_csv_saved_by_excel_keeps_its_label_column(tmp_path, gz):
+    # Excel's "CSV UTF-8" starts with a byte-order mark and ends lines with CRLF: the
+    # mark must not become part of the first column's name ("\ufefflabel")
+    rng = np.random.default_rng(1)
+    rows = np.column_stack([rng.integers(0, 10, 5), rng.integers(0, 256, (5, 6))])
+    text = "\r\n".join([",".join(KAGGLE_HEADER)] + [",".join(map(str, r)) for r in rows])
+    data = b"\xef\xbb\xbf" + (text + "\r\n").encode()
+    path = tmp_path / ("excel.csv.gz" if gz else "excel.csv")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    X, y = load_csv(path, keep_bytes=True)
+    np.testing.assert_array_equal(X, rows[:, 1:])
+    np.testing.assert_array_equal(y, rows[:, 0])
+    assert cli.main(["convert", str(path), str(tmp_path / "out"), "--quiet"]) == 0
+    X, y = converted(tmp_path / "out")
+    np.testing.assert_array_equal(X, rows[:, 1:])
+    np.testing.assert_array_equal(y, rows[:, 0])
+
+
 @pytest.mark.parametrize("rows", [
     [[3, 0, 255, 17, 0, 0, 128], [7, 1, 2, 3, 4, 5, 6], [1, 0.5, 0, 0, 0, 0, 200]],  # a float late
     [[3, 0, 1, 1, 0, 0, 1], [7, 1, 0, 0, 1, 1, 0]],  # 0/1 features: not pixels
