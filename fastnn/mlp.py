@@ -163,7 +163,12 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         `same_classes` (warm_start): y must hold exactly the classes of the last fit.
         """
         y = _check_targets_length(y, n)
-        check_classification_targets(y)
+        # integer or string labels of a fitted single-label model are classes by
+        # type: type_of_target (a few hundred microseconds) is needed only otherwise
+        known = (not first and self._label_binarizer.y_type_ != "multilabel-indicator"
+                 and isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iuU")
+        if not known:
+            check_classification_targets(y)
         if first:
             binarizer = LabelBinarizer()
             # partial_fit's classes name the labels; a multilabel y names its own columns

@@ -1,9 +1,11 @@
 """MLPClassifier: accuracy, scikit-learn compatibility, persistence, bad input."""
 
 import inspect
+import re
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
@@ -217,6 +219,65 @@ def test_bad_data_is_rejected():
     model.fit(X, y)
     with pytest.raises(ValueError, match="features"):
         model.predict(X[:, :3])
+
+
+def _after_fit_inputs(rng):
+    X = rng.random((6, 4)) * 3
+    return {
+        "float64": X, "float32": X.astype(np.float32), "fortran": np.asfortranarray(X),
+        "int": (X * 10).astype(np.int64), "bool": X > 1, "uint8": (X * 80).astype(np.uint8),
+        "uint8 fortran": np.asfortranarray((X * 80).astype(np.uint8)), "strided": X[::2],
+        "float16": X.astype(np.float16), "list": X.tolist(),
+    }
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_inputs_after_fit_are_checked_as_scikit_learn_checks_them(dtype):
+    # partial_fit and predict take a quick path for plain arrays (validate_X):
+    # the same array, dtype and layout as scikit-learn's validate_data gives
+    from sklearn.utils.validation import validate_data
+
+    from fastnn._validation import validate_X
+
+    rng = np.random.default_rng(0)
+    model = MLPClassifier((3,), max_iter=1, dtype=dtype).fit(rng.random((20, 4)),
+                                                             np.arange(20) % 3)
+    for name, X in _after_fit_inputs(rng).items():
+        ours = validate_X(model, X, reset=False)
+        keep = isinstance(X, np.ndarray) and X.dtype == np.uint8
+        theirs = validate_data(model, X, reset=False, order="C",
+                               dtype=None if keep else model._dtype)
+        assert ours.dtype == theirs.dtype and ours.flags.c_contiguous, name
+        np.testing.assert_array_equal(ours, theirs, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bad_inputs_after_fit_get_scikit_learn_messages(dtype):
+    rng = np.random.default_rng(0)
+    X, y = rng.random((20, 4)), np.arange(20) % 3
+    model = MLPClassifier((3,), max_iter=1, dtype=dtype).fit(X, y)
+    bad = {
+        "Input X contains NaN": np.where(X > 0.9, np.nan, X),
+        "Input X contains infinity": np.where(X > 0.9, np.inf, X),
+        "X has 3 features, but MLPClassifier is expecting 4": X[:, :3],
+        "Expected 2D array, got 1D array": X[0],
+        "Found array with 0 sample": X[:0],
+        "Complex data not supported": X + 1j,
+    }
+    if dtype == "float32":
+        bad["Input X contains infinity or a value too large for dtype('float32')"] = X * 1e300
+    for message, X_bad in bad.items():
+        for call in (model.predict, lambda X_: model.partial_fit(X_, y[:len(X_)])):
+            with pytest.raises(ValueError, match=re.escape(message)):
+                call(X_bad)
+    with pytest.raises(ValueError, match=re.escape("y holds labels not in classes_: [7]")):
+        model.partial_fit(X, np.where(y == 2, 7, y))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        model.partial_fit(X, rng.random(20))  # continuous floats: the full check
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    named = MLPClassifier((3,), max_iter=1, dtype=dtype).fit(frame, y)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        named.predict(X)
 
 
 def test_predict_before_fit_raises():
