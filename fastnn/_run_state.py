@@ -20,6 +20,10 @@ from .optim import OPTIMIZERS
 from .state import TrainingState
 
 
+# `_epoch_state` when the state to return to is the current one
+_KEEP = object()
+
+
 class RunState:
     """Training-state methods of `BaseMLP` (which provides `_start_optimizer`,
     `_ensure_flat`, `_reset_curves` and `_validate_params`)."""
@@ -102,7 +106,7 @@ class RunState:
 
     def _restore_epoch_state(self):
         saved = getattr(self, "_epoch_state", None)
-        if saved is None:  # no batch has run yet: nothing changed
+        if saved is None or saved is _KEEP:  # nothing changed since, or nothing to undo
             return
         weights, state, lengths = saved
         np.copyto(self._params.data, weights)
@@ -114,7 +118,7 @@ class RunState:
     def _save_epoch_state(self):
         """Copy what `_rollback_on_interrupt` restores (weights into the same buffer)."""
         saved = getattr(self, "_epoch_state", None)
-        if saved is None:
+        if saved is None or saved is _KEEP:
             weights = self._params.data.copy()
         else:
             weights = saved[0]
@@ -122,3 +126,7 @@ class RunState:
         lengths = {key: len(values) for key, values in self.history_.items()}
         lengths["loss_curve_"] = len(self.loss_curve_)
         self._epoch_state = (weights, self.get_training_state(), lengths)
+
+    def _keep_epoch_state(self):
+        """Mark the current state as the one an interrupt returns to (no copy)."""
+        self._epoch_state = _KEEP

@@ -174,6 +174,30 @@ def test_ctrl_c_in_partial_fit_keeps_the_previous_weights(digits, monkeypatch):
         np.testing.assert_array_equal(got, expected)
 
 
+def test_ctrl_c_in_the_last_slice_of_partial_fit_keeps_the_finished_epoch(digits, monkeypatch):
+    # SIGINT lands after the epoch's last batch, before partial_fit returns: the
+    # epoch is whole, so the KeyboardInterrupt leaves the model as it finished it
+    from fastnn import _monitor
+
+    X_train, _, y_train, _ = digits
+    finished = small_model().partial_fit(X_train, y_train, classes=np.arange(10))
+    finished.partial_fit(X_train, y_train)
+    model = small_model().partial_fit(X_train, y_train, classes=np.arange(10))
+    end_epoch = _monitor.EpochMonitor.end_epoch
+
+    def ctrl_c_at_the_end(self, result, seconds):
+        os.kill(os.getpid(), signal.SIGINT)
+        return end_epoch(self, result, seconds)
+
+    monkeypatch.setattr(_monitor.EpochMonitor, "end_epoch", ctrl_c_at_the_end)
+    with pytest.raises(KeyboardInterrupt):
+        model.partial_fit(X_train, y_train)
+    assert model.n_iter_ == 2 and model.loss_curve_ == finished.loss_curve_
+    for got, want in zip(model.coefs_ + model.intercepts_, finished.coefs_ + finished.intercepts_):
+        np.testing.assert_array_equal(got, want)
+    assert_same_training_state(model.get_training_state(), finished.get_training_state())
+
+
 def test_write_history_is_strict_json(tmp_path):
     path = tmp_path / "history.json"
     write_history({"epoch": [1, 2], "loss": [0.5, float("nan")],
