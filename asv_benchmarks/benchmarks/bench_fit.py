@@ -132,3 +132,33 @@ class FitSteps:
         return 1e3 * sorted(diffs)[1] / (extra * self.steps_per_epoch)
 
     track_fit_ms_per_step.unit = "ms"
+
+
+class PerCall:
+    """What one call costs where users call often: `partial_fit` on a small batch
+    (streaming training), `predict` and `predict_proba` on one row (serving).
+
+    784 features, (128,), float64 X into the float32 model (the usual case: a
+    conversion each call), against the same model's work alone (`FitSteps`).
+    """
+
+    params = [BACKENDS]
+    param_names = ["backend"]
+
+    def setup(self, backend):
+        rng = np.random.default_rng(0)
+        self.X = rng.random((64, 784))
+        self.y = rng.integers(0, 10, 64)
+        self.model = MLPClassifier(HIDDEN, backend=backend, random_state=0)
+        self.model.partial_fit(self.X, self.y, classes=np.arange(10))  # compiles
+        self.row = self.X[:1]
+        self.model.predict_proba(self.row)
+
+    def time_partial_fit_64_rows(self, backend):
+        self.model.partial_fit(self.X, self.y)
+
+    def time_predict_one_row(self, backend):
+        self.model.predict(self.row)
+
+    def time_predict_proba_one_row(self, backend):
+        self.model.predict_proba(self.row)
