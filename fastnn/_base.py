@@ -257,7 +257,15 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         check_is_fitted(self, "coefs_")
         if not hasattr(self, "_hidden"):
             self._validate_params()
-        return validate_X(self, X, reset=False)
+        return self._check_width(validate_X(self, X, reset=False))
+
+    def _check_width(self, X):
+        # n_features_in_ checks X unless the weights were assigned without it
+        if X.shape[1] != self.coefs_[0].shape[0]:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.coefs_[0].shape[0]} features as input "
+                             "(the rows of coefs_[0])")
+        return X
 
     def _check_resumable(self):
         if not hasattr(self, "_optimizer"):
@@ -332,6 +340,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
     def _train(self, X, targets, sw, epochs, incremental, monitor_data=None,
                epoch_callback=None, interrupt=None):
         self._ensure_flat()
+        self._check_width(X)
         labels, Y = targets
         n = X.shape[0]
         group = _sharding()

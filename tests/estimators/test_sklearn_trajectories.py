@@ -226,3 +226,13 @@ def test_no_hidden_layer(head, solver, backend):
         np.testing.assert_array_equal(ours.predict(X_DIGITS), theirs.predict(X_DIGITS))
     else:
         np.testing.assert_allclose(ours.predict(X_DIGITS), theirs.predict(X_DIGITS), rtol=1e-9)
+
+
+def test_weights_assigned_to_an_unfitted_model_must_fit_X():
+    # no n_features_in_ to check X against: the rows of coefs_[0] are what X must match
+    model = MLPClassifier(dtype="float64", solver="sgd", **FULL_BATCHES)
+    model.coefs_, model.intercepts_ = _assigned_weights(10, (8,), 3, seed=3)
+    with pytest.raises(ValueError, match="X has 64 features, but MLPClassifier is expecting 10"):
+        model.partial_fit(X_DIGITS, Y_DIGITS, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="X has 64 features, but MLPClassifier is expecting 10"):
+        model.predict(X_DIGITS)
