@@ -17,12 +17,12 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ._sparse import as_csr, is_sparse
 from ._tables import ACTIVATIONS
+from .shuffling import SCHEMES
 from .backend import get_backend
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 SOLVERS = ("lbfgs", "sgd", "adam")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
-SHUFFLES = ("rows", "blocks")  # besides True (by the data: fastnn.shuffling) and False
 REGRESSION_LOSSES = ("squared_error", "poisson")
 
 
@@ -57,8 +57,9 @@ def validate_params(est):
         _positive_int("n_iter_no_change", est.n_iter_no_change, "or numpy.inf")
     if est.batch_size != "auto":
         _positive_int("batch_size", est.batch_size, "or 'auto'")
-    if not isinstance(est.shuffle, (bool, np.bool_)) and est.shuffle not in SHUFFLES:
-        raise ValueError(f"shuffle must be a bool or one of {SHUFFLES}, got {est.shuffle!r}")
+    # besides True (the scheme by the data: fastnn.shuffling.resolve) and False
+    if not isinstance(est.shuffle, (bool, np.bool_)) and est.shuffle not in SCHEMES:
+        raise ValueError(f"shuffle must be a bool or one of {SCHEMES}, got {est.shuffle!r}")
     for name in ("warm_start", "nesterovs_momentum", "early_stopping"):
         if not isinstance(getattr(est, name), (bool, np.bool_)):
             raise ValueError(f"{name} must be a bool, got {getattr(est, name)!r}")

@@ -229,10 +229,7 @@ def _widen(writer, dtype):
 
 def _scale_floats(writer, path, low, high):
     """`fastnn.datasets`' rule for float features: [0, 1] kept, [0, 255] divided by 255."""
-    if low < 0 or high > 255:
-        raise DataError(f"{path}: feature values must lie in [0, 1] or [0, 255] (pixels), "
-                        f"found {low} to {high}")
-    if high <= 1:
+    if not datasets.pixel_range(path, low, high):
         return
     writer.file.flush()
     data = np.memmap(writer.tmp, writer.dtype, "r+", offset=_HEADER_BYTES,

@@ -457,15 +457,20 @@ def _scaled(raw, dtype, path, keep_bytes=False):
         if 0 <= low and 1 < high <= 255:
             return np.ascontiguousarray(raw, dtype=np.uint8)
     X = np.ascontiguousarray(raw, dtype=dtype)  # no copy when raw already is
-    low, high = X.min(), X.max()
+    if pixel_range(path, X.min(), X.max()):
+        X /= dtype.type(255)  # exact-integer / 255 is correctly rounded in either dtype
+    return X
+
+
+def pixel_range(path, low, high):
+    """Whether features from `low` to `high` are pixels to divide by 255 (False: [0, 1],
+    kept); DataError for anything else (see the module docstring)."""
     if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 255:
         raise DataError(
             f"{path}: feature values must lie in [0, 1] or [0, 255] (pixels), "
             f"found {low} to {high}"
         )
-    if high > 1:
-        X /= dtype.type(255)  # exact-integer / 255 is correctly rounded in either dtype
-    return X
+    return bool(high > 1)
 
 
 def _float_dtype(dtype):
