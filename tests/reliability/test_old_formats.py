@@ -8,6 +8,7 @@ fastnn gave for the first 20 test rows.
 """
 
 import pathlib
+import pickle
 import warnings
 
 import numpy as np
@@ -39,3 +40,29 @@ def test_version_2_files_load_predict_and_resume(name, solver, head):
         warnings.simplefilter("ignore")
         model.fit(X, y, resume=True)
     assert model.n_iter_ == 5 and np.isfinite(model.coefs_[0]).all()
+
+
+V3_MODELS = ["v3_adam_multiclass_float32", "v3_sgd_binary_float64", "v3_adam_regressor_float64"]
+
+
+@pytest.mark.parametrize("fmt", ["npz", "pkl", "joblib"])
+@pytest.mark.parametrize("name", V3_MODELS)
+def test_models_saved_before_the_layer_folders_load_and_predict_as_they_did(name, fmt):
+    # written by tests/fixtures/make_v3_fixtures.py at commit 1667de5, when the
+    # estimators lived in fastnn.mlp: a pickle names that module and fastnn.optim
+    import joblib
+
+    path = FIXTURES / f"{name}.{fmt}"
+    if fmt == "npz":
+        model = fastnn.load(path)
+    elif fmt == "pkl":
+        with open(path, "rb") as f:
+            model = pickle.load(f)
+    else:
+        model = joblib.load(path)
+    _, X_test, _, _ = load_digits(dtype="float64")
+    out = (model.predict_proba(X_test[:20]) if hasattr(model, "classes_")
+           else model.predict(X_test[:20]))
+    np.testing.assert_array_equal(out, np.load(FIXTURES / f"{name}_out.npy"))
+    model.partial_fit(X_test[:40], model.predict(X_test[:40]))  # and trains on
+    assert np.isfinite(model.coefs_[0]).all()
