@@ -5,21 +5,27 @@ contract; `fastnn.MLPClassifier` and `fastnn.MLPRegressor` train on either.
 """
 
 import importlib
+import sys
 
-from .backend import get_backend
+from fastnn._moved import MovedModuleFinder
+from fastnn.backend import get_backend
+
+# last on the path: only names that no longer exist as files reach it
+if not any(isinstance(f, MovedModuleFinder) for f in sys.meta_path):
+    sys.meta_path.append(MovedModuleFinder())
 
 __version__ = "0.1.0"
 __all__ = ["DivergenceError", "MLPClassifier", "MLPRegressor", "from_sklearn", "get_backend",
            "load", "__version__"]
 
-# Imported on first use: fastnn.mlp pulls in scikit-learn (about a second), which
+# Imported on first use: fastnn.estimators.mlp pulls in scikit-learn (about a second), which
 # `import fastnn` or `import fastnn.kernels` alone should not pay for.
 _LAZY = {
-    "DivergenceError": "fastnn.mlp",
-    "MLPClassifier": "fastnn.mlp",
-    "MLPRegressor": "fastnn.mlp",
-    "from_sklearn": "fastnn.convert",
-    "load": "fastnn.serialization",
+    "DivergenceError": "fastnn.estimators.mlp",
+    "MLPClassifier": "fastnn.estimators.mlp",
+    "MLPRegressor": "fastnn.estimators.mlp",
+    "from_sklearn": "fastnn.estimators.mlp",
+    "load": "fastnn.estimators.mlp",
 }
 
 

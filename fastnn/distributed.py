@@ -39,8 +39,8 @@ import zlib
 
 import numpy as np
 
-from ._interrupt import StoppedTogether
-from .params import FlatParameters
+from fastnn.engine.interrupt import StoppedTogether
+from fastnn.engine.params import FlatParameters
 
 # Environment variables that MPI launchers set in the processes they start:
 # MPICH/Intel MPI (Hydra, also Slurm's PMI-2), Open MPI, PMIx (Slurm, PRRTE), MVAPICH
@@ -237,7 +237,7 @@ def data_parallel(comm=None, threads=None):
 
 def raised_on_every_rank(exc):
     """Whether `exc` is one that data-parallel training raises on every rank at once."""
-    from ._base import DivergenceError
+    from fastnn.errors import DivergenceError
 
     return isinstance(exc, (StoppedTogether, DivergenceError, RanksDisagree))
 

@@ -44,10 +44,10 @@ ALLREDUCE_BYTES = [2 ** k for k in range(10, 25, 2)] + [2 ** 26]  # 1 KB .. 16 M
 
 
 def _network(sizes, batch, rows, comm_shard=None, compiled=True):
-    from fastnn.network import TrainStep
-    from fastnn.optim import SGDOptimizer
-    from fastnn.params import FlatParameters
-    from fastnn.training import EpochRunner
+    from fastnn.engine.step import TrainStep
+    from fastnn.engine.optim import SGDOptimizer
+    from fastnn.engine.params import FlatParameters
+    from fastnn.engine.epoch_loop import EpochRunner
 
     rng = np.random.default_rng(0)
     X = rng.random((rows, sizes[0]), dtype=np.float32)

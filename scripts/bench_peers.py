@@ -161,8 +161,8 @@ class FastnnBench:
         from sklearn.exceptions import ConvergenceWarning
 
         from fastnn import MLPClassifier, get_backend
-        from fastnn.network import TrainStep
-        from fastnn.params import FlatParameters
+        from fastnn.engine.step import TrainStep
+        from fastnn.engine.params import FlatParameters
 
         self._warnings, self._warning = warnings, ConvergenceWarning
         sizes, batch = CONFIGS[config]

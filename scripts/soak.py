@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 from fastnn import get_backend
-from fastnn.network import TrainStep
-from fastnn.optim import SGDOptimizer
+from fastnn.engine.step import TrainStep
+from fastnn.engine.optim import SGDOptimizer
 
 
 def rss_mib():

@@ -191,7 +191,7 @@ def head_targets(head, rng, n, n_outputs, dtype=np.float64):
 
 
 def assert_same_training_state(got, expected):
-    """Assert two `fastnn.state.TrainingState`s are equal, arrays bit for bit.
+    """Assert two `fastnn.engine.training_state.TrainingState`s are equal, arrays bit for bit.
 
     The optimizer's arrays (SGD's velocity, Adam's ms and vs) and scalars
     (learning rate, Adam's step count), the shuffling RNG and the counters.

@@ -6,9 +6,9 @@ import numpy as np
 
 from fastnn import MLPClassifier, get_backend
 from fastnn.datasets import load_digits
-from fastnn.network import TrainStep
-from fastnn.optim import AdamOptimizer
-from fastnn.params import FlatParameters
+from fastnn.engine.step import TrainStep
+from fastnn.engine.optim import AdamOptimizer
+from fastnn.engine.params import FlatParameters
 
 from .common import BACKENDS, CONFIGS, bare_step, network, quiet_fit, sgd_model
 

@@ -10,8 +10,8 @@ import tempfile
 _BUILD = """
 import numpy as np
 from fastnn import get_backend
-from fastnn.network import TrainStep
-from fastnn.params import FlatParameters
+from fastnn.engine.step import TrainStep
+from fastnn.engine.params import FlatParameters
 sizes, n = {sizes!r}, {n!r}
 rng = np.random.default_rng(0)
 X = rng.random((n, sizes[0])).astype(np.float32)

@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 
 from fastnn import get_backend
-from fastnn.network import TrainStep
-from fastnn.params import FlatParameters
+from fastnn.engine.step import TrainStep
+from fastnn.engine.params import FlatParameters
 
 BACKENDS = ["numpy", "numba"]
 DTYPES = ["float32", "float64"]

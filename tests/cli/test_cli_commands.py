@@ -14,7 +14,9 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastnn
-from fastnn import cli, datasets
+from fastnn import cli
+from fastnn.cli import app as cli_app
+from fastnn import datasets
 from tests.helpers import REPO, run_fastnn, serve, write_idx_set
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -62,7 +64,7 @@ def saved_model(tmp_path_factory, kaggle):
 def test_the_seed_recipe_runs_5000_epochs_unless_told_otherwise(kaggle, monkeypatch):
     # The one recipe setting the runs below override: the estimator the recipe
     # builds, caught as training starts, runs the blog post's 5000 iterations.
-    from fastnn.mlp import MLPClassifier
+    from fastnn.estimators.mlp import MLPClassifier
 
     class Started(Exception):
         pass
@@ -282,7 +284,7 @@ def test_the_program_exits_1_without_a_traceback():
     assert result.returncode == 1
     assert result.stderr == (
         "fastnn train: error: --data no/such/file.csv: no such file or directory "
-        f"(expected {cli.DATA_HELP})\n"
+        f"(expected {cli_app.DATA_HELP})\n"
     )
 
 

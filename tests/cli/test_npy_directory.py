@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import cli, shuffling
-from fastnn.mlp import MLPClassifier
+from fastnn import cli
+from fastnn.engine import shuffling
+from fastnn.estimators.mlp import MLPClassifier
 
 
 @pytest.fixture

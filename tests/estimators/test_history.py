@@ -12,7 +12,7 @@ import pytest
 
 import fastnn
 from fastnn import MLPClassifier
-from fastnn.cli_train import write_history
+from fastnn.cli.train import write_history
 from fastnn.datasets import load_digits
 from tests.helpers import assert_same_training_state
 
@@ -96,11 +96,11 @@ def test_save_and_load_keep_the_history(digits, tmp_path):
 def test_ctrl_c_keeps_the_last_finished_epoch(digits, monkeypatch, solver, backend):
     # SIGINT arrives during epoch 3 (sent at the end of epoch 2, seen after
     # epoch 3's first batch: one batch per compiled slice here)
-    from fastnn import training
+    from fastnn.engine import epoch_loop
 
     X_train, _, y_train, _ = digits
     finished = small_model(max_iter=2, solver=solver, backend=backend).fit(X_train, y_train)
-    monkeypatch.setattr(training, "SLICE_SECONDS", 0.0)
+    monkeypatch.setattr(epoch_loop, "SLICE_SECONDS", 0.0)
 
     def ctrl_c_after_epoch_2(model, record):
         if record["epoch"] == 2:
@@ -154,19 +154,19 @@ def test_ctrl_c_stops_a_long_compiled_epoch_within_half_a_second(backend, hidden
 
 
 def test_ctrl_c_in_partial_fit_keeps_the_previous_weights(digits, monkeypatch):
-    from fastnn import training
+    from fastnn.engine import epoch_loop
 
     X_train, _, y_train, _ = digits
     model = small_model().partial_fit(X_train, y_train, classes=np.arange(10))
     before = [W.copy() for W in model.coefs_]
-    run_epoch = training.EpochRunner.run_epoch
+    run_epoch = epoch_loop.EpochRunner.run_epoch
 
     def interrupt(self, rows, interrupt=None):
         run_epoch(self, rows, interrupt)
         self.params.data += 1.0  # a half-applied step that must not survive
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training.EpochRunner, "run_epoch", interrupt)
+    monkeypatch.setattr(epoch_loop.EpochRunner, "run_epoch", interrupt)
     with pytest.raises(KeyboardInterrupt):
         model.partial_fit(X_train, y_train)
     assert model.n_iter_ == 1
@@ -177,19 +177,19 @@ def test_ctrl_c_in_partial_fit_keeps_the_previous_weights(digits, monkeypatch):
 def test_ctrl_c_in_the_last_slice_of_partial_fit_keeps_the_finished_epoch(digits, monkeypatch):
     # SIGINT lands after the epoch's last batch, before partial_fit returns: the
     # epoch is whole, so the KeyboardInterrupt leaves the model as it finished it
-    from fastnn import _monitor
+    from fastnn.estimators import monitor
 
     X_train, _, y_train, _ = digits
     finished = small_model().partial_fit(X_train, y_train, classes=np.arange(10))
     finished.partial_fit(X_train, y_train)
     model = small_model().partial_fit(X_train, y_train, classes=np.arange(10))
-    end_epoch = _monitor.EpochMonitor.end_epoch
+    end_epoch = monitor.EpochMonitor.end_epoch
 
     def ctrl_c_at_the_end(self, result, seconds):
         os.kill(os.getpid(), signal.SIGINT)
         return end_epoch(self, result, seconds)
 
-    monkeypatch.setattr(_monitor.EpochMonitor, "end_epoch", ctrl_c_at_the_end)
+    monkeypatch.setattr(monitor.EpochMonitor, "end_epoch", ctrl_c_at_the_end)
     with pytest.raises(KeyboardInterrupt):
         model.partial_fit(X_train, y_train)
     assert model.n_iter_ == 2 and model.loss_curve_ == finished.loss_curve_
@@ -209,7 +209,7 @@ def test_write_history_is_strict_json(tmp_path):
 
 
 def test_plot_history_draws_both_panels(digits, tmp_path):
-    from fastnn.plotting import plot_history
+    from fastnn.cli.plotting import plot_history
 
     X_train, X_test, y_train, y_test = digits
     model = small_model(max_iter=3).fit(X_train, y_train, validation_data=(X_test, y_test))
@@ -228,7 +228,7 @@ def test_plot_history_draws_both_panels(digits, tmp_path):
 
 
 def test_plot_history_without_matplotlib(monkeypatch, tmp_path):
-    from fastnn.plotting import plot_history
+    from fastnn.cli.plotting import plot_history
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
     with pytest.raises(ImportError, match=r'pip install "fastnn\[plot\]"'):
@@ -236,7 +236,7 @@ def test_plot_history_without_matplotlib(monkeypatch, tmp_path):
 
 
 def test_plot_history_refuses_an_empty_history(tmp_path):
-    from fastnn.plotting import plot_history
+    from fastnn.cli.plotting import plot_history
 
     with pytest.raises(ValueError, match="empty"):
         plot_history({}, tmp_path / "x.png")

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from fastnn import DivergenceError, MLPClassifier, MLPRegressor, _lbfgs
+from fastnn import DivergenceError, MLPClassifier, MLPRegressor
+from fastnn.estimators import lbfgs
 from fastnn.datasets import load_digits
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -23,9 +24,9 @@ def test_the_objective_over_row_chunks_equals_one_pass(digits, backend, monkeypa
     model = MLPClassifier((9,), solver="lbfgs", alpha=0.3, random_state=0, backend=backend,
                           dtype="float64", max_iter=1).fit(X, y)
     theta = model._params.data.copy()
-    whole = _lbfgs.LbfgsObjective(model, X, np.searchsorted(model.classes_, y), None, sw)
-    monkeypatch.setattr(_lbfgs, "CHUNK_ROWS", 7)
-    chunked = _lbfgs.LbfgsObjective(model, X, np.searchsorted(model.classes_, y), None, sw)
+    whole = lbfgs.LbfgsObjective(model, X, np.searchsorted(model.classes_, y), None, sw)
+    monkeypatch.setattr(lbfgs, "CHUNK_ROWS", 7)
+    chunked = lbfgs.LbfgsObjective(model, X, np.searchsorted(model.classes_, y), None, sw)
     assert chunked.chunk == 7 and whole.chunk == 250
     loss, grad = whole(theta)
     loss7, grad7 = chunked(theta)

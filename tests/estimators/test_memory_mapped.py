@@ -2,7 +2,7 @@
 
 `fit` takes np.load(mmap_mode="r") arrays as they are (uint8 or the model's
 dtype): the process's anonymous memory does not grow with the data, and the
-default epoch order over a memory map is the block shuffle of fastnn.shuffling.
+default epoch order over a memory map is the block shuffle of fastnn.engine.shuffling.
 """
 
 import os
@@ -13,7 +13,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from fastnn import DivergenceError, MLPClassifier, shuffling
+from fastnn import DivergenceError, MLPClassifier
+from fastnn.engine import shuffling
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -77,9 +78,9 @@ COPIED = {  # a memory map that fit must copy whole, and why
 @pytest.mark.parametrize("case", sorted(COPIED))
 def test_a_memory_map_that_must_be_copied_says_so_at_the_users_line(tmp_path, data, case,
                                                                      monkeypatch):
-    from fastnn import _validation
+    from fastnn.estimators import validation
 
-    monkeypatch.setattr(_validation, "MAPPED_COPY_WARNING_BYTES", 0)
+    monkeypatch.setattr(validation, "MAPPED_COPY_WARNING_BYTES", 0)
     make, why = COPIED[case]
     X = mapped(tmp_path, "X.npy", make(data[0]))
     from sklearn.exceptions import DataConversionWarning
@@ -100,14 +101,14 @@ def test_no_warning_for_a_memory_map_used_in_place_or_small(tmp_path, data, as_f
 
     from sklearn.exceptions import DataConversionWarning
 
-    from fastnn import _validation
+    from fastnn.estimators import validation
 
     X = mapped(tmp_path, "X.npy", data[0].astype(np.float32) if as_float else data[0])
     small = mapped(tmp_path, "X64.npy", data[0].astype(np.float64))
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataConversionWarning)
         model().fit(small, data[1])  # under the size that warns
-        monkeypatch.setattr(_validation, "MAPPED_COPY_WARNING_BYTES", 0)
+        monkeypatch.setattr(validation, "MAPPED_COPY_WARNING_BYTES", 0)
         model().fit(X, data[1]).predict(X)  # read in place: nothing to say
         model().fit(data[0].astype(np.float64), data[1])  # not a map
 

@@ -237,7 +237,7 @@ def test_inputs_after_fit_are_checked_as_scikit_learn_checks_them(dtype):
     # the same array, dtype and layout as scikit-learn's validate_data gives
     from sklearn.utils.validation import validate_data
 
-    from fastnn._validation import validate_X
+    from fastnn.estimators.validation import validate_X
 
     rng = np.random.default_rng(0)
     model = MLPClassifier((3,), max_iter=1, dtype=dtype).fit(rng.random((20, 4)),
@@ -317,8 +317,11 @@ def test_ctrl_c_stops_after_the_current_batch(digits):
 
 def test_public_names():
     assert set(fastnn.__all__) <= set(dir(fastnn))
-    assert fastnn.DivergenceError is __import__("fastnn.mlp").mlp.DivergenceError
+    from fastnn import errors
+    from fastnn.estimators import mlp
+
+    assert fastnn.DivergenceError is mlp.DivergenceError is errors.DivergenceError
     assert issubclass(fastnn.DivergenceError, FloatingPointError)
     # what scikit-learn raises for non-finite weights
     assert issubclass(fastnn.DivergenceError, ValueError)
-    assert fastnn.from_sklearn is __import__("fastnn.convert").convert.from_sklearn
+    assert fastnn.from_sklearn is mlp.from_sklearn and fastnn.load is mlp.load

@@ -10,7 +10,8 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import fastnn
-from fastnn import MLPClassifier, serialization
+from fastnn import MLPClassifier
+from fastnn.estimators import serialization
 from fastnn.datasets import load_digits
 from tests.helpers import assert_same_training_state
 

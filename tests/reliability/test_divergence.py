@@ -5,7 +5,7 @@ import pytest
 
 from fastnn import MLPClassifier
 from fastnn.datasets import load_digits
-from fastnn.mlp import DivergenceError
+from fastnn.estimators.mlp import DivergenceError
 
 
 @pytest.fixture(scope="module")

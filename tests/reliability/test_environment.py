@@ -27,7 +27,8 @@ import warnings
 import numpy as np
 import numba
 import fastnn
-from fastnn import MLPClassifier, kernels, reference, _numba_ops
+from fastnn import MLPClassifier, kernels, reference
+from fastnn.contract import numba_ops
 
 rng = np.random.default_rng(0)
 x, W, b = rng.random((9, 5)), rng.random((5, 4)) - 0.5, rng.random(4)
@@ -54,7 +55,7 @@ try:
 except ValueError:  # no parallel region has run
     layer = None
 print("file", fastnn.__file__)
-print("jitted", isinstance(_numba_ops.linear_forward, numba.core.dispatcher.Dispatcher))
+print("jitted", isinstance(numba_ops.linear_forward, numba.core.dispatcher.Dispatcher))
 print("layer", layer)
 print("ok")
 """
@@ -101,12 +102,16 @@ def test_read_only_install_without_a_writable_cache_imports_and_trains(tmp_path)
     package = tmp_path / "site" / "fastnn"
     shutil.copytree(Path(fastnn.__file__).parent, package,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (package / "__pycache__").write_text("not a directory")
+    folders = [package, *(p for p in package.rglob("*") if p.is_dir())]
+    for folder in folders:  # every layer's folder has its own cache
+        (folder / "__pycache__").write_text("not a directory")
     blocker = tmp_path / "blocker"
     blocker.write_text("")
-    for path in package.iterdir():
-        path.chmod(0o444)
-    package.chmod(0o555)
+    for path in package.rglob("*"):
+        if path.is_file():
+            path.chmod(0o444)
+    for folder in folders:
+        folder.chmod(0o555)
     try:
         lines, stderr = run_child(
             {"NUMBA_CACHE_DIR": str(blocker / "numba"), "HOME": str(blocker),
@@ -114,7 +119,8 @@ def test_read_only_install_without_a_writable_cache_imports_and_trains(tmp_path)
             cwd=tmp_path, pythonpath=str(package.parent),
         )
     finally:
-        package.chmod(0o755)
+        for folder in folders:
+            folder.chmod(0o755)
     assert lines["file"] == str(package / "__init__.py")
     assert lines["jitted"] == "True"
     # one warning, not one per kernel

@@ -66,3 +66,12 @@ def test_models_saved_before_the_layer_folders_load_and_predict_as_they_did(name
     np.testing.assert_array_equal(out, np.load(FIXTURES / f"{name}_out.npy"))
     model.partial_fit(X_test[:40], model.predict(X_test[:40]))  # and trains on
     assert np.isfinite(model.coefs_[0]).all()
+
+
+def test_module_names_from_before_the_layer_folders_import_as_the_moved_modules():
+    import importlib
+
+    from fastnn._moved import MOVED
+
+    for old, new in MOVED.items():
+        assert importlib.import_module(old) is importlib.import_module(new)

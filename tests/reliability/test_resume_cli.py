@@ -7,7 +7,7 @@ import pytest
 
 import fastnn
 from fastnn import cli
-from fastnn.mlp import MLPClassifier
+from fastnn.estimators.mlp import MLPClassifier
 
 TINY = ["--hidden", "8", "--batch-size", "64", "--quiet"]
 

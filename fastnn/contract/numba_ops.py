@@ -1,0 +1,310 @@
+"""Unchecked Numba kernels, one per contract function.
+
+Shapes (rows are samples): x is (n, k), W is (k, m), b is (m,), y is (n,)
+integer labels in [0, C). Every buffer is given, valid and C-contiguous: the
+public wrappers in `fastnn.kernels` check that first, because these loops do no
+bounds checks.
+
+Every GEMM goes through Numba's np.dot (SciPy's BLAS): mixing NumPy's `@`
+(NumPy's BLAS, a second thread pool) into the same hot loop makes both pools
+spin against each other. No full fastmath: softmax must stay right for +-inf
+(only the single pass's dot products use the reassoc/contract subset).
+error_model="numpy": x / 0 gives inf or NaN as in NumPy, and without Python's
+ZeroDivisionError branch, loops with a division vectorise (Adam: 10x).
+
+The trainer's hot path, the fused step and the compiled epoch loop, is in
+`fastnn.engine.numba_step` and `fastnn.engine.numba_epoch`.
+"""
+
+import numpy as np
+from fastnn.contract.jit import njit  # cache=True that survives a read-only install
+from fastnn.contract.numba_math import (activation_backward_inplace, activation_inplace,
+                          bias_activation_inplace, column_sums, logistic)
+from fastnn.contract.tables import IDENTITY, RELU
+
+# The fast-math subset for loops that only add and multiply: reassoc lets LLVM
+# vectorise their reductions; NaN and inf propagate as without it (no nnan/ninf).
+_DOT = {"reassoc", "contract"}
+
+
+@njit(cache=True, error_model="numpy")
+def linear_forward(x, W, b, out):
+    np.dot(x, W, out)
+    bias_activation_inplace(out, b, IDENTITY)
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def linear_relu_forward(x, W, b, out):
+    np.dot(x, W, out)
+    bias_activation_inplace(out, b, RELU)
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def relu_forward(z, out):
+    n, m = z.shape
+    zero = z.dtype.type(0)
+    for i in range(n):
+        for j in range(m):
+            v = z[i, j]
+            # NaN passes through, as np.maximum does
+            out[i, j] = zero if v <= zero else v
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def relu_backward(dout, a, out):
+    n, m = dout.shape
+    zero = dout.dtype.type(0)
+    for i in range(n):
+        for j in range(m):
+            # a gate, not a product: inf * 0 would give NaN
+            out[i, j] = dout[i, j] if a[i, j] > zero else zero
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _softmax_row(z, i, out):
+    # The max is private to the row: shared across rows it would be a data race
+    # under prange, and a wrong answer that shift-invariant tests miss.
+    m = z.shape[1]
+    row_max = z[i, 0]
+    for j in range(1, m):
+        if z[i, j] > row_max:
+            row_max = z[i, j]
+    total = 0.0
+    for j in range(m):
+        e = np.exp(z[i, j] - row_max)
+        out[i, j] = e
+        total += e
+    scale = out.dtype.type(1.0 / total)
+    for j in range(m):
+        out[i, j] *= scale
+    return row_max, total
+
+
+@njit(cache=True, error_model="numpy")
+def softmax(z, out):
+    for i in range(z.shape[0]):
+        _softmax_row(z, i, out)
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_cross_entropy(logits, y, probs_out, scale):
+    n = logits.shape[0]
+    loss = 0.0  # float64 whatever the dtype: a float32 sum drifts with n
+    for i in range(n):
+        target = float(logits[i, y[i]])  # read first: probs_out may be logits
+        row_max, total = _softmax_row(logits, i, probs_out)
+        loss += np.log(total) - (target - float(row_max))
+    return loss * scale, probs_out
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_cross_entropy_backward(probs, y, out, scale):
+    n, m = probs.shape
+    s = probs.dtype.type(scale)
+    one = probs.dtype.type(1.0)
+    for i in range(n):
+        target = probs[i, y[i]]  # read first: out may be probs
+        for j in range(m):
+            out[i, j] = probs[i, j] * s
+        out[i, y[i]] = (target - one) * s
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def binary_cross_entropy(logits, Y, probs_out, scale):
+    n, m = logits.shape
+    loss = 0.0
+    for i in range(n):
+        for j in range(m):
+            v = float(logits[i, j])  # read first: probs_out may be logits
+            # max(v, 0) - Y v + log(1 + exp(-|v|)): no overflow for logits of +-1000
+            loss += max(v, 0.0) - float(Y[i, j]) * v + np.log1p(np.exp(-abs(v)))
+            probs_out[i, j] = logistic(logits[i, j])
+    return loss * scale, probs_out
+
+
+@njit(cache=True, error_model="numpy")
+def _scaled_difference(a, Y, out, scale):
+    n, m = a.shape
+    s = a.dtype.type(scale)
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = (a[i, j] - Y[i, j]) * s
+    return out
+
+
+def binary_cross_entropy_backward(probs, Y, out, scale):
+    return _scaled_difference(probs, Y, out, scale)
+
+
+@njit(cache=True, error_model="numpy")
+def squared_error(pred, Y, scale):
+    n, m = pred.shape
+    total = 0.0
+    for i in range(n):
+        for j in range(m):
+            d = float(pred[i, j]) - float(Y[i, j])
+            total += d * d
+    return scale * 0.5 * total
+
+
+def squared_error_backward(pred, Y, out, scale):
+    return _scaled_difference(pred, Y, out, scale)
+
+
+@njit(cache=True, error_model="numpy")
+def activation_forward(z, code, out):
+    activation_inplace(z, out, code)
+    return out
+
+
+_NO_DB = {}
+
+
+@njit(cache=True, error_model="numpy")
+def _activation_backward(dout, a, code, out, db):
+    activation_backward_inplace(dout, a, out, code, db, False)
+    return out
+
+
+def activation_backward(dout, a, code, out):
+    # no bias gradient wanted: an empty placeholder of the dtype
+    db = _NO_DB.setdefault(out.dtype, np.empty(0, out.dtype))
+    return _activation_backward(dout, a, code, out, db)
+
+
+@njit(cache=True, error_model="numpy")
+def linear_activation_forward(x, W, b, code, out):
+    np.dot(x, W, out)
+    bias_activation_inplace(out, b, code)
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _linear_backward_params(dout, x, dW, db):
+    np.dot(x.T, dout, dW)
+    column_sums(dout, db)
+
+
+@njit(cache=True, error_model="numpy")
+def _linear_backward_all(dout, x, W, dx, dW, db):
+    np.dot(dout, W.T, dx)
+    _linear_backward_params(dout, x, dW, db)
+
+
+def linear_backward(dout, x, W, dx, dW, db, need_dx):
+    # Two jitted entry points rather than an Optional dx, so neither
+    # specialisation carries a None check in its type.
+    if need_dx:
+        _linear_backward_all(dout, x, W, dx, dW, db)
+        return dx, dW, db
+    _linear_backward_params(dout, x, dW, db)
+    return None, dW, db
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def csr_linear_forward(indptr, indices, data, W, b, out):
+    n, m = out.shape
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = b[j]
+        # each stored entry adds one row of W: a sparse row costs nnz * m
+        for p in range(indptr[i], indptr[i + 1]):
+            v = data[p]
+            c = indices[p]
+            for j in range(m):
+                out[i, j] += v * W[c, j]
+    return out
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def csr_linear_backward(indptr, indices, data, dout, dW):
+    dW[...] = 0
+    n, m = dout.shape
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            v = data[p]
+            c = indices[p]
+            for j in range(m):
+                dW[c, j] += v * dout[i, j]
+    return dW
+
+
+@njit(cache=True, error_model="numpy")
+def _sgd_plain(param, grad, lr):
+    p, g = param.ravel(), grad.ravel()
+    step = param.dtype.type(lr)
+    for i in range(p.size):
+        p[i] -= step * g[i]
+
+
+@njit(cache=True, error_model="numpy")
+def _sgd_momentum(param, grad, lr, velocity, momentum, nesterov):
+    p, g, vel = param.ravel(), grad.ravel(), velocity.ravel()
+    step = param.dtype.type(lr)
+    mu = param.dtype.type(momentum)
+    for i in range(p.size):
+        v = mu * vel[i] - step * g[i]
+        vel[i] = v
+        if nesterov:
+            p[i] += mu * v - step * g[i]
+        else:
+            p[i] += v
+
+
+# The update kernels are element-wise: flat views give one compiled
+# specialisation for weights and biases alike (half the compile time).
+
+
+def sgd_update(param, grad, lr, velocity, momentum, nesterov):
+    if velocity is None:
+        _sgd_plain(param.reshape(-1), grad.reshape(-1), lr)
+    else:
+        _sgd_momentum(param.reshape(-1), grad.reshape(-1), lr, velocity.reshape(-1),
+                      momentum, nesterov)
+    return param
+
+
+@njit(cache=True, error_model="numpy")
+def _adam(param, grad, m, v, t, lr, beta1, beta2, eps):
+    p, g, mm, vv = param.ravel(), grad.ravel(), m.ravel(), v.ravel()
+    dt = param.dtype.type
+    b1, b2 = dt(beta1), dt(beta2)
+    c1, c2 = dt(1.0 - beta1), dt(1.0 - beta2)
+    # float exponents call libm's pow, as Python does; Numba's integer power differs by ulps
+    step = dt(lr * np.sqrt(1.0 - beta2 ** float(t)) / (1.0 - beta1 ** float(t)))
+    e = dt(eps)
+    for i in range(p.size):
+        gi = g[i]
+        mi = b1 * mm[i] + c1 * gi
+        vi = b2 * vv[i] + c2 * gi * gi
+        mm[i] = mi
+        vv[i] = vi
+        p[i] -= step * mi / (np.sqrt(vi) + e)
+
+
+def adam_update(param, grad, m, v, t, lr, beta1, beta2, eps):
+    _adam(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), t, lr,
+          beta1, beta2, eps)
+    return param
+
+
+@njit(cache=True, error_model="numpy", fastmath=_DOT)
+def _l2_penalty(W, dW, scale):
+    w, dw = W.ravel(), dW.ravel()
+    s = W.dtype.type(scale)
+    total = 0.0
+    for i in range(w.size):
+        wi = w[i]
+        dw[i] += s * wi
+        total += float(wi) * float(wi)
+    return 0.5 * scale * total
+
+
+def l2_penalty(W, dW, scale):
+    return _l2_penalty(W, dW, scale)

@@ -1,0 +1,231 @@
+"""The training loop: epochs of mini-batch steps over preallocated buffers.
+
+`EpochRunner.run_epoch(rows)` runs one epoch and returns its statistics. On
+the Numba backend the whole epoch is compiled (`fastnn.engine.numba_epoch`): Python
+runs once per epoch, or once per slice of about `SLICE_SECONDS` of work, so
+that Ctrl-C is seen within a fraction of a second, after a finished batch.
+Two cases run a Python loop over batches instead, with the same arithmetic:
+the NumPy backend (the readable reference), and the narrow single pass when a
+batch is large enough to be split over threads (each batch is then a
+millisecond or more, so the loop costs well under 1 %). `compiled=False`
+forces the Python loop on Numba too (tests compare the two). Data-parallel
+training (`shard`, from `fastnn.distributed`) runs the Python loop as well:
+between a batch's gradients and its update comes the Allreduce.
+
+What happens between epochs (history, early stopping, checkpoints) is the
+estimator's (`fastnn.estimators.base`).
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastnn.engine.interrupt import StoppedTogether
+from fastnn.contract.tables import (BAD_BATCH, BATCHES, CORRECT, LOSS, LOSS_NOT_FINITE, N_STATS, OK, STATUS,
+                      WEIGHT, WEIGHTS_NOT_FINITE)
+
+# Longest stretch of compiled work between two looks at Ctrl-C
+SLICE_SECONDS = 0.2
+
+
+@dataclass
+class EpochResult:
+    """What one epoch did: mean loss (with the L2 term), rows, their weight, correct rows."""
+
+    loss: float
+    rows: int
+    weight: float
+    correct: int
+    batches: int
+    status: int = OK
+    bad_batch: int = -1
+
+
+class EpochRunner:
+    """Runs epochs of `step` (a `fastnn.engine.step.TrainStep`) with `optimizer`.
+
+    Parameters
+    ----------
+    step : TrainStep
+        Whose coefs/intercepts and coef_grads/intercept_grads are views of
+        `params` and `grads`.
+    optimizer : an optimizer of `fastnn.engine.optim`
+    params, grads : FlatParameters
+    X : ndarray (n, k), float of the weights' dtype or uint8 (times input_scale)
+    y : intp ndarray (n,) labels (softmax head) or None
+    Y : float ndarray (n, C) targets (other heads) or None
+    sample_weight : float64 ndarray (n,) or None
+    batch_size, alpha, input_scale : as the estimator's
+    compiled : bool
+        False runs the Numba backend's steps from a Python loop.
+    shard : fastnn.distributed.BatchAllreduce, optional
+        Train data-parallel: this rank computes its slice of every batch into
+        `grads`, which must be ``shard.grads``, and the slices are summed.
+    """
+
+    def __init__(self, step, optimizer, params, grads, X, y, Y, sample_weight, batch_size,
+                 alpha, input_scale=1.0, compiled=True, shard=None):
+        self.step = step
+        self.optimizer = optimizer
+        self.params, self.grads = params, grads
+        self.X = X
+        dtype = step.dtype
+        self.y = np.empty(0, np.intp) if y is None else y
+        self.Y = step.empty_targets if Y is None else Y
+        self.sw = np.empty(0, np.float64) if sample_weight is None else sample_weight
+        self.batch_size = int(batch_size)
+        self.alpha = float(alpha)
+        self.input_scale = float(input_scale)
+        self.stats = np.zeros(N_STATS)
+        bs, k = self.batch_size, X.shape[1]
+        # the compiled loop's batch buffer (none for the Python loop: sparse X may be wide)
+        self.xb = np.empty((bs if compiled else 0, k), dtype)
+        self.yb = np.empty(bs if self.y.shape[0] else 0, np.intp)
+        self.Yb = np.empty((bs if self.Y.shape[0] else 0, self.Y.shape[1]), dtype)
+        self.swb = np.empty(bs if self.sw.shape[0] else 0, np.float64)
+        self.ops = _ops(step.backend)
+        # the single pass takes no row weights
+        narrow = step.narrow if self.sw.shape[0] == 0 else None
+        self.use_narrow = narrow is not None
+        threaded = narrow is not None and narrow.chunks(bs) > 1
+        self.shard = shard
+        self.compiled = (compiled and step.backend == "numba" and not threaded
+                         and shard is None)
+        # batches per compiled call: 1 until one call has been timed
+        self.batches_per_call = 1
+        if step.backend == "numba":
+            from fastnn.engine import numba_epoch
+
+            self._numba = numba_epoch
+        if self.compiled and self.use_narrow:
+            # the single pass gathers shuffled rows in X's own dtype
+            self.xnb = np.empty((bs, k), X.dtype)
+            self._narrow_args = (narrow.buffers(),)
+        self.x_native = None  # gathered rows of X's own dtype (Python loop, uint8 X)
+
+    def run_epoch(self, rows, interrupt=None):
+        """One epoch over `rows` (intp order of row indices; empty: 0..n-1 in order)."""
+        n = rows.shape[0] if rows.shape[0] else self.X.shape[0]
+        self.stats[:] = 0
+        if self.compiled:
+            self._compiled_epoch(rows, n, interrupt)
+        else:
+            self._python_epoch(rows, n, interrupt)
+        s = self.stats
+        return EpochResult(loss=s[LOSS] / s[WEIGHT] if s[WEIGHT] > 0 else 0.0, rows=n,
+                           weight=float(s[WEIGHT]), correct=int(s[CORRECT]),
+                           batches=int(s[BATCHES]), status=int(s[STATUS]),
+                           bad_batch=int(s[BAD_BATCH]))
+
+    def _compiled_epoch(self, rows, n, interrupt):
+        step, opt = self.step, self.optimizer
+        n_batches = -(-n // self.batch_size)
+        first = 0
+        while first < n_batches:
+            stop = min(n_batches, first + self.batches_per_call)
+            solver, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t = (
+                opt.compiled_args())
+            update = (self.params.data, self.grads.data, self.params.n_coef, self.alpha, solver,
+                      lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t, self.stats)
+            started = time.perf_counter()
+            if self.use_narrow:
+                xs = 1.0 if self.X.dtype == step.dtype else self.input_scale
+                t = self._numba.run_narrow_batches(
+                    self.X, self.y, xs, rows, n, self.batch_size, first, stop, self.xnb,
+                    self.yb, tuple(step.coefs), tuple(step.intercepts), tuple(step.coef_grads),
+                    tuple(step.intercept_grads), *self._narrow_args, *update)
+            else:
+                t = self._numba.run_batches(
+                    self.X, self.y, self.Y, self.sw, self.input_scale, rows, n,
+                    self.batch_size, first, stop, self.xb, self.yb, self.Yb, self.swb, step.act,
+                    step.head, *step.gemm_args(), *update)
+            seconds = time.perf_counter() - started
+            opt.set_step_count(t)
+            if self.stats[STATUS] != OK:
+                return
+            self.batches_per_call = max(1, int(SLICE_SECONDS * (stop - first) / max(seconds,
+                                                                                    1e-9)))
+            first = stop
+            if interrupt is not None and interrupt.pending and first < n_batches:
+                raise KeyboardInterrupt
+
+    def _python_epoch(self, rows, n, interrupt):
+        step, bs, shard = self.step, self.batch_size, self.shard
+        n_batches = -(-n // bs)
+        for b in range(n_batches):
+            start, stop = b * bs, min(b * bs + bs, n)
+            weight = self._batch_weight(rows, start, stop)
+            # the whole batch's normaliser, also on a rank that holds a slice of it
+            scale = 1.0 / weight if weight > 0 else 0.0
+            if shard is not None:
+                start, stop = shard.part(start, stop)
+            x, y, Y, sw = self._batch(rows, start, stop)
+            loss, correct = step.batch_grads(x, y, Y, sw, scale, self.input_scale)
+            stopping = interrupt is not None and interrupt.pending
+            if shard is not None:
+                loss, correct, stopping = shard(loss, correct, stopping)
+            self._finish(loss, weight, scale, b)
+            if self.stats[STATUS] != OK:
+                return
+            self.stats[CORRECT] += correct
+            if stopping and b + 1 < n_batches:
+                raise KeyboardInterrupt if shard is None else StoppedTogether
+        if self.stats[STATUS] == OK and not np.isfinite(self.params.data).all():
+            self.stats[STATUS] = WEIGHTS_NOT_FINITE
+            self.stats[BAD_BATCH] = n_batches - 1
+
+    def _batch_weight(self, rows, start, stop):
+        """Rows in batch [start, stop) of the epoch, or the sum of their weights."""
+        if self.sw.shape[0] == 0:
+            return float(stop - start)
+        pick = slice(start, stop) if rows.shape[0] == 0 else rows[start:stop]
+        return float(self.sw[pick].sum())
+
+    def _batch(self, rows, start, stop):
+        if rows.shape[0] == 0:
+            pick = slice(start, stop)
+            x = self.X[pick]
+        else:
+            pick = rows[start:stop]
+            if not isinstance(self.X, np.ndarray):
+                x = self.X[pick]  # sparse X (fastnn.engine.sparse_step): the batch's rows, still CSR
+            else:
+                if self.x_native is None:
+                    self.x_native = np.empty((self.batch_size, self.X.shape[1]), self.X.dtype)
+                x = np.take(self.X, pick, axis=0, out=self.x_native[:stop - start])
+        y = self.y[pick] if self.y.shape[0] else self.y
+        Y = self.Y[pick] if self.Y.shape[0] else None
+        sw = self.sw[pick] if self.sw.shape[0] else self.sw
+        return x, y, Y, sw
+
+    def _finish(self, loss, weight, scale, b):
+        opt = self.optimizer
+        if self.step.backend == "numba":
+            solver, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t = (
+                opt.compiled_args())
+            t = self._numba.finish_batch(
+                loss, weight, scale, b, self.params.data, self.grads.data, self.params.n_coef,
+                self.alpha, solver, lr, momentum, nesterov, beta1, beta2, eps, state1, state2,
+                t, self.stats)
+            opt.set_step_count(t)
+            return
+        # the NumPy reference of finish_batch
+        n_coef = self.params.n_coef
+        if self.alpha > 0:
+            loss += self.ops.l2_penalty(self.params.data[:n_coef], self.grads.data[:n_coef],
+                                        self.alpha * scale)
+        if not np.isfinite(loss):
+            self.stats[STATUS] = LOSS_NOT_FINITE
+            self.stats[BAD_BATCH] = b
+            return
+        opt.update_params(self.ops, self.params.data, self.grads.data)
+        self.stats[LOSS] += loss * weight
+        self.stats[WEIGHT] += weight
+        self.stats[BATCHES] += 1
+
+
+def _ops(backend):
+    from fastnn.backend import get_backend
+
+    return get_backend(backend).ops

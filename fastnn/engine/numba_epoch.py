@@ -1,0 +1,211 @@
+"""The compiled epoch loop: many training steps per call, no Python per batch.
+
+`run_batches` takes an epoch's row order and runs a range of its batches:
+gather (or read in place), fused forward/backward, L2, optimizer update on the
+flat parameter buffer, divergence check. The trainer calls it once per epoch,
+or in slices of bounded time so that Ctrl-C is seen within a fraction of a
+second. It releases the GIL.
+
+Rows may be read from float X of the weights' dtype in place (no shuffling,
+contiguous rows: no copy at all), or gathered by index into a batch buffer;
+uint8 X is widened and scaled by the input scale (1/255 for pixels) while it is
+gathered, so a float copy of the data set is never made.
+"""
+
+import numpy as np
+from numba.extending import overload
+
+from fastnn.contract.jit import njit
+from fastnn.contract.numba_ops import _adam, _l2_penalty, _sgd_momentum, _sgd_plain
+from fastnn.engine.numba_step import batch_grads, narrow_batch
+from fastnn.contract.tables import (BAD_BATCH, BATCHES, CORRECT, LOSS, LOSS_NOT_FINITE, OK, SGD, STATUS,
+                      WEIGHT, WEIGHTS_NOT_FINITE)
+
+
+def fetch_rows(X, rows, start, stop, xs, xb):
+    """Batch rows [start, stop) of the epoch order `rows` (empty: identity) as floats.
+
+    This Python body runs only under NUMBA_DISABLE_JIT; compiled callers get
+    `_fetch_rows`'s, specialised on X's dtype.
+    """
+    pick = slice(start, stop) if rows.shape[0] == 0 else rows[start:stop]
+    if X.dtype == xb.dtype:
+        return X[pick]
+    m = stop - start
+    np.multiply(X[pick], xb.dtype.type(xs), out=xb[:m], dtype=xb.dtype)
+    return xb[:m]
+
+
+# No cache option here: the body is compiled into its (cached) caller, and an
+# overload's own cache=True fails at import on a read-only install.
+@overload(fetch_rows, jit_options={"error_model": "numpy"})
+def _fetch_rows(X, rows, start, stop, xs, xb):
+    if X.dtype == xb.dtype:
+        def read(X, rows, start, stop, xs, xb):
+            if rows.shape[0] == 0:
+                return X[start:stop]  # contiguous rows: read in place
+            m, k = stop - start, X.shape[1]
+            for r in range(m):
+                src = rows[start + r]
+                for j in range(k):  # element by element: a row assignment compiles
+                    xb[r, j] = X[src, j]  # a shape check with a formatted error, seconds
+            return xb[:m]
+    else:
+        def read(X, rows, start, stop, xs, xb):
+            # integer pixels: widened and scaled on the way in
+            dt = xb.dtype.type
+            s = dt(xs)
+            m, k = stop - start, X.shape[1]
+            for r in range(m):
+                src = rows[start + r] if rows.shape[0] else start + r
+                for j in range(k):
+                    xb[r, j] = dt(X[src, j]) * s
+            return xb[:m]
+    return read
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def take_rows(a, rows, start, stop, buf):
+    """Entries [start, stop) of 1-D a (labels, row weights; empty stays empty) in epoch order."""
+    if a.shape[0] == 0 or rows.shape[0] == 0:
+        return a[start:stop] if a.shape[0] else a[:0]
+    m = stop - start
+    for r in range(m):
+        buf[r] = a[rows[start + r]]
+    return buf[:m]
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def take_rows_2d(a, rows, start, stop, buf):
+    """Rows [start, stop) of 2-D a (float targets, or X; empty stays empty) in epoch order."""
+    if a.shape[0] == 0 or rows.shape[0] == 0:
+        return a[start:stop] if a.shape[0] else a[:0]
+    m, k = stop - start, a.shape[1]
+    for r in range(m):
+        src = rows[start + r]
+        for j in range(k):  # element by element: see fetch_rows
+            buf[r, j] = a[src, j]
+    return buf[:m]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _all_finite(a):
+    for i in range(a.shape[0]):
+        if not np.isfinite(a[i]):
+            return False
+    return True
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def finish_batch(loss, weight, scale, b, params, grads, n_coef, alpha, solver, lr, momentum,
+                 nesterov, beta1, beta2, eps, state1, state2, t, stats):
+    """After a batch's gradients: the L2 term, the divergence check, the update.
+
+    `loss` and the gradients are the batch's (scaled by `scale`, the batch
+    holding `weight` rows or weight); `params`/`grads` are the flat buffers,
+    whose first n_coef entries are the weights (the L2 term's, as in
+    scikit-learn's packing). On a NaN or inf loss, sets STATUS and BAD_BATCH
+    and leaves the parameters alone. Returns Adam's step count t.
+    """
+    if alpha > 0:
+        loss += _l2_penalty(params[:n_coef], grads[:n_coef], alpha * scale)
+    if not np.isfinite(loss):
+        stats[STATUS] = LOSS_NOT_FINITE
+        stats[BAD_BATCH] = b
+        return t
+    if solver == SGD:
+        if momentum > 0:
+            _sgd_momentum(params, grads, lr, state1, momentum, nesterov)
+        else:
+            _sgd_plain(params, grads, lr)
+    else:
+        t += 1
+        _adam(params, grads, state1, state2, t, lr, beta1, beta2, eps)
+    stats[LOSS] += loss * weight
+    stats[WEIGHT] += weight
+    stats[BATCHES] += 1
+    return t
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def check_weights(params, n_batches, stats):
+    """After an epoch: the last batch's update is seen by no later loss."""
+    if stats[STATUS] == OK and not _all_finite(params):
+        stats[STATUS] = WEIGHTS_NOT_FINITE
+        stats[BAD_BATCH] = n_batches - 1
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def batch_weight(ww, start, stop):
+    """The batch's weight (rows, or the sum of its row weights) and its loss scale."""
+    weight = float(stop - start) if ww.shape[0] == 0 else float(ww.sum())
+    return weight, (1.0 / weight if weight > 0 else 0.0)
+
+
+# Two entry points, one per path, so that a fit compiles only the path it runs:
+# each is a large call graph that LLVM optimises whole.
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def run_batches(X, y, Y, sw, xs, rows, n, batch_size, first, stop_batch, xb, yb, Yb, swb,
+                act, head, coefs, intercepts, activations, deltas, coef_grads, intercept_grads,
+                params, grads, n_coef, alpha, solver, lr, momentum, nesterov, beta1, beta2, eps,
+                state1, state2, t, stats):
+    """Batches [first, stop_batch) of an epoch of n rows on the GEMM path; returns Adam's t.
+
+    X (float of the weights' dtype, or uint8 scaled by xs) is read in place
+    or gathered into xb. Each batch as `finish_batch` describes; `stats`
+    accumulates LOSS (batch losses times their weight), WEIGHT, CORRECT and
+    BATCHES, and stops at the first non-finite loss. After the epoch's last
+    batch, `check_weights`.
+    """
+    n_batches = (n + batch_size - 1) // batch_size
+    for b in range(first, stop_batch):
+        start = b * batch_size
+        stop = min(start + batch_size, n)
+        yy = take_rows(y, rows, start, stop, yb)
+        YY = take_rows_2d(Y, rows, start, stop, Yb)
+        ww = take_rows(sw, rows, start, stop, swb)
+        weight, scale = batch_weight(ww, start, stop)
+        x = fetch_rows(X, rows, start, stop, xs, xb)
+        loss, correct = batch_grads(x, yy, YY, ww, scale, act, head, coefs, intercepts,
+                                    activations, deltas, coef_grads, intercept_grads)
+        t = finish_batch(loss, weight, scale, b, params, grads, n_coef, alpha, solver, lr,
+                         momentum, nesterov, beta1, beta2, eps, state1, state2, t, stats)
+        if stats[STATUS] != OK:
+            return t
+        stats[CORRECT] += correct
+    if stop_batch == n_batches:
+        check_weights(params, n_batches, stats)
+    return t
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def run_narrow_batches(X, y, xs, rows, n, batch_size, first, stop_batch, xnb, yb, coefs,
+                       intercepts, coef_grads, intercept_grads, narrow_buffers, params, grads,
+                       n_coef, alpha, solver, lr, momentum, nesterov, beta1, beta2, eps, state1,
+                       state2, t, stats):
+    """As `run_batches`, on the single pass (one hidden ReLU layer, softmax head, no weights).
+
+    X is read in its own dtype (uint8 pixels widened in registers and scaled
+    by xs; xs is 1 for float X), gathered into xnb when the rows are shuffled.
+    """
+    n_batches = (n + batch_size - 1) // batch_size
+    W1T, p_dW1T, p_dW2, p_db1, p_db2, p_acc, scratch = narrow_buffers
+    for b in range(first, stop_batch):
+        start = b * batch_size
+        stop = min(start + batch_size, n)
+        yy = take_rows(y, rows, start, stop, yb)
+        weight, scale = float(stop - start), 1.0 / (stop - start)
+        xr = take_rows_2d(X, rows, start, stop, xnb)
+        loss, correct = narrow_batch(xr, yy, scale, xs, coefs, intercepts, coef_grads,
+                                     intercept_grads, W1T, p_dW1T, p_dW2, p_db1, p_db2, p_acc,
+                                     scratch)
+        t = finish_batch(loss, weight, scale, b, params, grads, n_coef, alpha, solver, lr,
+                         momentum, nesterov, beta1, beta2, eps, state1, state2, t, stats)
+        if stats[STATUS] != OK:
+            return t
+        stats[CORRECT] += correct
+    if stop_batch == n_batches:
+        check_weights(params, n_batches, stats)
+    return t

@@ -1,0 +1,433 @@
+"""The trainer's hot path on the Numba backend: one batch's loss and gradients.
+
+Two ways to the same numbers:
+
+- `batch_grads`, the GEMM path, for any network, activation and head: every
+  GEMM through Numba's np.dot (SciPy's OpenBLAS), each element-wise pass fused
+  into the GEMM that produces its input (bias+activation, head+loss+gradient+
+  bias gradient, activation derivative+bias gradient).
+- `NarrowStep`, a BLAS-free single pass for narrow one-hidden-layer ReLU
+  networks with a softmax head (the seed recipe, 784-10-10): with 10 hidden
+  units a GEMM's inner dimension is too short for BLAS, and the step is bound by
+  reading x. One pass per four rows does the forward pass, softmax, loss and
+  every gradient while the rows are in L1. It reads uint8 pixels as they are.
+
+Both compute gradients of ``scale * sum_i loss_i`` (scale = 1/n for a mean, or
+1/global_n for a slice of a sharded batch) and return ``(loss, correct)``, the
+scaled loss and the number of rows predicted right. The L2 term is the
+caller's (`fastnn.engine.numba_epoch`), over the flat parameter buffer.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+from fastnn.contract.jit import njit
+from fastnn.contract.numba_math import activation_backward_inplace, bias_activation_inplace, head_grad_inplace
+from fastnn.contract.numba_ops import _DOT
+from fastnn.contract.tables import IDENTITY, RELU, SOFTMAX_HEAD
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def forward(x, act, coefs, intercepts, activations):
+    """Every layer's output for batch x into activations[i][:n]; returns the last.
+
+    The last layer's is the output pre-activation (logits): the head applies
+    its own function.
+    """
+    n = x.shape[0]
+    last = len(coefs) - 1
+    a = x
+    for i in range(last):
+        out = activations[i][:n]
+        np.dot(a, coefs[i], out)
+        bias_activation_inplace(out, intercepts[i], act)
+        a = out
+    out = activations[last][:n]
+    np.dot(a, coefs[last], out)
+    bias_activation_inplace(out, intercepts[last], IDENTITY)
+    return out
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def batch_grads(x, y, Y, sw, scale, act, head, coefs, intercepts, activations, deltas,
+                coef_grads, intercept_grads):
+    """Loss of batch x and every gradient, over preallocated buffers.
+
+    x (n, k0) of the weights' dtype; y (n,) labels or Y (n, C) targets (the
+    other empty); sw (n,) row weights or empty. coefs[i] (k_i, m_i),
+    activations[i] (>= n, m_i), deltas[i] (>= n, k_i) for i >= 1 (deltas[0] is
+    unused), all tuples of one array type. Returns ``(loss, correct)``.
+    """
+    n = x.shape[0]
+    last = len(coefs) - 1
+    if n == 0:  # a rank's empty slice of a small sharded batch
+        for i in range(last + 1):
+            coef_grads[i][...] = 0
+            intercept_grads[i][...] = 0
+        return 0.0, 0
+    delta = forward(x, act, coefs, intercepts, activations)
+    loss, correct = head_grad_inplace(delta, y, Y, sw, head, scale, intercept_grads[last])
+    for i in range(last, -1, -1):
+        a_in = x if i == 0 else activations[i - 1][:n]
+        np.dot(a_in.T, delta, coef_grads[i])
+        if i > 0:
+            dx = deltas[i][:n]
+            np.dot(delta, coefs[i].T, dx)
+            activation_backward_inplace(dx, a_in, dx, act, intercept_grads[i - 1], True)
+            delta = dx
+    return loss, correct
+
+
+# -- single pass for narrow networks -----------------------------------------
+#
+# reassoc lets LLVM vectorise the length-k dot products; these loops only add
+# and multiply (NaN and inf still propagate), so it cannot change their meaning.
+# x rows may be uint8 (pixels 0..255): they are widened in registers, and the
+# input scale (1/255) is applied to the four dot products and to the gradients
+# instead of to every pixel.
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
+def _dots4(x0, x1, x2, x3, WT, pre):
+    # pre[4 j + t] = x_t . WT[j] for four rows, two j at a time: each vector load
+    # of x serves two FMAs and each of WT four, and the 8 accumulators and 6
+    # loads fit in the 16 vector registers.
+    k, nh = x0.shape[0], WT.shape[0]
+    dt = WT.dtype.type  # widens uint8 pixels in registers
+    zero = dt(0)
+    for j in range(0, nh - 1, 2):
+        w, v = WT[j], WT[j + 1]
+        s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = zero
+        for q in range(k):
+            wq, vq = w[q], v[q]
+            a0, a1, a2, a3 = dt(x0[q]), dt(x1[q]), dt(x2[q]), dt(x3[q])
+            s0 += a0 * wq
+            s1 += a1 * wq
+            s2 += a2 * wq
+            s3 += a3 * wq
+            t0 += a0 * vq
+            t1 += a1 * vq
+            t2 += a2 * vq
+            t3 += a3 * vq
+        pre[4 * j], pre[4 * j + 1], pre[4 * j + 2], pre[4 * j + 3] = s0, s1, s2, s3
+        pre[4 * j + 4], pre[4 * j + 5], pre[4 * j + 6], pre[4 * j + 7] = t0, t1, t2, t3
+    if nh % 2:
+        j = nh - 1
+        w = WT[j]
+        s0 = s1 = s2 = s3 = zero
+        for q in range(k):
+            wq = w[q]
+            s0 += dt(x0[q]) * wq
+            s1 += dt(x1[q]) * wq
+            s2 += dt(x2[q]) * wq
+            s3 += dt(x3[q]) * wq
+        pre[4 * j], pre[4 * j + 1], pre[4 * j + 2], pre[4 * j + 3] = s0, s1, s2, s3
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
+def _axpy4(dWT, g, x0, x1, x2, x3):
+    # dWT[j] += sum_t g[4 j + t] * x_t, two j at a time (x loads shared by both),
+    # as a chain of four FMAs: fewer instructions than a tree of products and sums
+    k, nh = x0.shape[0], dWT.shape[0]
+    dt = dWT.dtype.type
+    zero = dt(0)
+    for j in range(0, nh - 1, 2):
+        g0, g1, g2, g3 = g[4 * j], g[4 * j + 1], g[4 * j + 2], g[4 * j + 3]
+        h0, h1, h2, h3 = g[4 * j + 4], g[4 * j + 5], g[4 * j + 6], g[4 * j + 7]
+        if (g0 == zero and g1 == zero and g2 == zero and g3 == zero and h0 == zero
+                and h1 == zero and h2 == zero and h3 == zero):
+            continue  # two units off (ReLU) for all four rows: nothing to add
+        dw, dv = dWT[j], dWT[j + 1]
+        for q in range(k):
+            a0, a1, a2, a3 = dt(x0[q]), dt(x1[q]), dt(x2[q]), dt(x3[q])
+            dw[q] = (((dw[q] + g0 * a0) + g1 * a1) + g2 * a2) + g3 * a3
+            dv[q] = (((dv[q] + h0 * a0) + h1 * a1) + h2 * a2) + h3 * a3
+    if nh % 2:
+        j = nh - 1
+        g0, g1, g2, g3 = g[4 * j], g[4 * j + 1], g[4 * j + 2], g[4 * j + 3]
+        dw = dWT[j]
+        for q in range(k):
+            dw[q] = (((dw[q] + g0 * dt(x0[q])) + g1 * dt(x1[q])) + g2 * dt(x2[q])) + g3 * dt(x3[q])
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs, acc):
+    # Everything of rows r..r+rows-1 (rows <= 4) after their first-layer dot
+    # products: ReLU, output layer, softmax, loss and correct count (added to
+    # acc[0], acc[1]), dW2/db2/db1 (accumulated) and the hidden gradients dh,
+    # times the input scale xs (ready for dW1). pre, lg and dh hold one value
+    # per unit and row, at [4 unit + row]; pre becomes ReLU(xs pre + b1).
+    # The four rows run side by side as four independent chains (one row's small
+    # dot products alone are chains of dependent additions), each row adding in
+    # the same order as it would alone.
+    nh, nc = W2.shape
+    dt = pre.dtype.type
+    zero = dt(0)
+    for j in range(nh):
+        bj = b1[j]
+        for t in range(4):
+            v = pre[4 * j + t] * xs + bj
+            # NaN passes through, as np.maximum does; a missing row gets no gradient
+            pre[4 * j + t] = zero if (v <= zero or t >= rows) else v
+    for c in range(nc):
+        s0 = s1 = s2 = s3 = b2[c]
+        for j in range(nh):
+            w = W2[j, c]
+            s0 += pre[4 * j] * w
+            s1 += pre[4 * j + 1] * w
+            s2 += pre[4 * j + 2] * w
+            s3 += pre[4 * j + 3] * w
+        lg[4 * c], lg[4 * c + 1], lg[4 * c + 2], lg[4 * c + 3] = s0, s1, s2, s3
+    for t in range(rows):  # a runtime bound: one copy of this loop's body to compile
+        target = y[r + t]
+        row_max = lg[t]
+        best = 0
+        for c in range(1, nc):
+            if lg[4 * c + t] > row_max:
+                row_max = lg[4 * c + t]
+                best = c
+        acc[1] += best == target
+        shifted_target = float(lg[4 * target + t] - row_max)
+        total = 0.0
+        for c in range(nc):
+            e = np.exp(lg[4 * c + t] - row_max)
+            lg[4 * c + t] = e
+            total += e
+        acc[0] += np.log(total) - shifted_target
+        factor = dt(scale / total)
+        for c in range(nc):
+            lg[4 * c + t] *= factor
+        lg[4 * target + t] -= dt(scale)
+    for t in range(rows, 4):
+        for c in range(nc):
+            lg[4 * c + t] = zero
+    for c in range(nc):
+        g0, g1, g2, g3 = lg[4 * c], lg[4 * c + 1], lg[4 * c + 2], lg[4 * c + 3]
+        db2[c] += g0
+        db2[c] += g1
+        db2[c] += g2
+        db2[c] += g3
+    for j in range(nh):
+        h0, h1, h2, h3 = pre[4 * j], pre[4 * j + 1], pre[4 * j + 2], pre[4 * j + 3]
+        s0 = s1 = s2 = s3 = zero
+        for c in range(nc):
+            g0, g1, g2, g3 = lg[4 * c], lg[4 * c + 1], lg[4 * c + 2], lg[4 * c + 3]
+            a = dW2[j, c]
+            a += h0 * g0
+            a += h1 * g1
+            a += h2 * g2
+            a += h3 * g3
+            dW2[j, c] = a
+            w = W2[j, c]
+            s0 += g0 * w
+            s1 += g1 * w
+            s2 += g2 * w
+            s3 += g3 * w
+        s0 = s0 if h0 > zero else zero
+        s1 = s1 if h1 > zero else zero
+        s2 = s2 if h2 > zero else zero
+        s3 = s3 if h3 > zero else zero
+        db1[j] += s0
+        db1[j] += s1
+        db1[j] += s2
+        db1[j] += s3
+        dh[4 * j], dh[4 * j + 1], dh[4 * j + 2] = s0 * xs, s1 * xs, s2 * xs
+        dh[4 * j + 3] = s3 * xs
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratch, scale, xs,
+                acc):
+    """Rows [start, stop) of a one-hidden-layer ReLU/softmax network in one pass.
+
+    x (n, k) float or uint8 (times the input scale xs), W1T (h, k) (W1
+    transposed), W2 (h, c). Sets dW1T and dW2 (x's dtype) and db1, db2
+    (float64) to this chunk's gradient sums, acc[0] to its scaled loss and
+    acc[1] to its correct count. scratch is (3, >= 4 max(h, c)).
+    """
+    dW1T[...] = 0
+    dW2[...] = 0
+    db1[...] = 0
+    db2[...] = 0
+    acc[0] = 0.0
+    acc[1] = 0.0
+    pre, dh, lg = scratch[0], scratch[1], scratch[2]
+    dt = W1T.dtype.type
+    xs_ = dt(xs)
+    last = stop - 1
+    for r in range(start, stop, 4):
+        # Four rows a step; past the end (the last 1-3 rows) the missing rows
+        # repeat the last one, with a zero gradient: one call site per kernel,
+        # so one inlined copy to compile.
+        rows = min(4, stop - r)
+        x0, x1, x2, x3 = x[r], x[min(r + 1, last)], x[min(r + 2, last)], x[min(r + 3, last)]
+        _dots4(x0, x1, x2, x3, W1T, pre)
+        _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs_, acc)
+        _axpy4(dW1T, dh, x0, x1, x2, x3)
+    acc[0] *= scale
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def narrow_finish(parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, chunks, coef_grads,
+                  intercept_grads):
+    """Add the first `chunks` partial sums into the gradients; return (loss, correct)."""
+    dW1, dW2 = coef_grads[0], coef_grads[1]
+    db1, db2 = intercept_grads[0], intercept_grads[1]
+    nh, k = parts_dW1T.shape[1], parts_dW1T.shape[2]
+    for q in range(k):
+        for j in range(nh):
+            s = parts_dW1T[0, j, q]
+            for t in range(1, chunks):
+                s += parts_dW1T[t, j, q]
+            dW1[q, j] = s
+    for j in range(nh):
+        for c in range(dW2.shape[1]):
+            s = parts_dW2[0, j, c]
+            for t in range(1, chunks):
+                s += parts_dW2[t, j, c]
+            dW2[j, c] = s
+    # the biases' float64 partial sums, rounded once
+    for j in range(nh):
+        db1[j] = parts_db1[:chunks, j].sum()
+    for c in range(db2.shape[0]):
+        db2[c] = parts_db2[:chunks, c].sum()
+    loss = 0.0
+    correct = 0.0
+    for t in range(chunks):
+        loss += parts_acc[t, 0]
+        correct += parts_acc[t, 1]
+    return loss, int(correct)
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def narrow_batch(x, y, scale, xs, coefs, intercepts, coef_grads, intercept_grads, W1T, parts_dW1T,
+                 parts_dW2, parts_db1, parts_db2, parts_acc, scratch):
+    """The whole single pass on one thread: (loss, correct) of batch x, gradients set."""
+    n = x.shape[0]
+    W1 = coefs[0]
+    for q in range(W1.shape[0]):  # element by element: see numba_epoch.fetch_rows
+        for j in range(W1.shape[1]):
+            W1T[j, q] = W1[q, j]
+    narrow_rows(x, y, 0, n, W1T, intercepts[0], coefs[1], intercepts[1], parts_dW1T[0],
+                parts_db1[0], parts_dW2[0], parts_db2[0], scratch[0], scale, xs, parts_acc[0])
+    return narrow_finish(parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, 1, coef_grads,
+                         intercept_grads)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def narrow_forward(x, xs, W1T, b1, W2, b2, out):
+    """Logits of a one-hidden-layer ReLU network without BLAS, four rows at a time.
+
+    For predictions between the single pass's training steps: a BLAS call's
+    threads spin on both cores after it returns, and slow the next step's own
+    threads down (by half, on 2 cores). x (n, k) float or uint8 (times xs).
+    """
+    n = x.shape[0]
+    nh, nc = W2.shape
+    dt = W1T.dtype.type
+    zero = dt(0)
+    s = dt(xs)
+    pre = np.empty(4 * nh, W1T.dtype)
+    last = n - 1
+    for r in range(0, n, 4):
+        _dots4(x[r], x[min(r + 1, last)], x[min(r + 2, last)], x[min(r + 3, last)], W1T, pre)
+        for t in range(min(4, n - r)):
+            for c in range(nc):
+                total = b2[c]
+                for j in range(nh):
+                    v = pre[4 * j + t] * s + b1[j]
+                    if v > zero:  # ReLU, and a NaN stays NaN, as np.maximum keeps it
+                        total += v * W2[j, c]
+                    elif v != v:
+                        total += v
+                out[r + t, c] = total
+    return out
+
+
+def n_threads():
+    """Threads a step may use: Numba's current thread count (NUMBA_NUM_THREADS by default)."""
+    return max(1, min(numba.get_num_threads(), os.cpu_count() or 1))
+
+
+_POOL = {}
+# A forked child inherits the pool but not its threads: work submitted there
+# would wait forever. The child starts a pool of its own on first use.
+os.register_at_fork(after_in_child=_POOL.clear)
+
+
+def _pool(threads):
+    # Created on first use: a step that never splits rows starts no threads.
+    if threads not in _POOL:
+        _POOL[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fastnn")
+    return _POOL[threads]
+
+
+# Rows per chunk below which splitting a narrow step costs more than it saves
+MIN_ROWS_PER_THREAD = 1024
+# Chunks per thread: a thread slowed down (by another process on its core)
+# leaves its later chunks to the others instead of holding up the step
+CHUNKS_PER_THREAD = 4
+# Widest hidden and output layers that the single pass handles (beyond them,
+# per-row dot products lose to a GEMM)
+NARROW_MAX_WIDTH = 32
+
+
+def narrow_applies(n_hidden_layers, widths, activation, head, weighted):
+    """Whether the single pass can run this network (else the GEMM path does)."""
+    return (n_hidden_layers == 1 and max(widths) <= NARROW_MAX_WIDTH and activation == RELU
+            and head == SOFTMAX_HEAD and not weighted)
+
+
+class NarrowStep:
+    """The single pass over row chunks, on a thread pool when the batch is large.
+
+    Holds the per-chunk partial sums, allocated once for `threads` threads.
+    """
+
+    def __init__(self, coefs, intercepts, coef_grads, intercept_grads, threads=None):
+        (k, nh), nc = coefs[0].shape, coefs[1].shape[1]
+        dtype = coefs[0].dtype
+        self.threads = n_threads() if threads is None else threads
+        slots = self.threads * CHUNKS_PER_THREAD if self.threads > 1 else 1
+        self.coefs, self.intercepts = tuple(coefs), tuple(intercepts)
+        self.coef_grads, self.intercept_grads = tuple(coef_grads), tuple(intercept_grads)
+        self.W1T = np.empty((nh, k), dtype)
+        self.dW1T = np.empty((slots, nh, k), dtype)
+        self.dW2 = np.empty((slots, nh, nc), dtype)
+        self.db1 = np.empty((slots, nh))
+        self.db2 = np.empty((slots, nc))
+        self.acc = np.empty((slots, 2))
+        self.scratch = np.empty((slots, 3, 4 * max(nh, nc)), dtype)
+
+    def chunks(self, n):
+        """How many row chunks a batch of n rows is split into."""
+        return max(1, min(self.dW1T.shape[0], n // MIN_ROWS_PER_THREAD))
+
+    def buffers(self):
+        """The work buffers, in `narrow_batch`'s order after intercept_grads."""
+        return (self.W1T, self.dW1T, self.dW2, self.db1, self.db2, self.acc, self.scratch)
+
+    def _rows(self, t, x, y, start, stop, scale, xs):
+        narrow_rows(x, y, start, stop, self.W1T, self.intercepts[0], self.coefs[1],
+                    self.intercepts[1], self.dW1T[t], self.db1[t], self.dW2[t], self.db2[t],
+                    self.scratch[t], scale, xs, self.acc[t])
+
+    def __call__(self, x, y, scale, xs=1.0):
+        """(loss, correct) of batch (x, y); the gradients into coef_grads, intercept_grads."""
+        n = x.shape[0]
+        chunks = self.chunks(n)
+        if chunks == 1:
+            return narrow_batch(x, y, scale, xs, self.coefs, self.intercepts, self.coef_grads,
+                                self.intercept_grads, *self.buffers())
+        np.copyto(self.W1T, self.coefs[0].T)
+        bounds = [n * t // chunks for t in range(chunks + 1)]
+        pool = _pool(self.threads)
+        futures = [pool.submit(self._rows, t, x, y, bounds[t], bounds[t + 1], scale, xs)
+                   for t in range(chunks)]
+        for future in futures:
+            future.result()
+        return narrow_finish(self.dW1T, self.dW2, self.db1, self.db2, self.acc, chunks,
+                             self.coef_grads, self.intercept_grads)

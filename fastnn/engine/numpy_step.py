@@ -1,0 +1,90 @@
+"""The NumPy backend's training step: the readable reference of `fastnn.engine.numba_step`.
+
+Same arguments and results as the Numba `forward` and `batch_grads`, written
+as plain array expressions, with activations (`fastnn.contract.numpy_ops`) and heads in tables
+as in scikit-learn's `_base.py`. The Numba step is tested against this one.
+"""
+
+import numpy as np
+
+from fastnn.contract.numpy_ops import ACTIVATIONS, DERIVATIVES, logistic
+from fastnn.contract.tables import EXP_HEAD, IDENTITY_HEAD, LOGISTIC_HEAD, SOFTMAX_HEAD
+
+
+def forward(x, act, coefs, intercepts, activations=None):
+    """Output pre-activations (logits) of batch x; `activations` (a list) gets every layer's."""
+    a = x
+    last = len(coefs) - 1
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        z = a @ W + b
+        a = ACTIVATIONS[act](z, z) if i < last else z
+        if activations is not None:
+            activations.append(a)
+    return a
+
+
+def _softmax_head(z, y, Y, w):
+    shifted = z - z.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    rows = np.arange(z.shape[0])
+    per_row = np.log(total[:, 0], dtype=np.float64) - shifted[rows, y]
+    grad = exp / total
+    grad[rows, y] -= 1
+    correct = int(np.sum(np.argmax(z, axis=1) == y))
+    return per_row, grad, correct
+
+
+def _logistic_head(z, y, Y, w):
+    # log(1 + exp(z)) - Y z, without overflow for logits of +-1000
+    z64 = z.astype(np.float64)
+    per_row = (np.maximum(z64, 0) - Y * z64 + np.log1p(np.exp(-np.abs(z64)))).sum(axis=1)
+    grad = logistic(z, np.empty_like(z)) - Y
+    correct = int(np.sum(np.all((z > 0) == (Y > 0.5), axis=1)))
+    return per_row, grad, correct
+
+
+def _identity_head(z, y, Y, w):
+    diff = z - Y
+    per_row = 0.5 * np.sum(diff.astype(np.float64) ** 2, axis=1)
+    return per_row, diff, 0
+
+
+def _exp_head(z, y, Y, w):
+    # half the Poisson deviance of mu = exp(z): scikit-learn's poisson_loss per row
+    from scipy.special import xlogy
+
+    z64, Y64 = z.astype(np.float64), Y.astype(np.float64)
+    mu = np.exp(z)
+    per_row = (xlogy(Y64, Y64) - Y64 * z64 - Y64 + mu.astype(np.float64)).sum(axis=1)
+    return per_row, mu - Y, 0
+
+
+HEADS = {SOFTMAX_HEAD: _softmax_head, LOGISTIC_HEAD: _logistic_head,
+         IDENTITY_HEAD: _identity_head, EXP_HEAD: _exp_head}
+
+
+def batch_grads(x, y, Y, sw, scale, act, head, coefs, intercepts, coef_grads, intercept_grads):
+    """Loss of batch x and every gradient; returns ``(loss, correct)``.
+
+    loss = scale * sum_i sw_i loss_i (sw empty: weight 1); the gradients of
+    that into coef_grads and intercept_grads (written in place).
+    """
+    if x.shape[0] == 0:
+        for g in list(coef_grads) + list(intercept_grads):
+            g[...] = 0
+        return 0.0, 0
+    activations = []
+    z = forward(x, act, coefs, intercepts, activations)
+    per_row, delta, correct = HEADS[head](z, y, Y, sw)
+    w = np.ones(x.shape[0]) if sw.shape[0] == 0 else sw.astype(np.float64)
+    loss = scale * float(np.dot(w, per_row))
+    delta = (delta * (scale * w)[:, None]).astype(z.dtype)
+    for i in range(len(coefs) - 1, -1, -1):
+        a_in = x if i == 0 else activations[i - 1]
+        coef_grads[i][...] = a_in.T @ delta
+        # float64 accumulation: float32 column sums over a large batch drift
+        intercept_grads[i][...] = delta.sum(axis=0, dtype=np.float64)
+        if i > 0:
+            delta = DERIVATIVES[act](delta @ coefs[i].T, a_in)
+    return loss, correct

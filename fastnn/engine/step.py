@@ -1,0 +1,201 @@
+"""A network's forward pass and training step over preallocated buffers, on either backend.
+
+Like llm.c's `gpt2_forward/backward`, these only call kernels: the Numba
+backend's fused step (`fastnn.engine.numba_step`) or the NumPy reference step
+(`fastnn.engine.numpy_step`). `TrainStep` allocates every buffer of a step once for
+the largest batch; a smaller batch runs on leading-row views, so a step
+allocates nothing (on the Numba backend). Inputs are assumed valid: the
+estimator checks them once per fit.
+
+coefs[i] is (fan_in, fan_out), intercepts[i] is (fan_out,), rows are samples.
+uint8 inputs (pixels) are read as they are and scaled by `input_scale`.
+"""
+
+import importlib
+
+import numpy as np
+
+from fastnn.contract.tables import RELU, SOFTMAX_HEAD, activation_code, head_code
+
+_STEPS = {"numba": "fastnn.engine.numba_step", "numpy": "fastnn.engine.numpy_step"}
+_BY_MODULE = {"fastnn.kernels": "numba", "fastnn.contract.numba_ops": "numba",
+              "fastnn.reference": "numpy", "fastnn.contract.numpy_ops": "numpy"}
+
+
+def backend_name(backend):
+    """"numba" or "numpy" from a name, a backend module or its `ops`."""
+    if isinstance(backend, str) and backend in _STEPS:
+        return backend
+    name = _BY_MODULE.get(getattr(backend, "__name__", None))
+    if name is None:
+        raise ValueError(f"backend must be 'numba', 'numpy' or a fastnn backend module, "
+                         f"got {backend!r}")
+    return name
+
+
+def _as_float(x, dtype, input_scale, out=None):
+    """x itself when it is already `dtype`, else x widened and times `input_scale`."""
+    if x.dtype == dtype:
+        return x
+    if out is None:
+        out = np.empty(x.shape, dtype)
+    np.multiply(x, dtype.type(input_scale), out=out, dtype=dtype)
+    return out
+
+
+class ForwardPass:
+    """Output pre-activations (logits) of up to `max_batch` rows at a time."""
+
+    def __init__(self, backend, coefs, intercepts, max_batch, activation="relu"):
+        self.backend = backend_name(backend)
+        self.step_module = importlib.import_module(_STEPS[self.backend])
+        self.coefs = list(coefs)
+        self.intercepts = list(intercepts)
+        self.dtype = self.coefs[0].dtype
+        self.act = activation_code(activation)
+        self.max_batch = max_batch
+        # activations[i] is layer i's output; the last one holds the logits,
+        # then (in a TrainStep) the loss gradient, in place.
+        self.activations = tuple(np.empty((max_batch, W.shape[1]), self.dtype)
+                                 for W in self.coefs)
+        self._x = None  # a float batch buffer, made on the first integer batch
+
+    def _narrow_forward(self):
+        # the single pass's networks: no BLAS in their predictions (see narrow_forward)
+        if self.backend != "numba" or len(self.coefs) != 2 or self.act != RELU:
+            return False
+        from fastnn.engine.numba_step import NARROW_MAX_WIDTH
+
+        return max(W.shape[1] for W in self.coefs) <= NARROW_MAX_WIDTH
+
+    def _float_batch(self, x, input_scale):
+        if x.dtype == self.dtype:
+            return x
+        if self._x is None:
+            self._x = np.empty((self.max_batch, x.shape[1]), self.dtype)
+        return _as_float(x, self.dtype, input_scale, self._x[:x.shape[0]])
+
+    def forward(self, x, input_scale=1.0):
+        """Logits of batch `x` (a view of n rows of the last buffer on Numba)."""
+        if self._narrow_forward():
+            from fastnn.engine.numba_step import narrow_forward
+
+            xs = 1.0 if x.dtype == self.dtype else input_scale
+            W1T = np.ascontiguousarray(self.coefs[0].T)
+            return narrow_forward(x, xs, W1T, self.intercepts[0], self.coefs[1],
+                                  self.intercepts[1], self.activations[-1][:x.shape[0]])
+        x = self._float_batch(x, input_scale)
+        if self.backend == "numpy":
+            return self.step_module.forward(x, self.act, self.coefs, self.intercepts)
+        return self.step_module.forward(x, self.act, tuple(self.coefs), tuple(self.intercepts),
+                                        self.activations)
+
+
+_EMPTY_LABELS = np.empty(0, np.intp)
+_EMPTY_WEIGHTS = np.empty(0, np.float64)
+
+
+class TrainStep(ForwardPass):
+    """Loss and gradients of one batch, over preallocated buffers.
+
+    Parameters
+    ----------
+    backend : "numba", "numpy", or a backend module or its ops
+    coefs, intercepts : list of ndarray
+        The parameters (read); views of a flat buffer in the estimator.
+    max_batch : int
+    activation : str
+        Hidden-layer activation, a name of `fastnn.contract.tables.ACTIVATIONS`.
+    head : str
+        Output head, a name of `fastnn.contract.tables.HEADS`.
+    coef_grads, intercept_grads : list of ndarray, optional
+        Where the gradients go (default: new arrays).
+    """
+
+    def __init__(self, backend, coefs, intercepts, max_batch, activation="relu",
+                 head="softmax", coef_grads=None, intercept_grads=None):
+        super().__init__(backend, coefs, intercepts, max_batch, activation)
+        self.head = head_code(head)
+        dtype = self.dtype
+        self.coef_grads = ([np.empty_like(W) for W in self.coefs] if coef_grads is None
+                           else list(coef_grads))
+        self.intercept_grads = ([np.empty_like(b) for b in self.intercepts]
+                                if intercept_grads is None else list(intercept_grads))
+        # deltas[i] is the gradient with respect to layer i's input, for i >= 1;
+        # tuples hold one array type, hence the (0, 0) placeholder for deltas[0]
+        self.deltas = (np.empty((0, 0), dtype),) + tuple(
+            np.empty((max_batch, W.shape[0]), dtype) for W in self.coefs[1:])
+        self.empty_targets = np.empty((0, self.coefs[-1].shape[1]), dtype)
+        self.narrow = None
+        if self.backend == "numba":
+            from fastnn.engine.numba_step import NarrowStep, narrow_applies
+
+            widths = [W.shape[1] for W in self.coefs]
+            if narrow_applies(len(self.coefs) - 1, widths, self.act, self.head, False):
+                self.narrow = NarrowStep(self.coefs, self.intercepts, self.coef_grads,
+                                         self.intercept_grads)
+
+    @property
+    def params(self):
+        return self.coefs + self.intercepts
+
+    @property
+    def grads(self):
+        return self.coef_grads + self.intercept_grads
+
+    def gemm_args(self):
+        """The Numba GEMM path's network arguments, after (x, y, Y, sw, scale, act, head)."""
+        return (tuple(self.coefs), tuple(self.intercepts), self.activations, self.deltas,
+                tuple(self.coef_grads), tuple(self.intercept_grads))
+
+    def batch_grads(self, x, y=None, Y=None, sample_weight=None, scale=None, input_scale=1.0):
+        """``(loss, correct)`` of one batch; its gradients into coef_grads and intercept_grads.
+
+        y: integer labels (softmax head) or Y: float targets (the others);
+        loss = scale * sum_i w_i loss_i, scale 1/n (or 1 / sum of the weights)
+        unless given.
+        """
+        n = x.shape[0]
+        y = _EMPTY_LABELS if y is None else y
+        Y = self.empty_targets if Y is None else Y
+        sw = _EMPTY_WEIGHTS if sample_weight is None else sample_weight
+        if scale is None:
+            total = float(sw.sum()) if sw.shape[0] else float(n)
+            scale = 1.0 / total if total > 0 else 0.0
+        if self.backend == "numpy":
+            return self.step_module.batch_grads(
+                self._float_batch(x, input_scale), y, Y, sw, scale, self.act, self.head,
+                self.coefs, self.intercepts, self.coef_grads, self.intercept_grads)
+        if self.narrow is not None and sw.shape[0] == 0:
+            xs = 1.0 if x.dtype == self.dtype else input_scale
+            return self.narrow(x, y, scale, xs)
+        return self.step_module.batch_grads(self._float_batch(x, input_scale), y, Y, sw, scale,
+                                            self.act, self.head, *self.gemm_args())
+
+    def loss_and_grads(self, x, targets, alpha=0.0):
+        """Mean loss of batch (x, targets) plus ``alpha / (2 n) * sum ||W||^2``; gradients too.
+
+        `targets` are labels for the softmax head, float targets otherwise.
+        """
+        if self.head == SOFTMAX_HEAD:
+            loss, _ = self.batch_grads(x, y=targets)
+        else:
+            loss, _ = self.batch_grads(x, Y=targets)
+        if alpha > 0:
+            scale = alpha / x.shape[0]
+            for W, dW in zip(self.coefs, self.coef_grads):
+                dW += W.dtype.type(scale) * W
+                loss += 0.5 * scale * float(np.dot(W.ravel(), W.ravel()))
+        return loss
+
+
+def predict_logits(backend, coefs, intercepts, X, activation="relu", input_scale=1.0,
+                   chunk=4096):
+    """Output pre-activations of every row of X, `chunk` rows at a time."""
+    n = X.shape[0]
+    out = np.empty((n, coefs[-1].shape[1]), dtype=coefs[0].dtype)
+    step = ForwardPass(backend, coefs, intercepts, max(1, min(chunk, n)), activation)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        out[start:stop] = step.forward(X[start:stop], input_scale)
+    return out

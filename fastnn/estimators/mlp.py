@@ -1,0 +1,394 @@
+"""`MLPClassifier` and `MLPRegressor`: scikit-learn compatible estimators over fastnn's kernels.
+
+Parameter names and defaults follow `sklearn.neural_network` wherever the
+concept is the same, so that swapping the import is a drop-in change. Both are
+thin: what they share (parameters, the epoch loop, solvers, rollback,
+checkpoints) is `fastnn.estimators.base.BaseMLP`'s; each says how its targets reach the
+kernels, which output head it trains and how it predicts and scores.
+"""
+
+import warnings
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import DataConversionWarning
+from sklearn.metrics import r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+from sklearn.utils.validation import check_array
+
+from fastnn.backend import get_backend
+from fastnn.estimators import serialization, sklearn_interop
+from fastnn.estimators.base import BaseMLP, DivergenceError
+
+__all__ = ["DivergenceError", "MLPClassifier", "MLPRegressor", "from_sklearn", "load"]
+
+_PARAMETERS_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Units of each hidden layer; ``()`` for none (a linear or logistic
+        model trained the same way), as in scikit-learn.
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        Hidden-layer activation.
+    solver : {"adam", "sgd", "lbfgs"}, default="adam"
+        "lbfgs" is scipy's L-BFGS-B over the flat parameter buffer, with the
+        loss and gradient of the whole data set from the fused kernels (row
+        chunks, so memory does not grow with n).
+    alpha : float, default=1e-4
+        L2 penalty; each batch adds ``alpha / (2 n_batch) * sum ||W||^2`` to its
+        loss (``n_batch`` is the batch's weight sum with `sample_weight`), as
+        scikit-learn does.
+    batch_size : int or "auto", default="auto"
+        "auto" is ``min(200, n_samples)``; an int >= n_samples is full-batch
+        gradient descent.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        SGD's schedule, as scikit-learn's: "invscaling" is
+        ``learning_rate_init / (t + 1) ** power_t`` after each epoch, t the
+        samples seen; "adaptive" divides the rate by 5 whenever training stops
+        improving for `n_iter_no_change` epochs, down to 1e-6.
+    learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
+    max_iter : int, default=200
+        Number of epochs (L-BFGS: iterations).
+    shuffle : bool, default=True
+    random_state : int, RandomState or None
+        Seeds the initialisation, the shuffling and the validation split.
+    tol : float, default=1e-4
+    verbose : bool, default=False
+        Prints scikit-learn's ``Iteration %d, loss = %.8f`` lines.
+    warm_start : bool, default=False
+        `fit` starts from the current weights, as in scikit-learn: a new run of
+        `max_iter` epochs with a fresh optimizer (`fit(resume=True)` instead
+        continues the same run, optimizer state and shuffling included).
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    early_stopping : bool, default=False
+    validation_fraction : float, default=0.1
+    beta_1, beta_2, epsilon : float
+        Adam's parameters (scikit-learn's form: eps is added to sqrt(v)).
+    n_iter_no_change : int or numpy.inf, default=10
+    max_fun : int, default=15000
+        L-BFGS's limit on loss evaluations.
+    backend : {"numba", "numpy"}, default="numba"
+    dtype : {"float32", "float64"}, default="float32"
+        The weights' dtype; float X is converted to it (not copied when it
+        already is, C-contiguous).
+    input_scale : float, default=1/255
+        uint8 X (pixels 0..255) is kept as bytes and multiplied by this on the
+        fly; it does not apply to float X.
+
+    Pressing Ctrl-C during `fit` or `partial_fit` stops training after the
+    current batch, returns the model to the end of its last finished epoch
+    (weights, optimizer state, counters, history) and then raises the
+    KeyboardInterrupt; a second Ctrl-C interrupts at once. A NaN or inf loss (or
+    weights) does the same and raises `DivergenceError`, naming the epoch, the
+    batch and the learning rate. A saved model is a checkpoint:
+    ``fastnn.load(path).fit(X, y, resume=True)`` continues its run exactly.
+"""
+
+
+class MLPClassifier(ClassifierMixin, BaseMLP):
+    __doc__ = """Multi-layer perceptron classifier.
+
+    The output head follows the targets, as in scikit-learn: softmax and
+    cross-entropy for multiclass y, one logistic output and binary
+    cross-entropy for binary y (`predict_proba` still returns two columns),
+    logistic outputs for a multilabel indicator matrix.
+    """ + _PARAMETERS_DOC + """
+    Attributes
+    ----------
+    classes_, coefs_, intercepts_, loss_, n_iter_, n_features_in_,
+    feature_names_in_, n_layers_, n_outputs_, out_activation_, t_, as
+    scikit-learn's; with the stochastic solvers also loss_curve_, best_loss_
+    (None with early stopping), validation_scores_ and best_validation_score_
+    (None without).
+    history_ : dict of lists, one entry per epoch (like Keras' ``History.history``)
+        "epoch", "loss", "seconds", "samples_per_second" and "train_accuracy"
+        of the training pass (counted during the epoch's steps, as Keras
+        reports it); "val_accuracy" with `validation_data`.
+    """
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over (X, y), continuing from the current weights.
+
+        `classes` (every label that will ever be seen) is required on the
+        first call, as in scikit-learn; later calls may repeat it. Returns self.
+        """
+        first = not hasattr(self, "classes_")
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if not first and classes is not None and not np.array_equal(
+                self.classes_, unique_labels(classes)):
+            raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
+                             f"partial_fit, was: {self.classes_!r}")
+        return self._partial_fit(X, y, sample_weight, classes if first else None)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), columns in `classes_` order."""
+        X = self._validate_predict_input(X)
+        logits = self._predict_output(X)
+        if self.out_activation_ == "softmax":
+            return get_backend(self.backend).ops.softmax(logits, logits)
+        p = _logistic(logits)
+        if self._label_binarizer.y_type_ == "binary":
+            return np.hstack([1 - p, p])
+        return p
+
+    def predict_log_proba(self, X):
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Most probable class label of each row of X (an indicator matrix for multilabel)."""
+        X = self._validate_predict_input(X)
+        return self._labels_of(self._predict_output(X))
+
+    # -- the subclass hooks -------------------------------------------------
+
+    def _labels_of(self, logits):
+        if self.out_activation_ == "softmax":
+            return self.classes_[np.argmax(logits, axis=1)]
+        on = logits > 0
+        if self._label_binarizer.y_type_ == "binary":
+            if len(self.classes_) == 1:
+                return np.repeat(self.classes_, logits.shape[0])
+            return self.classes_[on[:, 0].astype(np.intp)]
+        return on.astype(self._label_binarizer.classes_.dtype
+                         if self.classes_.dtype.kind in "iu" else int)
+
+    def _encode_targets(self, y, n, first, classes=None, same_classes=False):
+        """(labels, None) for the softmax head, (None, Y) for the logistic one.
+
+        `same_classes` (warm_start): y must hold exactly the classes of the last fit.
+        """
+        y = _check_targets_length(y, n)
+        # integer or string labels of a fitted single-label model are classes by
+        # type: type_of_target (a few hundred microseconds) is needed only otherwise
+        known = (not first and self._label_binarizer.y_type_ != "multilabel-indicator"
+                 and isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iuU")
+        if not known:
+            check_classification_targets(y)
+        if first:
+            binarizer = LabelBinarizer()
+            # partial_fit's classes name the labels; a multilabel y names its own columns
+            multilabel = type_of_target(y).startswith("multilabel")
+            binarizer.fit(y if classes is None or multilabel else np.asarray(classes))
+            # one class trains too, as in scikit-learn: one logistic output, always 0
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+            multiclass = binarizer.y_type_ == "multiclass"
+            self._head = "softmax" if multiclass else "logistic"
+            self.n_outputs_ = 1 if binarizer.y_type_ == "binary" else len(self.classes_)
+        if same_classes:
+            seen = unique_labels(y)
+            if set(seen) != set(self.classes_):
+                raise ValueError("warm_start can only be used where `y` has the same classes "
+                                 f"as in the previous call to fit. Previously got "
+                                 f"{self.classes_}, `y` has {seen}")
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            if y.ndim != 2 or y.shape[1] != len(self.classes_):
+                raise ValueError(f"y must be a multilabel indicator matrix of "
+                                 f"{len(self.classes_)} columns, got shape {y.shape}")
+            return None, np.ascontiguousarray(y, dtype=self._dtype)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D, got shape {y.shape}")
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if unseen.size:
+            raise ValueError(f"y holds labels not in classes_: {unseen[:5].tolist()}")
+        labels = np.searchsorted(self.classes_, y).astype(np.intp)
+        if self._head == "softmax":
+            return labels, None
+        return None, labels.astype(self._dtype).reshape(-1, 1)
+
+    def _set_output(self, classes, multilabel):
+        # the head of a model whose weights come from elsewhere: a 2-output binary
+        # model (softmax, as fastnn < 0.2 trained it) keeps its softmax head
+        if classes is None:
+            raise ValueError("a classifier's weights need its classes")
+        classes = np.asarray(classes)
+        binarizer = LabelBinarizer().fit(
+            np.eye(len(classes), dtype=int) if multilabel else classes)
+        self._label_binarizer = binarizer
+        self.classes_ = binarizer.classes_
+        n_classes = len(self.classes_)
+        if (self.n_outputs_ == 1 and n_classes == 2) or multilabel:
+            self._head = "logistic"
+        elif self.n_outputs_ == n_classes:
+            self._head = "softmax" if n_classes > 1 else "logistic"
+        else:
+            raise ValueError(f"{self.n_outputs_} outputs for {n_classes} classes")
+
+    def _training_metrics(self, result):
+        return {"train_accuracy": result.correct / result.rows if result.rows else 0.0}
+
+    def _validation_metrics(self, X_val, y_val):
+        return {"val_accuracy": float(self.score(X_val, y_val))}
+
+    def _score_rows(self, X, targets, rows, sample_weight=None):
+        """Accuracy on X[rows] (exact match for multilabel), weighted as scikit-learn's score."""
+        predicted = self._labels_of(self._predict_output(X, rows))
+        labels, Y = targets
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            right = np.all(predicted == Y[rows], axis=1)
+        else:
+            truth = self.classes_[labels[rows]] if labels is not None else (
+                self.classes_[Y[rows, 0].astype(np.intp)])
+            right = predicted == truth
+        weights = None if sample_weight is None else sample_weight[rows]
+        if weights is not None and not weights.sum() > 0:
+            return float("nan")
+        return float(np.average(right, weights=weights))
+
+    def _stratify(self, targets):
+        # scikit-learn stratifies the early-stopping split of binary targets only
+        # (one output), on the 0/1 column as bools
+        labels, Y = targets
+        if labels is None and self.n_outputs_ == 1:
+            return Y != 0
+        return None
+
+
+class MLPRegressor(RegressorMixin, BaseMLP):
+    __doc__ = """Multi-layer perceptron regressor: squared error or Poisson deviance.
+
+    y may be 1-D or have several outputs. With ``loss="squared_error"`` the
+    output is the identity and the loss scikit-learn's ``0.5 * mean squared
+    error`` for one output (with several, the squares of a row are summed, so
+    the loss is consistent with its gradient). With ``loss="poisson"`` the
+    output is ``exp`` and the loss half the Poisson deviance, summed over
+    outputs (y >= 0). `score` is R^2.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default="squared_error"
+        Keyword-only here: ``MLPRegressor((64,))`` sets hidden_layer_sizes,
+        as ``MLPClassifier((64,))`` does.
+    """ + _PARAMETERS_DOC.split("----------", 1)[1] + """
+    Attributes
+    ----------
+    coefs_, intercepts_, loss_, n_iter_, n_features_in_, feature_names_in_,
+    n_layers_, n_outputs_, out_activation_ ("identity" or "exp"), t_, as
+    scikit-learn's; with the stochastic solvers also loss_curve_, best_loss_
+    (None with early stopping), validation_scores_ and best_validation_score_
+    (None without).
+    history_ : dict of lists, one entry per epoch
+        "epoch", "loss", "seconds", "samples_per_second"; "val_r2" with
+        `validation_data`.
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error",
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 backend="numba", dtype="float32", input_scale=1 / 255):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            backend=backend, dtype=dtype, input_scale=input_scale)
+        self.loss = loss
+
+    @property
+    def _head(self):
+        # scikit-learn's out_activation_ for each loss
+        return "exp" if self.loss == "poisson" else "identity"
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing from the current weights. Returns self."""
+        return self._partial_fit(X, y, sample_weight, None)
+
+    def predict(self, X):
+        """Predicted targets, (n_samples,) for one output, else (n_samples, n_outputs)."""
+        X = self._validate_predict_input(X)
+        out = self._outputs(self._predict_output(X))
+        return out.ravel() if out.shape[1] == 1 else out
+
+    def _outputs(self, logits):
+        return np.exp(logits, out=logits) if self.out_activation_ == "exp" else logits
+
+    def _encode_targets(self, y, n, first, classes=None, same_classes=False):
+        y = _check_targets_length(y, n)
+        Y = check_array(y.reshape(-1, 1) if y.ndim == 1 else y, dtype=self._dtype,
+                        order="C", input_name="y")
+        if self.loss == "poisson" and (Y < 0).any():
+            raise ValueError("loss='poisson' needs y >= 0 (counts or rates)")
+        if first:
+            self.n_outputs_ = Y.shape[1]
+        elif Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[1]} outputs, but this model was fitted with "
+                             f"{self.n_outputs_}")
+        return None, Y
+
+    def _set_output(self, classes, multilabel):
+        if classes is not None or multilabel:
+            raise ValueError("a regressor has no classes")
+
+    def _training_metrics(self, result):
+        return {}
+
+    def _validation_metrics(self, X_val, y_val):
+        out = self._outputs(self._predict_output(self._validate_predict_input(X_val)))
+        return {"val_r2": _r2(np.asarray(y_val), out, None)}
+
+    def _score_rows(self, X, targets, rows, sample_weight=None):
+        out = self._outputs(self._predict_output(X, rows))
+        return _r2(targets[1][rows], out, None if sample_weight is None else sample_weight[rows])
+
+
+def load(path):
+    """Read a model written by `save` (MLPClassifier or MLPRegressor) and return it.
+
+    Raises ValueError, naming the file and the problem, for a file of another
+    format version, a truncated or altered file, or inconsistent contents.
+    """
+    return serialization.read_model(path, {"MLPClassifier": MLPClassifier,
+                                           "MLPRegressor": MLPRegressor})
+
+
+def from_sklearn(estimator, **params):
+    """A fastnn estimator with a fitted scikit-learn MLP's parameters and weights (copied).
+
+    See `fastnn.estimators.sklearn_interop.from_sklearn` for the parameters.
+    """
+    cls = MLPClassifier if is_classifier(estimator) else MLPRegressor
+    return sklearn_interop.from_sklearn(estimator, cls, **params)
+
+
+def _r2(y, out, sample_weight):
+    """R^2 as scikit-learn's early stopping scores it: NaN for non-finite predictions."""
+    if not np.isfinite(out).all():
+        return float("nan")
+    return float(r2_score(y.reshape(out.shape), out, sample_weight=sample_weight))
+
+
+def _check_targets_length(y, n):
+    """y as an array of n rows; a column vector is raveled with scikit-learn's warning."""
+    if y is None:
+        raise ValueError("requires y to be passed, but the target y is None")
+    y = np.asarray(y)
+    if y.shape[:1] != (n,):
+        raise ValueError(f"X and y have different numbers of samples: {n} and "
+                         f"{y.shape[0] if y.ndim else 0}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        # stacklevel: this helper, _encode_targets, the fit method, the user's call
+        warnings.warn("A column-vector y was passed when a 1d array was expected. "
+                      "Please change the shape of y to (n_samples, ), for example "
+                      "using ravel().", DataConversionWarning, stacklevel=4)
+        y = y.ravel()
+    return y
+
+
+def _logistic(z):
+    from scipy.special import expit
+
+    return expit(z)
+
