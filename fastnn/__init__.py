@@ -15,8 +15,15 @@ if not any(isinstance(f, MovedModuleFinder) for f in sys.meta_path):
     sys.meta_path.append(MovedModuleFinder())
 
 __version__ = "0.1.0"
-__all__ = ["DivergenceError", "MLPClassifier", "MLPRegressor", "from_sklearn", "get_backend",
-           "load", "__version__"]
+__all__ = [
+    "DivergenceError",
+    "MLPClassifier",
+    "MLPRegressor",
+    "from_sklearn",
+    "get_backend",
+    "load",
+    "__version__",
+]
 
 # Imported on first use: fastnn.estimators.mlp pulls in scikit-learn (about a second), which
 # `import fastnn` or `import fastnn.kernels` alone should not pay for.

@@ -46,8 +46,12 @@ from fastnn.engine.params import FlatParameters
 # MPICH/Intel MPI (Hydra, also Slurm's PMI-2), Open MPI, PMIx (Slurm, PRRTE), MVAPICH
 LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MV2_COMM_WORLD_SIZE")
 # Variables by which a user fixes thread counts; set, they are respected
-THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                    "MKL_NUM_THREADS")
+THREAD_VARIABLES = (
+    "NUMBA_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
 # Slots after the gradients in the per-batch Allreduce buffer
 LOSS_SLOT, CORRECT_SLOT, STOP_SLOT = -3, -2, -1
 EXTRA_SLOTS = 3
@@ -119,9 +123,11 @@ class DataParallel:
         values = self.comm.allgather(value)
         differ = [r for r, v in enumerate(values) if v != values[0]]
         if differ:
-            raise RanksDisagree(f"data_parallel: {what} differs between ranks 0 and {differ[0]} "
-                             f"({values[0]!r} and {values[differ[0]]!r}); every rank must "
-                             "pass the same data and parameters")
+            raise RanksDisagree(
+                f"data_parallel: {what} differs between ranks 0 and {differ[0]} "
+                f"({values[0]!r} and {values[differ[0]]!r}); every rank must "
+                "pass the same data and parameters"
+            )
 
     def share_training_start(self, model):
         """Give every rank rank 0's weights and training state (optimizer, RNG, counters).
@@ -226,8 +232,9 @@ def data_parallel(comm=None, threads=None):
     except BaseException as exc:
         if group.size > 1 and not raised_on_every_rank(exc):
             # one write, so that the launcher cannot forward half of it
-            sys.stderr.write(f"rank {group.rank} of {group.size}: "
-                             + "".join(traceback.format_exception(exc)))
+            sys.stderr.write(
+                f"rank {group.rank} of {group.size}: " + "".join(traceback.format_exception(exc))
+            )
             group.abort(1)
         raise
     finally:

@@ -1,7 +1,9 @@
 """The error a diverged training run raises."""
 
-NON_FINITE_WEIGHTS = ("Solver produced non-finite parameter weights. The input data may "
-                      "contain large values and need to be preprocessed.")
+NON_FINITE_WEIGHTS = (
+    "Solver produced non-finite parameter weights. The input data may "
+    "contain large values and need to be preprocessed."
+)
 
 
 class DivergenceError(FloatingPointError, ValueError):

@@ -40,14 +40,14 @@ CONFIGS = {  # name: (layer sizes, batch)
     "d": ((784, 1024, 1024, 10), 512),
     "w": ((784, 4096, 4096, 10), 512),
 }
-ALLREDUCE_BYTES = [2 ** k for k in range(10, 25, 2)] + [2 ** 26]  # 1 KB .. 16 MB, 64 MB
+ALLREDUCE_BYTES = [2**k for k in range(10, 25, 2)] + [2**26]  # 1 KB .. 16 MB, 64 MB
 
 
 def _network(sizes, batch, rows, comm_shard=None, compiled=True):
-    from fastnn.engine.step import TrainStep
+    from fastnn.engine.epoch_loop import EpochRunner
     from fastnn.engine.optim import SGDOptimizer
     from fastnn.engine.params import FlatParameters
-    from fastnn.engine.epoch_loop import EpochRunner
+    from fastnn.engine.step import TrainStep
 
     rng = np.random.default_rng(0)
     X = rng.random((rows, sizes[0]), dtype=np.float32)
@@ -56,11 +56,31 @@ def _network(sizes, batch, rows, comm_shard=None, compiled=True):
     for W in params.coefs:
         W[...] = rng.standard_normal(W.shape) * np.sqrt(2.0 / W.shape[0])
     grads = comm_shard.grads if comm_shard is not None else FlatParameters(sizes, np.float32)
-    step = TrainStep("numba", params.coefs, params.intercepts, batch, "relu", "softmax",
-                     grads.coefs, grads.intercepts)
+    step = TrainStep(
+        "numba",
+        params.coefs,
+        params.intercepts,
+        batch,
+        "relu",
+        "softmax",
+        grads.coefs,
+        grads.intercepts,
+    )
     optimizer = SGDOptimizer(params.size, np.float32, 0.1, 0.0)
-    runner = EpochRunner(step, optimizer, params, grads, X, y, None, None, batch, 0.0,
-                         compiled=compiled, shard=comm_shard)
+    runner = EpochRunner(
+        step,
+        optimizer,
+        params,
+        grads,
+        X,
+        y,
+        None,
+        None,
+        batch,
+        0.0,
+        compiled=compiled,
+        shard=comm_shard,
+    )
     return runner, step, params, grads, optimizer, X, y
 
 
@@ -105,16 +125,22 @@ def measure_curve(names, repeats):
             step.batch_grads(x, labels, None, None, 1.0 / batch)
             once = _time(lambda: step.batch_grads(x, labels, None, None, 1.0 / batch))
             # about a second of calls, at least `repeats`
-            times = [_time(lambda: step.batch_grads(x, labels, None, None, 1.0 / batch))
-                     for _ in range(max(repeats, min(2000, int(1.0 / max(once, 1e-6)))))]
+            times = [
+                _time(lambda: step.batch_grads(x, labels, None, None, 1.0 / batch))
+                for _ in range(max(repeats, min(2000, int(1.0 / max(once, 1e-6)))))
+            ]
             rows.append(n)
             grads_ms.append(float(np.min(times)) * 1e3)
         optimizer.update_params(ops, params.data, grads.data)
-        update = [_time(lambda: optimizer.update_params(ops, params.data, grads.data))
-                  for _ in range(50)]
-        out[name] = {"rows": rows, "grads_ms": grads_ms,
-                     "update_ms": float(np.min(update)) * 1e3,
-                     "parameters": int(params.size)}
+        update = [
+            _time(lambda: optimizer.update_params(ops, params.data, grads.data)) for _ in range(50)
+        ]
+        out[name] = {
+            "rows": rows,
+            "grads_ms": grads_ms,
+            "update_ms": float(np.min(update)) * 1e3,
+            "parameters": int(params.size),
+        }
     return out
 
 
@@ -144,7 +170,7 @@ def measure_allreduce(comm, repeats):
         out["fastest_us"].append(float(np.min(samples)) * 1e6)
     b = np.array(out["bytes"], float)
     t = np.array(out["fastest_us"], float) / 1e6
-    fit = b <= 16 * 2 ** 20  # the range
+    fit = b <= 16 * 2**20  # the range
     # weighted by 1/t: relative errors, so that 1 KB counts as much as 16 MB
     beta, alpha = np.polyfit(b[fit], t[fit], 1, w=1 / t[fit])
     out["alpha_us"] = float(alpha * 1e6)
@@ -173,15 +199,20 @@ def worker(kind, args):
     elif kind == "steps":
         print(json.dumps(measure_steps([n for n in names if n != "w"], args.repeats)))
     elif kind == "steps-loop":
-        print(json.dumps(measure_steps([n for n in names if n != "w"], args.repeats,
-                                       compiled=False)))
+        print(
+            json.dumps(measure_steps([n for n in names if n != "w"], args.repeats, compiled=False))
+        )
     elif kind == "curve":
         print(json.dumps(measure_curve(names, args.repeats)))
 
 
 def _child(command, threads):
-    env = {**os.environ, "NUMBA_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
-           "OMP_NUM_THREADS": str(threads)}
+    env = {
+        **os.environ,
+        "NUMBA_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+    }
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -195,13 +226,29 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args.worker, args)
-    me = [sys.executable, os.path.abspath(__file__), "--out", args.out, "--configs",
-          args.configs, "--repeats", str(args.repeats), "--worker"]
+    me = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--out",
+        args.out,
+        "--configs",
+        args.configs,
+        "--repeats",
+        str(args.repeats),
+        "--worker",
+    ]
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), "unknown")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
     results = {
-        "cpu": cpu, "cores": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "allreduce_2_ranks": _child([mpiexec, "-n", "2", *me, "allreduce"], 1),
         "steps_1_rank_x_2_threads": _child([*me, "steps"], 2),

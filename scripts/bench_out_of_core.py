@@ -35,24 +35,29 @@ FEATURES = 784
 
 def make(args):
     os.makedirs(args.directory, exist_ok=True)
-    X = np.lib.format.open_memmap(os.path.join(args.directory, "X.npy"), "w+", np.uint8,
-                                  (args.rows, FEATURES))
-    y = np.lib.format.open_memmap(os.path.join(args.directory, "y.npy"), "w+", np.int64,
-                                  (args.rows,))
+    X = np.lib.format.open_memmap(
+        os.path.join(args.directory, "X.npy"), "w+", np.uint8, (args.rows, FEATURES)
+    )
+    y = np.lib.format.open_memmap(
+        os.path.join(args.directory, "y.npy"), "w+", np.int64, (args.rows,)
+    )
     chunk = 100_000
     started = time.perf_counter()
     for start in range(0, args.rows, chunk):
         rng = np.random.default_rng(start)
         part = rng.integers(0, 256, (min(chunk, args.rows - start), FEATURES), dtype=np.uint8)
-        X[start:start + part.shape[0]] = part
+        X[start : start + part.shape[0]] = part
         # a learnable rule: the brighter half of the image decides the class
-        y[start:start + part.shape[0]] = (part[:, :392].sum(1, dtype=np.int64)
-                                          > part[:, 392:].sum(1, dtype=np.int64)) * 5 \
-            + rng.integers(0, 5, part.shape[0])
+        y[start : start + part.shape[0]] = (
+            part[:, :392].sum(1, dtype=np.int64) > part[:, 392:].sum(1, dtype=np.int64)
+        ) * 5 + rng.integers(0, 5, part.shape[0])
     X.flush()
     y.flush()
-    print(json.dumps({"rows": args.rows, "bytes": X.nbytes,
-                      "seconds": time.perf_counter() - started}))
+    print(
+        json.dumps(
+            {"rows": args.rows, "bytes": X.nbytes, "seconds": time.perf_counter() - started}
+        )
+    )
 
 
 def _status_kib(field):
@@ -87,9 +92,17 @@ def train(args):
     x_path = os.path.join(args.directory, "X.npy")
     # compile on a small in-memory set first: neither its time nor its memory is the data's
     warm = np.random.default_rng(0).integers(0, 256, (1024, FEATURES), dtype=np.uint8)
-    model = dict(hidden_layer_sizes=(128,), batch_size=128, solver="sgd",
-                 learning_rate_init=0.1, momentum=0.0, alpha=0.0, max_iter=1,
-                 random_state=0, shuffle=args.shuffle)
+    model = dict(
+        hidden_layer_sizes=(128,),
+        batch_size=128,
+        solver="sgd",
+        learning_rate_init=0.1,
+        momentum=0.0,
+        alpha=0.0,
+        max_iter=1,
+        random_state=0,
+        shuffle=args.shuffle,
+    )
     import warnings
 
     warnings.simplefilter("ignore")  # one epoch is what was asked
@@ -120,18 +133,30 @@ def train(args):
     done.set()
     watcher.join()
     seconds = fitted.history_["seconds"][0]
-    print(json.dumps({
-        "rows": rows, "shuffle": args.shuffle,
-        "data": "in memory" if args.in_memory else "memory map",
-        "cache": ("evicted every %gs" % args.evict_every if args.evict_every
-                  else "cold" if args.cold else "page cache"),
-        "epoch_seconds": seconds, "samples_per_second": rows / seconds,
-        "rss_anon_before_mib": before / 1024, "rss_anon_peak_mib": peak[0] / 1024,
-        "rss_anon_growth_mib": (peak[0] - before) / 1024,
-        "disk_read_mib": (_read_bytes() - read_before) / 2 ** 20,
-        "minor_faults": _minor_faults() - faults_before,
-        "threads": os.environ.get("NUMBA_NUM_THREADS", "default"),
-    }))
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "shuffle": args.shuffle,
+                "data": "in memory" if args.in_memory else "memory map",
+                "cache": (
+                    f"evicted every {args.evict_every:g}s"
+                    if args.evict_every
+                    else "cold"
+                    if args.cold
+                    else "page cache"
+                ),
+                "epoch_seconds": seconds,
+                "samples_per_second": rows / seconds,
+                "rss_anon_before_mib": before / 1024,
+                "rss_anon_peak_mib": peak[0] / 1024,
+                "rss_anon_growth_mib": (peak[0] - before) / 1024,
+                "disk_read_mib": (_read_bytes() - read_before) / 2**20,
+                "minor_faults": _minor_faults() - faults_before,
+                "threads": os.environ.get("NUMBA_NUM_THREADS", "default"),
+            }
+        )
+    )
 
 
 def main(argv=None):
@@ -144,12 +169,18 @@ def main(argv=None):
     trainer.add_argument("directory")
     trainer.add_argument("--rows", type=int, help="train on the first ROWS rows (default: all)")
     trainer.add_argument("--shuffle", choices=["blocks", "rows"], default="blocks")
-    trainer.add_argument("--in-memory", action="store_true",
-                         help="copy the rows into memory first (the comparison)")
-    trainer.add_argument("--cold", action="store_true",
-                         help="drop the file from the page cache before the epoch")
-    trainer.add_argument("--evict-every", type=float, metavar="S",
-                         help="drop the file from the page cache every S seconds")
+    trainer.add_argument(
+        "--in-memory", action="store_true", help="copy the rows into memory first (the comparison)"
+    )
+    trainer.add_argument(
+        "--cold", action="store_true", help="drop the file from the page cache before the epoch"
+    )
+    trainer.add_argument(
+        "--evict-every",
+        type=float,
+        metavar="S",
+        help="drop the file from the page cache every S seconds",
+    )
     args = parser.parse_args(argv)
     make(args) if args.command == "make" else train(args)
 

@@ -93,8 +93,13 @@ INPUT_SCALE = 1 / 255
 SGEMM_SIZE = 2048
 MAX_EXTRA_EPOCHS = 1024
 FLOOR_ROWS = 42000  # config a's X
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-               "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
@@ -128,8 +133,10 @@ def _data(sizes, rows, dtype, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.random((rows, sizes[0]), dtype=np.float64).astype(dtype)
     y = rng.integers(0, sizes[-1], rows).astype(np.intp)
-    coefs = [(rng.uniform(-1, 1, (k, m)) * np.sqrt(1.0 / k)).astype(dtype)
-             for k, m in zip(sizes[:-1], sizes[1:])]
+    coefs = [
+        (rng.uniform(-1, 1, (k, m)) * np.sqrt(1.0 / k)).astype(dtype)
+        for k, m in zip(sizes[:-1], sizes[1:])
+    ]
     intercepts = [np.zeros(m, dtype) for m in sizes[1:]]
     return X, y, coefs, intercepts
 
@@ -161,8 +168,8 @@ class FastnnBench:
         from sklearn.exceptions import ConvergenceWarning
 
         from fastnn import MLPClassifier, get_backend
-        from fastnn.engine.step import TrainStep
         from fastnn.engine.params import FlatParameters
+        from fastnn.engine.step import TrainStep
 
         self._warnings, self._warning = warnings, ConvergenceWarning
         sizes, batch = CONFIGS[config]
@@ -177,20 +184,37 @@ class FastnnBench:
 
         def model(epochs):
             return MLPClassifier(
-                sizes[1:-1], solver="sgd", momentum=0.0, alpha=0.0,
-                learning_rate_init=LEARNING_RATE, batch_size=batch, shuffle=False,
-                max_iter=epochs, tol=0.0, n_iter_no_change=10**9, backend=backend,
-                dtype=dtype, input_scale=INPUT_SCALE, random_state=0)
+                sizes[1:-1],
+                solver="sgd",
+                momentum=0.0,
+                alpha=0.0,
+                learning_rate_init=LEARNING_RATE,
+                batch_size=batch,
+                shuffle=False,
+                max_iter=epochs,
+                tol=0.0,
+                n_iter_no_change=10**9,
+                backend=backend,
+                dtype=dtype,
+                input_scale=INPUT_SCALE,
+                random_state=0,
+            )
 
         self.model = model
         # The bare step: the estimator's own layout (weights and biases views
         # of one flat buffer, gradients likewise), one SGD update of it all
         params = FlatParameters.pack(coefs, intercepts, dtype)
         grads = FlatParameters(params.layer_sizes, dtype)
-        train = TrainStep(backend, params.coefs, params.intercepts, batch,
-                          coef_grads=grads.coefs, intercept_grads=grads.intercepts)
+        train = TrainStep(
+            backend,
+            params.coefs,
+            params.intercepts,
+            batch,
+            coef_grads=grads.coefs,
+            intercept_grads=grads.intercepts,
+        )
         sgd = get_backend(backend).ops.sgd_update
-        batches = [(X[s:s + batch], y[s:s + batch]) for s in range(0, rows, batch)]
+        batches = [(X[s : s + batch], y[s : s + batch]) for s in range(0, rows, batch)]
         flat_params, flat_grads, scale = params.data, grads.data, self.input_scale
 
         def bare_step(i):
@@ -226,15 +250,24 @@ class FastnnBench:
                 break
             extra *= 2
         self.extra_epochs = extra
-        return {"first_fit_s": first, "setup_s": compile_s, "rows": int(self.X.shape[0]),
-                "steps_per_epoch": self.n_batches, "extra_epochs": self.extra_epochs}
+        return {
+            "first_fit_s": first,
+            "setup_s": compile_s,
+            "rows": int(self.X.shape[0]),
+            "steps_per_epoch": self.n_batches,
+            "extra_epochs": self.extra_epochs,
+        }
 
     def fit(self, min_time):
         short = self.fit_seconds(1)
         long = self.fit_seconds(1 + self.extra_epochs)
         steps = self.extra_epochs * self.n_batches
-        return {"ms": 1e3 * (long - short) / steps, "epochs": [1, 1 + self.extra_epochs],
-                "fit_s": [short, long], "steps": steps}
+        return {
+            "ms": 1e3 * (long - short) / steps,
+            "epochs": [1, 1 + self.extra_epochs],
+            "fit_s": [short, long],
+            "steps": steps,
+        }
 
     def bare(self, min_time):
         return _timed_loop(self.bare_step, self.n_batches, min_time)
@@ -299,8 +332,9 @@ def _torch_bench(config, dtype, threads, rows):
     def step(i):
         start = i * batch
         optimizer.zero_grad(set_to_none=False)
-        loss = torch.nn.functional.cross_entropy(model(Xt[start:start + batch]),
-                                                 yt[start:start + batch])
+        loss = torch.nn.functional.cross_entropy(
+            model(Xt[start : start + batch]), yt[start : start + batch]
+        )
         loss.backward()
         optimizer.step()
 
@@ -318,8 +352,8 @@ def _jax_bench(config, dtype, rows):
     X, y, coefs, intercepts = _data(sizes, rows, dtype)
     n_batches = rows // batch
     # batches as separate device arrays, as a data loader hands them over
-    xs = [jnp.asarray(X[s:s + batch]) for s in range(0, rows, batch)]
-    ys = [jnp.asarray(y[s:s + batch].astype(np.int32)) for s in range(0, rows, batch)]
+    xs = [jnp.asarray(X[s : s + batch]) for s in range(0, rows, batch)]
+    ys = [jnp.asarray(y[s : s + batch].astype(np.int32)) for s in range(0, rows, batch)]
     x_all = jnp.asarray(X.reshape(n_batches, batch, -1))
     y_all = jnp.asarray(y.astype(np.int32).reshape(n_batches, batch))
 
@@ -368,8 +402,10 @@ def _seed_bench(rows):
     Y = labels
     rng = np.random.default_rng(0)
     state = {
-        "W1": rng.random((10, 784)) - 0.5, "b1": rng.random((10, 1)) - 0.5,
-        "W2": rng.random((10, 10)) - 0.5, "b2": rng.random((10, 1)) - 0.5,
+        "W1": rng.random((10, 784)) - 0.5,
+        "b1": rng.random((10, 1)) - 0.5,
+        "W2": rng.random((10, 10)) - 0.5,
+        "b2": rng.random((10, 1)) - 0.5,
     }
 
     def one_hot(Y):
@@ -479,8 +515,9 @@ class FloorBench:
         pool = ThreadPoolExecutor(threads)
 
         def one_pass(_):
-            futures = [pool.submit(kernel, X, bounds[t], bounds[t + 1], accs[t])
-                       for t in range(threads)]
+            futures = [
+                pool.submit(kernel, X, bounds[t], bounds[t + 1], accs[t]) for t in range(threads)
+            ]
             for f in futures:
                 f.result()
 
@@ -521,12 +558,15 @@ def _version(impl):
     import numpy
 
     if impl.startswith("fastnn-"):
-        import fastnn
         import numba
         import sklearn
 
-        return (f"fastnn {fastnn.__version__}, numba {numba.__version__}, "
-                f"numpy {numpy.__version__}, scikit-learn {sklearn.__version__}")
+        import fastnn
+
+        return (
+            f"fastnn {fastnn.__version__}, numba {numba.__version__}, "
+            f"numpy {numpy.__version__}, scikit-learn {sklearn.__version__}"
+        )
     if impl == "torch":
         import torch
 
@@ -573,9 +613,20 @@ class Worker:
     def __init__(self, impl, dtype, threads, env):
         # XLA's CPU client sizes its pool from the CPUs it may run on (the affinity below)
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--worker", impl, "--dtype", dtype,
-             "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                impl,
+                "--dtype",
+                dtype,
+                "--threads",
+                str(threads),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
             preexec_fn=lambda: _pin(threads),
         )
         hello = self._read()
@@ -671,8 +722,9 @@ def run(args, coretype):
     try:
         for impl, w in workers.items():
             for c in plan[impl]:
-                info = w.ask(config=c, kind="setup", min_time=args.min_time,
-                             rows=rows_of.get(c, 0))
+                info = w.ask(
+                    config=c, kind="setup", min_time=args.min_time, rows=rows_of.get(c, 0)
+                )
                 setup[f"{impl}/{c}"] = info
                 kinds[(impl, c)] = info["kinds"]
                 for kind in info["kinds"]:
@@ -689,7 +741,8 @@ def run(args, coretype):
                         continue
                     for kind in kinds[(impl, c)]:
                         samples[(impl, c, kind)].append(
-                            workers[impl].ask(config=c, kind=kind, min_time=args.min_time))
+                            workers[impl].ask(config=c, kind=kind, min_time=args.min_time)
+                        )
                         time.sleep(args.gap)
             print(f"[{coretype}] round {round_ + 1}/{args.rounds} done", file=sys.stderr)
     finally:
@@ -706,8 +759,12 @@ def run(args, coretype):
     for kind in ("float32", "uint8"):
         ms = med("floor", kind, "bare")
         nbytes = setup[f"floor/{kind}"]["bytes"]
-        floor[kind] = {"bytes": nbytes, "ms": ms, "gb_per_s": nbytes / (ms * 1e-3) / 1e9,
-                       "samples": samples[("floor", kind, "bare")]}
+        floor[kind] = {
+            "bytes": nbytes,
+            "ms": ms,
+            "gb_per_s": nbytes / (ms * 1e-3) / 1e9,
+            "samples": samples[("floor", kind, "bare")],
+        }
     rows = []
     for c in configs:
         sizes, batch = CONFIGS[c]
@@ -717,19 +774,28 @@ def run(args, coretype):
                 continue
             fit_ms, bare_ms = med(impl, c, "fit"), med(impl, c, "bare")
             info = setup[f"{impl}/{c}"]
-            rows.append({
-                "config": c, "network": "-".join(map(str, sizes)), "batch": batch,
-                "rows": rows_of[c],
-                "impl": impl, "fit_ms": fit_ms, "bare_ms": bare_ms,
-                "best_ms": min(ms for ms in (fit_ms, bare_ms) if ms is not None),
-                "fit_overhead_pct": (100 * (fit_ms - bare_ms) / bare_ms
-                                     if fit_ms is not None and bare_ms is not None else None),
-                "fit_gflops": flops / (fit_ms * 1e-3) / 1e9,
-                "fit_pct_sgemm_peak": 100 * flops / (fit_ms * 1e-3) / 1e9 / peak,
-                "setup": info,
-                "fit_samples": samples.get((impl, c, "fit"), []),
-                "bare_samples": samples.get((impl, c, "bare"), []),
-            })
+            rows.append(
+                {
+                    "config": c,
+                    "network": "-".join(map(str, sizes)),
+                    "batch": batch,
+                    "rows": rows_of[c],
+                    "impl": impl,
+                    "fit_ms": fit_ms,
+                    "bare_ms": bare_ms,
+                    "best_ms": min(ms for ms in (fit_ms, bare_ms) if ms is not None),
+                    "fit_overhead_pct": (
+                        100 * (fit_ms - bare_ms) / bare_ms
+                        if fit_ms is not None and bare_ms is not None
+                        else None
+                    ),
+                    "fit_gflops": flops / (fit_ms * 1e-3) / 1e9,
+                    "fit_pct_sgemm_peak": 100 * flops / (fit_ms * 1e-3) / 1e9 / peak,
+                    "setup": info,
+                    "fit_samples": samples.get((impl, c, "fit"), []),
+                    "bare_samples": samples.get((impl, c, "bare"), []),
+                }
+            )
     best = {(r["config"], r["impl"]): r["best_ms"] for r in rows}
     fit = {(r["config"], r["impl"]): r["fit_ms"] for r in rows}
     ratios = {}
@@ -744,20 +810,32 @@ def run(args, coretype):
         "label": f"OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', 'unset')}",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python " + shlex.join(sys.argv),
-        "machine": {"cpu": cpu, "isa": isa, "cpus": os.cpu_count(),
-                    "python": platform.python_version()},
+        "machine": {
+            "cpu": cpu,
+            "isa": isa,
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
         # other processes on these cores slow 2-thread BLAS calls the most
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "coretype_mode": coretype,
         "shell_openblas": {k: os.environ[k] for k in OPENBLAS_VARS if k in os.environ},
         "openblas_coretype": env.get("OPENBLAS_CORETYPE", "unset"),
         "openblas_l2_size": env.get("OPENBLAS_L2_SIZE", "unset"),
-        "threads": args.threads, "dtype": args.dtype, "rounds": args.rounds,
-        "min_time_s": args.min_time, "gap_s": args.gap, "quick": args.quick,
+        "threads": args.threads,
+        "dtype": args.dtype,
+        "rounds": args.rounds,
+        "min_time_s": args.min_time,
+        "gap_s": args.gap,
+        "quick": args.quick,
         "versions": {impl: w.version for impl, w in workers.items()},
         "skipped": skipped,
-        "sgemm": {"size": SGEMM_SIZE, "ms": sgemm_ms, "gflops": peak,
-                  "samples": samples[("sgemm", "-", "bare")]},
+        "sgemm": {
+            "size": SGEMM_SIZE,
+            "ms": sgemm_ms,
+            "gflops": peak,
+            "samples": samples[("sgemm", "-", "bare")],
+        },
         "memory_floor": floor,
         "results": rows,
         "speedup_of_fastnn_numba_fit": ratios,
@@ -779,16 +857,25 @@ def markdown(report):
     m, f = report["machine"], report["memory_floor"]
     if report["coretype_mode"] == "unset":
         shell = report["shell_openblas"]
-        removed = (" (this shell had " + ", ".join(f"{k}={v}" for k, v in shell.items()) + ")"
-                   if shell else "")
-        blas = ("OPENBLAS_CORETYPE unset: it and OPENBLAS_L2_SIZE removed from the workers' "
-                f"environment{removed}, as on a user's machine")
+        removed = (
+            " (this shell had " + ", ".join(f"{k}={v}" for k, v in shell.items()) + ")"
+            if shell
+            else ""
+        )
+        blas = (
+            "OPENBLAS_CORETYPE unset: it and OPENBLAS_L2_SIZE removed from the workers' "
+            f"environment{removed}, as on a user's machine"
+        )
     elif report["coretype_mode"] == "inherit":
-        blas = (f"OPENBLAS_CORETYPE={report['openblas_coretype']}, "
-                f"OPENBLAS_L2_SIZE={report['openblas_l2_size']} (inherited)")
+        blas = (
+            f"OPENBLAS_CORETYPE={report['openblas_coretype']}, "
+            f"OPENBLAS_L2_SIZE={report['openblas_l2_size']} (inherited)"
+        )
     else:
-        blas = (f"OPENBLAS_CORETYPE={report['openblas_coretype']} set for the workers "
-                "(OPENBLAS_L2_SIZE removed)")
+        blas = (
+            f"OPENBLAS_CORETYPE={report['openblas_coretype']} set for the workers "
+            "(OPENBLAS_L2_SIZE removed)"
+        )
     lines = [
         f"**{report['label']}**",
         "",
@@ -808,8 +895,10 @@ def markdown(report):
         + (" (--quick)" if report["quick"] else "")
         + f"; 1-minute load average {report['load_average_1min']['before']:.2f} before, "
         f"{report['load_average_1min']['after']:.2f} after",
-        "- Versions: " + "; ".join(dict.fromkeys(v for k, v in report["versions"].items()
-                                                   if k not in ("sgemm", "floor"))),
+        "- Versions: "
+        + "; ".join(
+            dict.fromkeys(v for k, v in report["versions"].items() if k not in ("sgemm", "floor"))
+        ),
         "",
         "| config | impl | fit ms/step | bare step ms | fit overhead | fit % of sgemm peak "
         "| vs fastnn-numpy | vs torch | vs jax | vs seed-numpy |",
@@ -821,17 +910,19 @@ def markdown(report):
         fit_ms = _ms(r["fit_ms"], r["fit_samples"])
         bare_ms = _ms(r["bare_ms"], r["bare_samples"])
         noisy = noisy or "†" in fit_ms + bare_ms
-        overhead = ("-" if r["fit_overhead_pct"] is None
-                    else f"{r['fit_overhead_pct']:+.0f} %")
+        overhead = "-" if r["fit_overhead_pct"] is None else f"{r['fit_overhead_pct']:+.0f} %"
         if r["impl"] == "fastnn-numba":
-            cells = [f"{ratios[r['config']][p]:.2f}x" if p in ratios.get(r["config"], {})
-                     else "-" for p in PEERS]
+            cells = [
+                f"{ratios[r['config']][p]:.2f}x" if p in ratios.get(r["config"], {}) else "-"
+                for p in PEERS
+            ]
         else:
             cells = [""] * len(PEERS)
         lines.append(
             f"| {r['config']} ({r['network']}, batch {r['batch']}, {r['rows']} rows) | "
             f"{r['impl']} | {fit_ms} | {bare_ms} | {overhead} | "
-            f"{r['fit_pct_sgemm_peak']:.0f} % | " + " | ".join(cells) + " |")
+            f"{r['fit_pct_sgemm_peak']:.0f} % | " + " | ".join(cells) + " |"
+        )
     lines += [
         "",
         "fit ms/step: fastnn's `MLPClassifier.fit` (SGD, no momentum, no L2, lr 0.1, "
@@ -846,8 +937,11 @@ def markdown(report):
         "float64 (its % is of the float32 peak), features x samples.",
     ]
     if noisy:
-        lines += ["", "† its samples spread by more than their median: the machine was busy; "
-                  "rerun on an idle one."]
+        lines += [
+            "",
+            "† its samples spread by more than their median: the machine was busy; "
+            "rerun on an idle one.",
+        ]
     if report["skipped"]:
         lines += ["", "Not run: " + ", ".join(f"{k} ({v})" for k, v in report["skipped"].items())]
     lines.append("")
@@ -861,20 +955,32 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7; --quick 3)")
-    parser.add_argument("--min-time", type=float,
-                        help="seconds of steps per sample, for fit of its extra epochs "
-                             "(default 0.25; --quick 0.1)")
-    parser.add_argument("--gap", type=float,
-                        help="idle seconds between samples, so spinning thread pools sleep "
-                             "(default 0.2)")
-    parser.add_argument("--coretype", default="unset",
-                        help="OPENBLAS_CORETYPE for the workers, comma-separated for one run "
-                             "each: 'unset' (default: it and OPENBLAS_L2_SIZE removed), "
-                             "'inherit' (this shell's), or a value such as Haswell")
-    parser.add_argument("--coretype-both", action="store_true",
-                        help="two runs: --coretype unset,Haswell")
-    parser.add_argument("--quick", action="store_true",
-                        help="3 rounds of 0.1 s samples, fewer rows for b, c, d (a smoke test)")
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        help="seconds of steps per sample, for fit of its extra epochs "
+        "(default 0.25; --quick 0.1)",
+    )
+    parser.add_argument(
+        "--gap",
+        type=float,
+        help="idle seconds between samples, so spinning thread pools sleep (default 0.2)",
+    )
+    parser.add_argument(
+        "--coretype",
+        default="unset",
+        help="OPENBLAS_CORETYPE for the workers, comma-separated for one run "
+        "each: 'unset' (default: it and OPENBLAS_L2_SIZE removed), "
+        "'inherit' (this shell's), or a value such as Haswell",
+    )
+    parser.add_argument(
+        "--coretype-both", action="store_true", help="two runs: --coretype unset,Haswell"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 rounds of 0.1 s samples, fewer rows for b, c, d (a smoke test)",
+    )
     parser.add_argument("--out", help="directory for peers.md and peers.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -884,13 +990,16 @@ def main(argv=None):
     for name, normal, quick in (("rounds", 7, 3), ("min_time", 0.25, 0.1), ("gap", 0.2, 0.2)):
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else normal)
-    modes = ["unset", "Haswell"] if args.coretype_both else [
-        m for m in args.coretype.split(",") if m]
+    modes = (
+        ["unset", "Haswell"] if args.coretype_both else [m for m in args.coretype.split(",") if m]
+    )
     shell = [f"{k}={os.environ[k]}" for k in OPENBLAS_VARS if k in os.environ]
     if shell and "unset" in modes:
-        print(f"note: {', '.join(shell)} from this shell is removed for the workers' "
-              "'unset' run; --coretype inherit keeps it, --coretype Haswell sets it",
-              file=sys.stderr)
+        print(
+            f"note: {', '.join(shell)} from this shell is removed for the workers' "
+            "'unset' run; --coretype inherit keeps it, --coretype Haswell sets it",
+            file=sys.stderr,
+        )
     reports = [run(args, mode) for mode in modes]
     text = "\n".join(markdown(r) for r in reports)
     print(text)

@@ -36,8 +36,7 @@ import tempfile
 import textwrap
 import time
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-               "NUMBA_NUM_THREADS")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def child_env(threads, coretype):
@@ -54,8 +53,13 @@ def child_env(threads, coretype):
 
 def run_python(code, env, *args):
     """Run `code` in a fresh interpreter; return its last stdout line as JSON."""
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                         env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -151,18 +155,38 @@ print(json.dumps({"max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_max
 
 def cli_seconds(csv, iterations, env):
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "fastnn", "train", "--recipe", "seed", "--data",
-                    str(csv), "--epochs", str(iterations), "--quiet"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastnn",
+            "train",
+            "--recipe",
+            "seed",
+            "--data",
+            str(csv),
+            "--epochs",
+            str(iterations),
+            "--quiet",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
 def measure(args):
     env = child_env(args.threads, args.coretype)
-    report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join(["python", "scripts/bench_user_path.py", *sys.argv[1:]]),
-              "cpu": cpu_model(), "isa": vector_isa(), "threads": args.threads,
-              "coretype": args.coretype, "python": platform.python_version()}
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python", "scripts/bench_user_path.py", *sys.argv[1:]]),
+        "cpu": cpu_model(),
+        "isa": vector_isa(),
+        "threads": args.threads,
+        "coretype": args.coretype,
+        "python": platform.python_version(),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         csv = args.csv or os.path.join(tmp, "train.csv")
         if not args.csv:
@@ -172,14 +196,16 @@ def measure(args):
         for _ in range(args.repeats):
             short_runs.append(cli_seconds(csv, 20, env))
             long_runs.append(cli_seconds(csv, 120, env))
-        report["fastnn_train_seed_ms"] = 1e3 * (statistics.median(long_runs)
-                                                - statistics.median(short_runs)) / 100
+        report["fastnn_train_seed_ms"] = (
+            1e3 * (statistics.median(long_runs) - statistics.median(short_runs)) / 100
+        )
         report["fastnn_train_seed_runs"] = {"20": short_runs, "120": long_runs}
         report["seed_loop_ms"] = run_python(SEED_LOOP, env, csv, 22)["ms_per_iteration"]
     for which in ("scikit-learn", "fastnn"):
         report[f"{which}_epoch"] = run_python(SKLEARN_VS_FASTNN, env, which)
-    report["peak_rss_mib"] = {steps: run_python(PEAK_MEMORY, env, steps // 10)["max_rss_mib"]
-                              for steps in (10, 1000)}
+    report["peak_rss_mib"] = {
+        steps: run_python(PEAK_MEMORY, env, steps // 10)["max_rss_mib"] for steps in (10, 1000)
+    }
     return report
 
 
@@ -204,31 +230,39 @@ def vector_isa():
 
 
 def markdown(r):
-    coretype = ("unset (removed from the children's environment)" if r["coretype"] == "unset"
-                else r["coretype"])
+    coretype = (
+        "unset (removed from the children's environment)"
+        if r["coretype"] == "unset"
+        else r["coretype"]
+    )
     sk, fa = r["scikit-learn_epoch"]["seconds_per_epoch"], r["fastnn_epoch"]["seconds_per_epoch"]
     rss = r["peak_rss_mib"]
-    return "\n".join([
-        f"- Date: {r['date']}; command: `{r['command']}`",
-        f"- CPU: {r['cpu']}, {r['isa']}; {r['threads']} threads; OPENBLAS_CORETYPE {coretype}",
-        "",
-        "| what | fastnn | peer | ratio |",
-        "| --- | ---: | ---: | ---: |",
-        f"| seed workload, ms per iteration (`fastnn train --recipe seed`, float64, uint8 CSV "
-        f"bytes; peer: the blog's NumPy loop) | {r['fastnn_train_seed_ms']:.1f} | "
-        f"{r['seed_loop_ms']:.1f} | {r['seed_loop_ms'] / r['fastnn_train_seed_ms']:.2f}x |",
-        f"| 5,000 x 784, (128,), adam, batch 64: s per epoch (peer: scikit-learn) | "
-        f"{fa:.3f} | {sk:.3f} | {sk / fa:.2f}x |",
-        f"| peak RSS, MiB, after 10 / 1,000 steps of 784-128-10 | {rss[10]:.0f} / "
-        f"{rss[1000]:.0f} | | |",
-    ])
+    return "\n".join(
+        [
+            f"- Date: {r['date']}; command: `{r['command']}`",
+            f"- CPU: {r['cpu']}, {r['isa']}; {r['threads']} threads; OPENBLAS_CORETYPE {coretype}",
+            "",
+            "| what | fastnn | peer | ratio |",
+            "| --- | ---: | ---: | ---: |",
+            f"| seed workload, ms per iteration (`fastnn train --recipe seed`, float64, uint8 CSV "
+            f"bytes; peer: the blog's NumPy loop) | {r['fastnn_train_seed_ms']:.1f} | "
+            f"{r['seed_loop_ms']:.1f} | {r['seed_loop_ms'] / r['fastnn_train_seed_ms']:.2f}x |",
+            f"| 5,000 x 784, (128,), adam, batch 64: s per epoch (peer: scikit-learn) | "
+            f"{fa:.3f} | {sk:.3f} | {sk / fa:.2f}x |",
+            f"| peak RSS, MiB, after 10 / 1,000 steps of 784-128-10 | {rss[10]:.0f} / "
+            f"{rss[1000]:.0f} | | |",
+        ]
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--coretype", default="unset",
-                        help="'unset' (default), 'inherit', or a value such as Haswell")
+    parser.add_argument(
+        "--coretype",
+        default="unset",
+        help="'unset' (default), 'inherit', or a value such as Haswell",
+    )
     parser.add_argument("--csv", help="a Kaggle train.csv to use instead of a synthetic one")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", help="directory for user_path.md and user_path.json")

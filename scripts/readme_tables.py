@@ -26,8 +26,12 @@ def block(name, text):
 def splice(text):
     for name, path in TABLES.items():
         table = (REPO / path).read_text().strip() + "\n"
-        text = re.sub(rf"(<!-- {name}: begin -->\n).*?(<!-- {name}: end -->)",
-                      lambda m: m.group(1) + table + m.group(2), text, flags=re.S)
+        text = re.sub(
+            rf"(<!-- {name}: begin -->\n).*?(<!-- {name}: end -->)",
+            lambda m, table=table: m.group(1) + table + m.group(2),
+            text,
+            flags=re.S,
+        )
     return text
 
 

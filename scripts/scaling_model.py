@@ -30,10 +30,16 @@ import numpy as np
 
 NODES = [1, 2, 4, 8, 16, 32, 64]
 # modelled networks: (name, bandwidth in bytes/s, one message's latency in s)
-NETWORKS = [("10 Gbit/s Ethernet (TCP)", 10e9 / 8, 25e-6),
-            ("100 Gbit/s (RDMA: InfiniBand, RoCE)", 100e9 / 8, 3e-6)]
-CONFIG_NAMES = {"b": "b 784-128-10 /128", "c": "c 784-256-128-10 /256",
-                "d": "d 784-1024-1024-10 /512", "w": "w 784-4096-4096-10 /512"}
+NETWORKS = [
+    ("10 Gbit/s Ethernet (TCP)", 10e9 / 8, 25e-6),
+    ("100 Gbit/s (RDMA: InfiniBand, RoCE)", 100e9 / 8, 3e-6),
+]
+CONFIG_NAMES = {
+    "b": "b 784-128-10 /128",
+    "c": "c 784-256-128-10 /256",
+    "d": "d 784-1024-1024-10 /512",
+    "w": "w 784-4096-4096-10 /512",
+}
 
 
 def inputs(results):
@@ -42,11 +48,13 @@ def inputs(results):
     loop = results["steps_1_rank_x_1_thread_python_loop"]
     # the data-parallel epoch's Python loop over the compiled one, per step
     extra = sorted(loop[name] - compiled[name] for name in compiled)
-    return {"curve": results["compute_curve_2_threads"],
-            # adding a received buffer, taken as the local Allreduce's cost per byte
-            # (copies through shared memory included: an upper bound)
-            "gamma": results["allreduce_2_ranks"]["beta_ns_per_byte"] * 1e-9,
-            "t_loop": max(0.0, extra[len(extra) // 2]) / 1e3}
+    return {
+        "curve": results["compute_curve_2_threads"],
+        # adding a received buffer, taken as the local Allreduce's cost per byte
+        # (copies through shared memory included: an upper bound)
+        "gamma": results["allreduce_2_ranks"]["beta_ns_per_byte"] * 1e-9,
+        "t_loop": max(0.0, extra[len(extra) // 2]) / 1e3,
+    }
 
 
 def _grads_ms(curve, rows):
@@ -66,22 +74,31 @@ def step_seconds(model, name, nodes, bandwidth, latency):
     t = (_grads_ms(curve, max(1, batch // nodes)) + curve["update_ms"]) / 1e3
     if nodes > 1:
         share = (nodes - 1) / nodes * S
-        t += (model["t_loop"] + 2 * math.log2(nodes) * latency + 2 * share / bandwidth
-              + share * model["gamma"])
+        t += (
+            model["t_loop"]
+            + 2 * math.log2(nodes) * latency
+            + 2 * share / bandwidth
+            + share * model["gamma"]
+        )
     return t
 
 
 def tables(results):
     model = inputs(results)
-    lines = [f"Measured inputs: gamma = {model['gamma'] * 1e9:.3f} ns/byte, "
-             f"t_loop = {model['t_loop'] * 1e6:.0f} us; t_grads and t_update per config "
-             "from compute_curve_2_threads.", ""]
+    lines = [
+        f"Measured inputs: gamma = {model['gamma'] * 1e9:.3f} ns/byte, "
+        f"t_loop = {model['t_loop'] * 1e6:.0f} us; t_grads and t_update per config "
+        "from compute_curve_2_threads.",
+        "",
+    ]
     for network, bandwidth, latency in NETWORKS:
-        lines.append(f"**{network}**, alpha = {latency * 1e6:g} us: ms per step "
-                     "(efficiency)")
+        lines.append(f"**{network}**, alpha = {latency * 1e6:g} us: ms per step (efficiency)")
         lines.append("")
-        lines.append("| config | " + " | ".join(f"P={p}" for p in NODES)
-                     + " | fastest at | efficiency >= 50 % up to |")
+        lines.append(
+            "| config | "
+            + " | ".join(f"P={p}" for p in NODES)
+            + " | fastest at | efficiency >= 50 % up to |"
+        )
         lines.append("| --- |" + " ---: |" * len(NODES) + " ---: | ---: |")
         for name in model["curve"]:
             times = [step_seconds(model, name, p, bandwidth, latency) for p in NODES]
@@ -89,8 +106,9 @@ def tables(results):
             cells = [f"{t * 1e3:.3g} ({e:.0%})" for t, e in zip(times, efficiency)]
             best = NODES[min(range(len(NODES)), key=times.__getitem__)]
             half = max(p for p, e in zip(NODES, efficiency) if e >= 0.5)
-            lines.append(f"| {CONFIG_NAMES[name]} | " + " | ".join(cells)
-                         + f" | {best} | {half} |")
+            lines.append(
+                f"| {CONFIG_NAMES[name]} | " + " | ".join(cells) + f" | {best} | {half} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -113,10 +131,11 @@ def fastest(runs):
     allreduce = merged["allreduce_2_ranks"]
     b = np.array(allreduce["bytes"], float)
     t = np.array(allreduce["fastest_us"]) / 1e6
-    fit = b <= 16 * 2 ** 20
+    fit = b <= 16 * 2**20
     beta, alpha = np.polyfit(b[fit], t[fit], 1, w=1 / t[fit])
-    allreduce.update(alpha_us=alpha * 1e6, beta_ns_per_byte=beta * 1e9,
-                     bandwidth_GB_per_s=1 / beta / 1e9)
+    allreduce.update(
+        alpha_us=alpha * 1e6, beta_ns_per_byte=beta * 1e9, bandwidth_GB_per_s=1 / beta / 1e9
+    )
     return merged
 
 
@@ -125,9 +144,12 @@ FITTED = ("alpha_us", "beta_ns_per_byte", "bandwidth_GB_per_s")
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="+",
-                        help="JSON written by scripts/bench_data_parallel.py; several runs "
-                        "are merged by their fastest figures")
+    parser.add_argument(
+        "results",
+        nargs="+",
+        help="JSON written by scripts/bench_data_parallel.py; several runs "
+        "are merged by their fastest figures",
+    )
     parser.add_argument("--merged", metavar="PATH", help="also write the merged JSON")
     args = parser.parse_args(argv)
     runs = []

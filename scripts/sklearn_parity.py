@@ -36,17 +36,22 @@ class Tally:
 def main(argv):
     sklearn.neural_network.MLPClassifier = fastnn.MLPClassifier
     sklearn.neural_network.MLPRegressor = fastnn.MLPRegressor
-    path = os.path.join(os.path.dirname(sklearn.__file__), "neural_network", "tests",
-                        "test_mlp.py")
+    path = os.path.join(
+        os.path.dirname(sklearn.__file__), "neural_network", "tests", "test_mlp.py"
+    )
     tally = Tally()
-    code = pytest.main([path, "-q", "-p", "no:cacheprovider", "--no-header", "-rN",
-                        "--tb=no", *argv], plugins=[tally])
+    code = pytest.main(
+        [path, "-q", "-p", "no:cacheprovider", "--no-header", "-rN", "--tb=no", *argv],
+        plugins=[tally],
+    )
     passed = sorted(n for n, o in tally.outcomes.items() if all(x == "passed" for x in o))
     # skipped: every case skipped (an optional dependency such as pandas is missing)
     skipped = sorted(n for n, o in tally.outcomes.items() if all(x == "skipped" for x in o))
     failed = sorted(n for n in tally.outcomes if n not in passed and n not in skipped)
-    print(f"\nscikit-learn {sklearn.__version__} test_mlp.py with fastnn {fastnn.__version__}: "
-          f"{len(passed)} of {len(tally.outcomes)} test functions pass (every case)")
+    print(
+        f"\nscikit-learn {sklearn.__version__} test_mlp.py with fastnn {fastnn.__version__}: "
+        f"{len(passed)} of {len(tally.outcomes)} test functions pass (every case)"
+    )
     for label, names in (("pass", passed), ("skip", skipped), ("FAIL", failed)):
         for name in names:
             print(f"  {label}  {name}")

@@ -42,8 +42,7 @@ def datasets():
     out["digits-3 (200x64)"] = ("classifier", MinMaxScaler().fit_transform(X[:200]), y[:200])
     X, y = load_digits(n_class=2, return_X_y=True)
     out["digits-2 (200x64)"] = ("classifier", MinMaxScaler().fit_transform(X[:200]), y[:200])
-    X, y = make_regression(n_samples=200, n_features=10, bias=20.0, noise=100.0,
-                           random_state=7)
+    X, y = make_regression(n_samples=200, n_features=10, bias=20.0, noise=100.0, random_state=7)
     out["regression (200x10)"] = ("regressor", X, scale(y))
     X, y = load_iris(return_X_y=True)
     out["iris (150x4)"] = ("classifier", X, y)
@@ -63,17 +62,25 @@ def worker(library, dtype, solvers, repeats):
     else:
         from sklearn import neural_network
 
-        classes = {"classifier": neural_network.MLPClassifier,
-                   "regressor": neural_network.MLPRegressor}
+        classes = {
+            "classifier": neural_network.MLPClassifier,
+            "regressor": neural_network.MLPRegressor,
+        }
         extra = {}
     results = {}
     for name, (kind, X, y) in datasets().items():
         X = np.ascontiguousarray(X, dtype)
         for solver in solvers:
             max_iter, params = SOLVERS[solver]
-            make = lambda: classes[kind](hidden_layer_sizes=(100,), solver=solver,
-                                         max_iter=max_iter, n_iter_no_change=np.inf,
-                                         random_state=0, **params, **extra)
+            make = lambda: classes[kind](
+                hidden_layer_sizes=(100,),
+                solver=solver,
+                max_iter=max_iter,
+                n_iter_no_change=np.inf,
+                random_state=0,
+                **params,
+                **extra,
+            )
             make().fit(X, y)  # warm-up: compilation, caches
             best = np.inf
             for _ in range(repeats):
@@ -81,15 +88,32 @@ def worker(library, dtype, solvers, repeats):
                 started = time.perf_counter()
                 model.fit(X, y)
                 best = min(best, time.perf_counter() - started)
-            results[f"{name}|{solver}"] = {"seconds": best, "n_iter": int(model.n_iter_),
-                                           "score": float(model.score(X, y))}
+            results[f"{name}|{solver}"] = {
+                "seconds": best,
+                "n_iter": int(model.n_iter_),
+                "score": float(model.score(X, y)),
+            }
     print(json.dumps(results))
 
 
 def run_worker(library, dtype, solvers, repeats):
-    out = subprocess.run([sys.executable, __file__, "--worker", library, "--dtype", dtype,
-                          "--solvers", ",".join(solvers), "--repeats", str(repeats)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            library,
+            "--dtype",
+            dtype,
+            "--solvers",
+            ",".join(solvers),
+            "--repeats",
+            str(repeats),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -108,18 +132,24 @@ def main(argv=None):
     f32 = run_worker("fastnn", "float32", solvers, args.repeats)
     f64 = run_worker("fastnn", "float64", solvers, args.repeats)
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset (every core)")
-    print(f"fit seconds, best of {args.repeats} (hidden_layer_sizes=(100,), random_state=0; "
-          f"iterations run in brackets); OPENBLAS_NUM_THREADS={threads}, "
-          f"{os.cpu_count()} CPUs\n")
-    print("| data set | solver | scikit-learn | fastnn float32 | fastnn float64 "
-          "| speed-up f32 | speed-up f64 |")
+    print(
+        f"fit seconds, best of {args.repeats} (hidden_layer_sizes=(100,), random_state=0; "
+        f"iterations run in brackets); OPENBLAS_NUM_THREADS={threads}, "
+        f"{os.cpu_count()} CPUs\n"
+    )
+    print(
+        "| data set | solver | scikit-learn | fastnn float32 | fastnn float64 "
+        "| speed-up f32 | speed-up f64 |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for key in sk:
         name, solver = key.split("|")
         a, b, c = sk[key], f32[key], f64[key]
-        print(f"| {name} | {solver} | {a['seconds']:.3f} ({a['n_iter']}) "
-              f"| {b['seconds']:.3f} ({b['n_iter']}) | {c['seconds']:.3f} ({c['n_iter']}) "
-              f"| {a['seconds'] / b['seconds']:.1f}x | {a['seconds'] / c['seconds']:.1f}x |")
+        print(
+            f"| {name} | {solver} | {a['seconds']:.3f} ({a['n_iter']}) "
+            f"| {b['seconds']:.3f} ({b['n_iter']}) | {c['seconds']:.3f} ({c['n_iter']}) "
+            f"| {a['seconds'] / b['seconds']:.1f}x | {a['seconds'] / c['seconds']:.1f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,9 @@ def close(actual, expected, dtype, scale=1.0, terms=1):
 
 def run_fastnn(*args, timeout=300):
     """Run the `fastnn` program (``python -m fastnn ARGS``) in a fresh interpreter."""
-    return subprocess.run([sys.executable, "-m", "fastnn", *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fastnn", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def mpiexec_path():
@@ -74,8 +75,13 @@ def run_mpiexec(n, *command, timeout=300, env=None):
     The ranks' interpreter is this one; `-n 3` oversubscribes a 2-core machine,
     which MPICH allows by default.
     """
-    return subprocess.run([mpiexec_path(), "-n", str(n), *command], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [mpiexec_path(), "-n", str(n), *command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def launcher_children(pid):
@@ -97,8 +103,9 @@ def launcher_children(pid):
             if ppid == parent and child not in found:
                 try:
                     with open(f"/proc/{child}/environ", "rb") as f:
-                        env = dict(item.split(b"=", 1) for item in f.read().split(b"\0")
-                                   if b"=" in item)
+                        env = dict(
+                            item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item
+                        )
                 except OSError:
                     continue
                 found[child] = {k.decode(): v.decode(errors="replace") for k, v in env.items()}
@@ -167,8 +174,10 @@ def serve(directory):
 
 def small_network(rng, sizes, dtype=np.float64, scale=1.0):
     """Weights (k, m) ~ N(0, 1/k) * scale and biases ~ N(0, 0.01) of layers `sizes`."""
-    coefs = [(rng.standard_normal((a, b)) / np.sqrt(a) * scale).astype(dtype)
-             for a, b in zip(sizes[:-1], sizes[1:])]
+    coefs = [
+        (rng.standard_normal((a, b)) / np.sqrt(a) * scale).astype(dtype)
+        for a, b in zip(sizes[:-1], sizes[1:])
+    ]
     intercepts = [(0.1 * rng.standard_normal(b)).astype(dtype) for b in sizes[1:]]
     return coefs, intercepts
 
@@ -178,7 +187,7 @@ def head_targets(head, rng, n, n_outputs, dtype=np.float64):
     (identity), counts (exp)."""
     if head == "softmax":
         y = rng.integers(0, n_outputs, n).astype(np.intp)
-        y[:min(n, n_outputs)] = np.arange(min(n, n_outputs))  # every class present
+        y[: min(n, n_outputs)] = np.arange(min(n, n_outputs))  # every class present
         return y
     if head == "logistic":
         return rng.integers(0, 2, (n, n_outputs)).astype(dtype)
@@ -197,8 +206,11 @@ def assert_same_training_state(got, expected):
     (learning rate, Adam's step count), the shuffling RNG and the counters.
     """
     assert got is not None and expected is not None
-    assert (got.solver, got.learning_rate, got.adam_step) == \
-           (expected.solver, expected.learning_rate, expected.adam_step)
+    assert (got.solver, got.learning_rate, got.adam_step) == (
+        expected.solver,
+        expected.learning_rate,
+        expected.adam_step,
+    )
     assert sorted(got.optimizer_arrays) == sorted(expected.optimizer_arrays)
     # an optimizer with state keeps arrays of it (momentum 0 keeps an empty velocity)
     if got.solver == "adam":
@@ -209,8 +221,18 @@ def assert_same_training_state(got, expected):
     kind, keys, pos, has_gauss, gauss = expected.rng_state
     assert got.rng_state[0] == kind and got.rng_state[2:] == (pos, has_gauss, gauss)
     np.testing.assert_array_equal(got.rng_state[1], keys)
-    assert (got.n_iter, got.samples_seen, got.best_loss, got.no_improvement_count,
-            got.validation_scores, got.best_validation_score) == \
-           (expected.n_iter, expected.samples_seen, expected.best_loss,
-            expected.no_improvement_count, expected.validation_scores,
-            expected.best_validation_score)
+    assert (
+        got.n_iter,
+        got.samples_seen,
+        got.best_loss,
+        got.no_improvement_count,
+        got.validation_scores,
+        got.best_validation_score,
+    ) == (
+        expected.n_iter,
+        expected.samples_seen,
+        expected.best_loss,
+        expected.no_improvement_count,
+        expected.validation_scores,
+        expected.best_validation_score,
+    )

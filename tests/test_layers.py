@@ -29,9 +29,13 @@ ALLOWED = {
     "cli": {"estimators", "distributed", "engine", "contract", "datasets", "errors"},
 }
 FACADE = {"fastnn", "fastnn.__main__", "fastnn._moved"}
-TOP_LEVEL = {"fastnn.errors": "errors", "fastnn.distributed": "distributed",
-             "fastnn.kernels": "contract", "fastnn.reference": "contract",
-             "fastnn.backend": "contract"}
+TOP_LEVEL = {
+    "fastnn.errors": "errors",
+    "fastnn.distributed": "distributed",
+    "fastnn.kernels": "contract",
+    "fastnn.reference": "contract",
+    "fastnn.backend": "contract",
+}
 
 
 def layer_of(module):
@@ -42,8 +46,9 @@ def layer_of(module):
     parts = module.split(".")
     if len(parts) >= 2 and parts[1] in ALLOWED:
         return parts[1]
-    raise AssertionError(f"{module} belongs to no layer: add it to tests/test_layers.py "
-                         "and docs/design.md")
+    raise AssertionError(
+        f"{module} belongs to no layer: add it to tests/test_layers.py and docs/design.md"
+    )
 
 
 def module_name(path, root):
@@ -66,8 +71,10 @@ def imports_of(path, name, modules):
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
             # `from fastnn.engine import shuffling` imports the module fastnn.engine.shuffling
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
-                       for alias in node.names]
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                for alias in node.names
+            ]
         else:
             continue
         for target in targets:
@@ -93,7 +100,7 @@ def find_cycle(graph):
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 cycle = visit(nxt)
                 if cycle:
@@ -149,19 +156,25 @@ def planted(tmp_path, extra):
 
 def test_a_planted_cycle_is_found(tmp_path):
     # the kind of cycle this test exists for: a late import back up the chain
-    graph = planted(tmp_path, {
-        "estimators/validation.py": "def f():\n    from fastnn.estimators import base",
-    })
+    graph = planted(
+        tmp_path,
+        {
+            "estimators/validation.py": "def f():\n    from fastnn.estimators import base",
+        },
+    )
     cycle = find_cycle(graph)
     assert cycle and "fastnn.estimators.base" in cycle and cycle[0] == cycle[-1]
 
 
-@pytest.mark.parametrize("relative,line", [
-    ("engine/params.py", "from fastnn.estimators.mlp import MLPClassifier"),
-    ("contract/checks.py", "from fastnn.engine import shuffling"),
-    ("datasets/__init__.py", "from ..contract import tables"),
-    ("distributed.py", "import fastnn.cli.app"),
-])
+@pytest.mark.parametrize(
+    "relative,line",
+    [
+        ("engine/params.py", "from fastnn.estimators.mlp import MLPClassifier"),
+        ("contract/checks.py", "from fastnn.engine import shuffling"),
+        ("datasets/__init__.py", "from ..contract import tables"),
+        ("distributed.py", "import fastnn.cli.app"),
+    ],
+)
 def test_a_planted_upward_import_is_found(tmp_path, relative, line):
     bad = upward_imports(planted(tmp_path, {relative: line}))
     assert len(bad) == 1, bad

@@ -8,6 +8,5 @@ variables once, when it loads, and NumPy and SciPy each load their own copy.
 import os
 
 THREADS = 2
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-              "NUMBA_NUM_THREADS"):
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_name] = str(THREADS)

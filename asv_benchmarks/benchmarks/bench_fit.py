@@ -6,9 +6,9 @@ import numpy as np
 
 from fastnn import MLPClassifier, get_backend
 from fastnn.datasets import load_digits
-from fastnn.engine.step import TrainStep
 from fastnn.engine.optim import AdamOptimizer
 from fastnn.engine.params import FlatParameters
+from fastnn.engine.step import TrainStep
 
 from .common import BACKENDS, CONFIGS, bare_step, network, quiet_fit, sgd_model
 
@@ -17,8 +17,9 @@ BATCH = 200
 
 
 def _model(backend, epochs):
-    return MLPClassifier(HIDDEN, backend=backend, max_iter=epochs, batch_size=BATCH,
-                         shuffle=False, random_state=0)
+    return MLPClassifier(
+        HIDDEN, backend=backend, max_iter=epochs, batch_size=BATCH, shuffle=False, random_state=0
+    )
 
 
 class FitEpoch:
@@ -35,15 +36,22 @@ class FitEpoch:
         self.X, self.y = X, y
         self.fit_epoch(backend)  # compiles
         rng = np.random.default_rng(0)
-        coefs = [(rng.standard_normal((k, m)) * 0.1).astype(np.float32)
-                 for k, m in zip((X.shape[1], *HIDDEN), (*HIDDEN, 10))]
+        coefs = [
+            (rng.standard_normal((k, m)) * 0.1).astype(np.float32)
+            for k, m in zip((X.shape[1], *HIDDEN), (*HIDDEN, 10))
+        ]
         intercepts = [np.zeros(W.shape[1], np.float32) for W in coefs]
         # the estimator's layout: parameters and gradients views of flat buffers
         self.params = FlatParameters.pack(coefs, intercepts)
         self.grads = FlatParameters(self.params.layer_sizes, np.float32)
-        self.train = TrainStep(backend, self.params.coefs, self.params.intercepts, BATCH,
-                               coef_grads=self.grads.coefs,
-                               intercept_grads=self.grads.intercepts)
+        self.train = TrainStep(
+            backend,
+            self.params.coefs,
+            self.params.intercepts,
+            BATCH,
+            coef_grads=self.grads.coefs,
+            intercept_grads=self.grads.intercepts,
+        )
         self.optimizer = AdamOptimizer(self.params.size, np.float32)
         self.ops = get_backend(backend).ops
         self.labels = y.astype(np.intp)
@@ -59,7 +67,7 @@ class FitEpoch:
         X, y, train, optimizer, ops = self.X, self.labels, self.train, self.optimizer, self.ops
         params, grads = self.params.data, self.grads.data
         for start in range(0, X.shape[0], BATCH):
-            train.loss_and_grads(X[start:start + BATCH], y[start:start + BATCH], 1e-4)
+            train.loss_and_grads(X[start : start + BATCH], y[start : start + BATCH], 1e-4)
             optimizer.update_params(ops, params, grads)
 
     def peakmem_fit(self, backend):
@@ -104,7 +112,7 @@ class FitSteps:
         self.X, self.y, self.sizes, self.batch = X, y, sizes, batch
         self.steps_per_epoch = rows // batch
         step = bare_step(backend, coefs, intercepts, batch, scale)
-        self.batches = [(X[s:s + batch], y[s:s + batch]) for s in range(0, rows, batch)]
+        self.batches = [(X[s : s + batch], y[s : s + batch]) for s in range(0, rows, batch)]
         self.step = step
         self._fit(backend, 1)  # compiles fit's path (Numba)
         self.time_bare_steps(backend, config)

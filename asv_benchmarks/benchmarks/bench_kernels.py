@@ -102,8 +102,7 @@ class Updates:
         self.be.sgd_update(self.p, self.g, 1e-3)
 
     def time_sgd_update_momentum(self, backend, dtype, size):
-        self.be.sgd_update(self.p, self.g, 1e-3, velocity=self.m, momentum=0.9,
-                           nesterov=True)
+        self.be.sgd_update(self.p, self.g, 1e-3, velocity=self.m, momentum=0.9, nesterov=True)
 
     def time_adam_update(self, backend, dtype, size):
         self.be.adam_update(self.p, self.g, self.m, self.v, 10, 1e-3)

@@ -79,8 +79,11 @@ class FirstStepWarmCache:
         self._previous = os.environ.get("NUMBA_CACHE_DIR")
         self._dir = tempfile.TemporaryDirectory(prefix="fastnn-warm-")
         os.environ["NUMBA_CACHE_DIR"] = self._dir.name
-        subprocess.run([sys.executable, "-c", _BUILD.format(sizes=sizes, n=n) + _FIRST_STEP],
-                       check=True, env=os.environ.copy())
+        subprocess.run(
+            [sys.executable, "-c", _BUILD.format(sizes=sizes, n=n) + _FIRST_STEP],
+            check=True,
+            env=os.environ.copy(),
+        )
 
     def teardown(self, config):
         if self._previous is None:

@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 
 from fastnn import get_backend
-from fastnn.engine.step import TrainStep
 from fastnn.engine.params import FlatParameters
+from fastnn.engine.step import TrainStep
 
 BACKENDS = ["numpy", "numba"]
 DTYPES = ["float32", "float64"]
@@ -25,8 +25,10 @@ def network(sizes, n, dtype, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.random((n, sizes[0])).astype(dtype)
     y = rng.integers(0, sizes[-1], n).astype(np.intp)
-    coefs = [(rng.uniform(-1, 1, (k, m)) * np.sqrt(1.0 / k)).astype(dtype)
-             for k, m in zip(sizes[:-1], sizes[1:])]
+    coefs = [
+        (rng.uniform(-1, 1, (k, m)) * np.sqrt(1.0 / k)).astype(dtype)
+        for k, m in zip(sizes[:-1], sizes[1:])
+    ]
     intercepts = [np.zeros(m, dtype) for m in sizes[1:]]
     return X, y, coefs, intercepts
 
@@ -40,8 +42,14 @@ def bare_step(backend, coefs, intercepts, batch, input_scale=1.0):
     dtype = coefs[0].dtype
     params = FlatParameters.pack(coefs, intercepts, dtype)
     grads = FlatParameters(params.layer_sizes, dtype)
-    train = TrainStep(backend, params.coefs, params.intercepts, batch,
-                      coef_grads=grads.coefs, intercept_grads=grads.intercepts)
+    train = TrainStep(
+        backend,
+        params.coefs,
+        params.intercepts,
+        batch,
+        coef_grads=grads.coefs,
+        intercept_grads=grads.intercepts,
+    )
     sgd = get_backend(backend).ops.sgd_update
     flat_params, flat_grads = params.data, grads.data
 
@@ -67,10 +75,21 @@ def sgd_model(backend, hidden, batch, epochs, dtype="float32"):
     """
     from fastnn import MLPClassifier
 
-    return MLPClassifier(hidden, solver="sgd", momentum=0.0, alpha=0.0,
-                         learning_rate_init=LEARNING_RATE, batch_size=batch, shuffle=False,
-                         max_iter=epochs, tol=0.0, n_iter_no_change=10**9, backend=backend,
-                         dtype=dtype, random_state=0)
+    return MLPClassifier(
+        hidden,
+        solver="sgd",
+        momentum=0.0,
+        alpha=0.0,
+        learning_rate_init=LEARNING_RATE,
+        batch_size=batch,
+        shuffle=False,
+        max_iter=epochs,
+        tol=0.0,
+        n_iter_no_change=10**9,
+        backend=backend,
+        dtype=dtype,
+        random_state=0,
+    )
 
 
 def quiet_fit(model, X, y):

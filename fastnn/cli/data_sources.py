@@ -23,8 +23,10 @@ def load_data(args, dtype, subset):
     task = getattr(args, "task", "classification")
     if spec == "digits":
         if task == "regression":
-            raise ValueError("--data digits is a classification data set; give a .csv or "
-                             ".npz file for --task regression")
+            raise ValueError(
+                "--data digits is a classification data set; give a .csv or "
+                ".npz file for --task regression"
+            )
         X_train, X_test, y_train, y_test = datasets.load_digits(dtype, random_state=args.seed)
         return (X_train, y_train) if subset == "train" else (X_test, y_test)
     # pixels stay uint8 bytes, scaled by the model on the fly: no float copy of the data
@@ -69,12 +71,15 @@ def require_labels(y, args):
         )
 
 
-
 def convert(args):
     from fastnn.datasets.convert import convert as convert_files
 
-    rows, dtype = convert_files(args.source, args.directory, label=args.label,
-                                subset=args.subset,
-                                progress=not args.quiet and sys.stderr.isatty())
+    rows, dtype = convert_files(
+        args.source,
+        args.directory,
+        label=args.label,
+        subset=args.subset,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
     print(f"wrote {rows:,} rows ({dtype}) to {os.path.join(args.directory, 'X.npy')}")
     return 0

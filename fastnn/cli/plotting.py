@@ -42,16 +42,24 @@ def plot_history(history, path, title=None):
     try:
         loss_ax.plot(epochs, history["loss"], color="tab:blue", label="training loss")
         regression = "val_r2" in history and "train_accuracy" not in history
-        loss_ax.set(xlabel="epoch", ylabel="squared error" if regression else
-                    "cross-entropy loss", title="Loss")
+        loss_ax.set(
+            xlabel="epoch",
+            ylabel="squared error" if regression else "cross-entropy loss",
+            title="Loss",
+        )
         loss_ax.legend()
-        for key, label, color in (("train_accuracy", "training", "tab:blue"),
-                                  ("val_accuracy", "validation", "tab:orange"),
-                                  ("val_r2", "validation", "tab:orange")):
+        for key, label, color in (
+            ("train_accuracy", "training", "tab:blue"),
+            ("val_accuracy", "validation", "tab:orange"),
+            ("val_r2", "validation", "tab:orange"),
+        ):
             if history.get(key):
                 acc_ax.plot(epochs, history[key], color=color, label=label)
-        acc_ax.set(xlabel="epoch", ylabel="R^2" if regression else "accuracy",
-                   title="R^2" if regression else "Accuracy")
+        acc_ax.set(
+            xlabel="epoch",
+            ylabel="R^2" if regression else "accuracy",
+            title="R^2" if regression else "Accuracy",
+        )
         for ax in (loss_ax, acc_ax):
             ax.grid(alpha=0.3)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

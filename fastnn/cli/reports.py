@@ -55,10 +55,15 @@ def predict(args):
     labels = model.predict(X)
     if is_regressor(model):
         values = labels.reshape(len(labels), -1)
-        header = "Id," + ",".join(["Prediction"] if values.shape[1] == 1 else
-                                  [f"Prediction{j}" for j in range(values.shape[1])])
-        lines = [header] + [f"{i}," + ",".join(repr(float(v)) for v in row)
-                            for i, row in enumerate(values, start=1)]
+        header = "Id," + ",".join(
+            ["Prediction"]
+            if values.shape[1] == 1
+            else [f"Prediction{j}" for j in range(values.shape[1])]
+        )
+        lines = [header] + [
+            f"{i}," + ",".join(repr(float(v)) for v in row)
+            for i, row in enumerate(values, start=1)
+        ]
     else:
         lines = ["ImageId,Label"] + [f"{i},{label}" for i, label in enumerate(labels, start=1)]
     text = "\n".join(lines) + "\n"
@@ -78,8 +83,10 @@ def info(args):
     n_params = sum(W.size + b.size for W, b in zip(model.coefs_, model.intercepts_))
     print(f"model: {args.model}")
     kind = "regressor" if is_regressor(model) else "classifier"
-    print(f"architecture: {architecture(model)} {kind} ({model.activation} hidden layers, "
-          f"{model.out_activation_} output), {n_params:,} parameters")
+    print(
+        f"architecture: {architecture(model)} {kind} ({model.activation} hidden layers, "
+        f"{model.out_activation_} output), {n_params:,} parameters"
+    )
     print(f"dtype: {model.coefs_[0].dtype}")
     print(f"backend: {model.backend}")
     if not is_regressor(model):
@@ -100,8 +107,10 @@ def _history_summary(history):
         return ["history: none saved"]
     epochs = len(history["epoch"])
     seconds = sum(history["seconds"])
-    lines = [f"history: {epochs} epochs in {seconds:.2f} s of training, "
-             f"{np.median(history['samples_per_second']):,.0f} samples/s (median)"]
+    lines = [
+        f"history: {epochs} epochs in {seconds:.2f} s of training, "
+        f"{np.median(history['samples_per_second']):,.0f} samples/s (median)"
+    ]
     final = [f"loss {history['loss'][-1]:.4f}"]
     if history.get("train_accuracy"):
         final.append(f"training accuracy {history['train_accuracy'][-1]:.4f}")
@@ -109,8 +118,9 @@ def _history_summary(history):
         if history.get(key):
             val = history[key]
             best = int(np.argmax(val))
-            final.append(f"{what} {val[-1]:.4f} "
-                         f"(best {val[best]:.4f} at epoch {history['epoch'][best]})")
+            final.append(
+                f"{what} {val[-1]:.4f} (best {val[best]:.4f} at epoch {history['epoch'][best]})"
+            )
     lines.append("  last epoch: " + ", ".join(final))
     return lines
 

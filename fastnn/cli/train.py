@@ -14,18 +14,33 @@ from fastnn.cli.reports import architecture, is_regressor
 
 # What `train` uses when neither a flag nor the recipe says otherwise.
 TRAIN_DEFAULTS = {
-    "hidden": (128,), "activation": "relu", "solver": "adam", "lr": 1e-3, "momentum": 0.9,
+    "hidden": (128,),
+    "activation": "relu",
+    "solver": "adam",
+    "lr": 1e-3,
+    "momentum": 0.9,
     "alpha": 1e-4,
-    "batch_size": 32, "epochs": 40, "dtype": "float32", "val_fraction": 0.1,
-    "val_rows": None, "log_every": 1,
+    "batch_size": 32,
+    "epochs": 40,
+    "dtype": "float32",
+    "val_fraction": 0.1,
+    "val_rows": None,
+    "log_every": 1,
 }
 # Named presets of the settings above; explicit flags still win.
 RECIPES = {
     # docs/design.md section 2: the blog post's 784-10-10 network, full-batch gradient
     # descent at learning rate 0.1 for 5000 iterations, first 1000 rows as dev set.
     "seed": {
-        "hidden": (10,), "solver": "sgd", "lr": 0.1, "momentum": 0.0, "alpha": 0.0,
-        "batch_size": "full", "epochs": 5000, "dtype": "float64", "val_rows": 1000,
+        "hidden": (10,),
+        "solver": "sgd",
+        "lr": 0.1,
+        "momentum": 0.0,
+        "alpha": 0.0,
+        "batch_size": "full",
+        "epochs": 5000,
+        "dtype": "float64",
+        "val_rows": 1000,
         "log_every": 100,
     },
 }
@@ -49,8 +64,7 @@ def train(args):
         require_matplotlib()  # before training, not after it
     X, y = load_data(args, settings["dtype"], "train")
     require_labels(y, args)
-    X_fit, y_fit, validation = _hold_out(X, y, settings, args.seed,
-                                         args.task == "classification")
+    X_fit, y_fit, validation = _hold_out(X, y, settings, args.seed, args.task == "classification")
     test = load_data(args, settings["dtype"], "test")
     model = _build_model(settings, X_fit.shape[0], args) if resumed is None else resumed
     if not args.quiet:
@@ -59,8 +73,16 @@ def train(args):
     every = args.checkpoint_every if args.save else None  # none on ranks other than 0
     checkpoint = (every, args.save) if every else None
     try:
-        _fit(model, X_fit, y_fit, validation, settings, args.quiet, checkpoint,
-             resume=resumed is not None)
+        _fit(
+            model,
+            X_fit,
+            y_fit,
+            validation,
+            settings,
+            args.quiet,
+            checkpoint,
+            resume=resumed is not None,
+        )
     except DivergenceError as exc:
         # the model holds the weights of the last finished epoch: keep them
         _write_outputs(model, args)
@@ -74,19 +96,26 @@ def train(args):
         if getattr(model, "n_iter_", 0) > 0:
             _write_outputs(model, args)
         if root:
-            print(f"fastnn train: interrupted after {getattr(model, 'n_iter_', 0)} finished "
-                  "epoch(s)", file=sys.stderr)
+            print(
+                f"fastnn train: interrupted after {getattr(model, 'n_iter_', 0)} finished "
+                "epoch(s)",
+                file=sys.stderr,
+            )
         return 130  # the shell's code for death by SIGINT
     if not args.quiet:
         ranks = "" if group is None else f", {group.size} processes"
-        print(f"trained {model.n_iter_} epochs in {time.perf_counter() - started:.2f} s "
-              f"({args.backend}, {settings['dtype']}{ranks})")
+        print(
+            f"trained {model.n_iter_} epochs in {time.perf_counter() - started:.2f} s "
+            f"({args.backend}, {settings['dtype']}{ranks})"
+        )
     _write_outputs(model, args)
     if not root:
         return 0
     name, (X_score, y_score) = (
-        ("test", test) if test is not None
-        else ("validation", validation) if validation is not None
+        ("test", test)
+        if test is not None
+        else ("validation", validation)
+        if validation is not None
         else ("training", (X_fit, y_fit))
     )
     if is_regressor(model):
@@ -118,21 +147,36 @@ def _resumable(args):
         raise ValueError("--checkpoint-every needs --save PATH to write the checkpoints to")
     if not args.resume:
         return None
-    fixed = [f"--{key.replace('_', '-')}" for key in
-             ("recipe", "hidden", "activation", "solver", "lr", "momentum", "alpha",
-              "batch_size", "dtype", "shuffle")
-             if getattr(args, key) is not None]
+    fixed = [
+        f"--{key.replace('_', '-')}"
+        for key in (
+            "recipe",
+            "hidden",
+            "activation",
+            "solver",
+            "lr",
+            "momentum",
+            "alpha",
+            "batch_size",
+            "dtype",
+            "shuffle",
+        )
+        if getattr(args, key) is not None
+    ]
     if fixed:
-        raise ValueError(f"--resume continues the saved run with its own settings; "
-                         f"drop {', '.join(fixed)}")
+        raise ValueError(
+            f"--resume continues the saved run with its own settings; drop {', '.join(fixed)}"
+        )
     from fastnn.estimators.mlp import load
 
     model = load(args.resume)
     if not hasattr(model, "_optimizer"):
         raise ValueError(f"--resume {args.resume}: the file holds no training state")
     if model.n_iter_ >= (args.epochs or model.max_iter):
-        raise ValueError(f"--resume {args.resume}: the run has trained {model.n_iter_} "
-                         f"epochs already; pass --epochs above that")
+        raise ValueError(
+            f"--resume {args.resume}: the run has trained {model.n_iter_} "
+            f"epochs already; pass --epochs above that"
+        )
     args.seed = model.random_state  # the data splits of the first run
     args.task = "regression" if is_regressor(model) else "classification"
     return model
@@ -142,10 +186,15 @@ def _resumed_settings(args, model):
     """The saved run's settings, with --epochs (the total) and the validation flags."""
     settings = _train_settings(args)
     settings.update(
-        hidden=model.hidden_layer_sizes, activation=model.activation, solver=model.solver,
+        hidden=model.hidden_layer_sizes,
+        activation=model.activation,
+        solver=model.solver,
         lr=model.learning_rate_init,
-        momentum=model.momentum, alpha=model.alpha, batch_size=model.batch_size,
-        epochs=args.epochs or model.max_iter, dtype=model.coefs_[0].dtype.name,
+        momentum=model.momentum,
+        alpha=model.alpha,
+        batch_size=model.batch_size,
+        epochs=args.epochs or model.max_iter,
+        dtype=model.coefs_[0].dtype.name,
     )
     model.set_params(max_iter=settings["epochs"], n_iter_no_change=settings["epochs"])
     return settings
@@ -188,21 +237,29 @@ def _build_model(settings, n_fit, args):
     full_batch = settings["batch_size"] == "full"
     estimator = MLPRegressor if args.task == "regression" else MLPClassifier
     return estimator(
-        hidden_layer_sizes=settings["hidden"], activation=settings["activation"],
+        hidden_layer_sizes=settings["hidden"],
+        activation=settings["activation"],
         solver=settings["solver"],
-        learning_rate_init=settings["lr"], momentum=settings["momentum"],
-        alpha=settings["alpha"], batch_size=n_fit if full_batch else settings["batch_size"],
-        max_iter=settings["epochs"], n_iter_no_change=settings["epochs"],
+        learning_rate_init=settings["lr"],
+        momentum=settings["momentum"],
+        alpha=settings["alpha"],
+        batch_size=n_fit if full_batch else settings["batch_size"],
+        max_iter=settings["epochs"],
+        n_iter_no_change=settings["epochs"],
         # a full batch is the same sum in any order: shuffling would only copy X
-        shuffle=False if full_batch else (args.shuffle or True), random_state=args.seed,
+        shuffle=False if full_batch else (args.shuffle or True),
+        random_state=args.seed,
         backend=args.backend,
         dtype=settings["dtype"],
     )
 
 
 def _print_setup(model, X_fit, y_fit, validation, test):
-    outputs = ((1 if y_fit.ndim == 1 else y_fit.shape[1]) if is_regressor(model)
-               else len(np.unique(y_fit)))
+    outputs = (
+        (1 if y_fit.ndim == 1 else y_fit.shape[1])
+        if is_regressor(model)
+        else len(np.unique(y_fit))
+    )
     sizes = "-".join(str(s) for s in [X_fit.shape[1], *model.hidden_layer_sizes, outputs])
     parts = [f"{X_fit.shape[0]:,} training rows"]
     if validation is not None:
@@ -210,8 +267,10 @@ def _print_setup(model, X_fit, y_fit, validation, test):
     if test is not None:
         parts.append(f"{test[0].shape[0]:,} test rows")
     kind = f"{model.activation}, " if model.activation != "relu" else ""
-    print(f"network {sizes}, {kind}{model.solver}, batch {model.batch_size}, "
-          f"{model.max_iter} epochs; " + ", ".join(parts))
+    print(
+        f"network {sizes}, {kind}{model.solver}, batch {model.batch_size}, "
+        f"{model.max_iter} epochs; " + ", ".join(parts)
+    )
 
 
 def _fit(model, X, y, validation, settings, quiet, checkpoint=None, resume=False):
@@ -223,15 +282,23 @@ def _fit(model, X, y, validation, settings, quiet, checkpoint=None, resume=False
     from tqdm import tqdm
 
     total, every = settings["epochs"], settings["log_every"]
-    bar = tqdm(total=total, initial=model.n_iter_ if resume else 0, unit="epoch",
-               file=sys.stderr, dynamic_ncols=True, disable=quiet or not sys.stderr.isatty())
+    bar = tqdm(
+        total=total,
+        initial=model.n_iter_ if resume else 0,
+        unit="epoch",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=quiet or not sys.stderr.isatty(),
+    )
 
     def report(_model, record):
         if checkpoint and record["epoch"] % checkpoint[0] == 0:
             _model.save(checkpoint[1])
         bar.update(1)
-        bar.set_postfix_str(f"loss {record['loss']:.4f}, "
-                            f"{record['samples_per_second']:,.0f} samples/s", refresh=False)
+        bar.set_postfix_str(
+            f"loss {record['loss']:.4f}, {record['samples_per_second']:,.0f} samples/s",
+            refresh=False,
+        )
         if not quiet and (record["epoch"] % every == 0 or record["epoch"] == total):
             bar.write(_epoch_line(record), file=sys.stdout)
 
@@ -281,4 +348,3 @@ def write_history(history, path):
     lines = [f" {json.dumps(key)}: {json.dumps(values)}" for key, values in clean.items()]
     with open(path, "w") as f:
         f.write("{\n" + ",\n".join(lines) + "\n}\n")
-

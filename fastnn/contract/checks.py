@@ -33,9 +33,7 @@ def float_array(name, a, ndim, dtype=None):
     if a.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {a.shape}")
     if not a.flags.c_contiguous:
-        raise ValueError(
-            f"{name} must be C-contiguous (use numpy.ascontiguousarray({name}))"
-        )
+        raise ValueError(f"{name} must be C-contiguous (use numpy.ascontiguousarray({name}))")
     return a.dtype
 
 
@@ -92,7 +90,7 @@ def in_place_or_apart(name, out, *inputs):
 def apart(named):
     """Arrays written in place must not share memory with each other or any input."""
     for i, (name, a) in enumerate(named):
-        for other_name, other in named[i + 1:]:
+        for other_name, other in named[i + 1 :]:
             if np.may_share_memory(a, other):
                 raise ValueError(f"{name} must not share memory with {other_name}")
 
@@ -173,23 +171,28 @@ def csr_args(indptr, indices, data, W):
     dtype = float_array("W", W, 2)
     for name, a in (("indptr", indptr), ("indices", indices)):
         if not isinstance(a, np.ndarray) or a.dtype not in (np.int32, np.int64):
-            raise TypeError(f"{name} must be an int32 or int64 numpy.ndarray, got "
-                            f"{getattr(a, 'dtype', type(a).__name__)}")
+            raise TypeError(
+                f"{name} must be an int32 or int64 numpy.ndarray, got "
+                f"{getattr(a, 'dtype', type(a).__name__)}"
+            )
         if a.ndim != 1 or not a.flags.c_contiguous:
             raise ValueError(f"{name} must be 1-D and C-contiguous, got shape {a.shape}")
     if indices.dtype != indptr.dtype:
         raise TypeError(f"indices has dtype {indices.dtype} but indptr {indptr.dtype}")
     if not isinstance(data, np.ndarray) or data.dtype != dtype:
-        raise TypeError(f"data must be a numpy.ndarray of W's dtype {dtype}, got "
-                        f"{getattr(data, 'dtype', type(data).__name__)}")
+        raise TypeError(
+            f"data must be a numpy.ndarray of W's dtype {dtype}, got "
+            f"{getattr(data, 'dtype', type(data).__name__)}"
+        )
     if data.ndim != 1 or not data.flags.c_contiguous:
         raise ValueError(f"data must be 1-D and C-contiguous, got shape {data.shape}")
     if indptr.shape[0] < 2:
         raise ValueError(f"indptr must hold at least 2 entries (one row), got {indptr.shape[0]}")
     nnz = data.shape[0]
     if indices.shape[0] != nnz:
-        raise ValueError(f"indices and data must have the same length, got "
-                         f"{indices.shape[0]} and {nnz}")
+        raise ValueError(
+            f"indices and data must have the same length, got {indices.shape[0]} and {nnz}"
+        )
     if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
         raise ValueError(f"indptr must rise from 0 to nnz={nnz} without decreasing")
     if nnz and (indices.min() < 0 or indices.max() >= W.shape[0]):
@@ -205,8 +208,6 @@ def elementwise_args(names, arrays, out):
     out = out_buffer("out", out, arrays[0].shape, dtype)
     in_place_or_apart("out", out, *zip(names, arrays))
     return out
-
-
 
 
 def linear_backward_args(dout, x, W, dx, dW, db, need_dx):

@@ -8,7 +8,14 @@ its loops, so that every branch is a plain loop LLVM can vectorise.
 import numpy as np
 
 from fastnn.contract.jit import njit
-from fastnn.contract.tables import EXP_HEAD, IDENTITY_HEAD, LOGISTIC, LOGISTIC_HEAD, RELU, SOFTMAX_HEAD, TANH
+from fastnn.contract.tables import (
+    EXP_HEAD,
+    LOGISTIC,
+    LOGISTIC_HEAD,
+    RELU,
+    SOFTMAX_HEAD,
+    TANH,
+)
 
 
 @njit(cache=True, error_model="numpy")

@@ -17,9 +17,15 @@ The trainer's hot path, the fused step and the compiled epoch loop, is in
 """
 
 import numpy as np
+
 from fastnn.contract.jit import njit  # cache=True that survives a read-only install
-from fastnn.contract.numba_math import (activation_backward_inplace, activation_inplace,
-                          bias_activation_inplace, column_sums, logistic)
+from fastnn.contract.numba_math import (
+    activation_backward_inplace,
+    activation_inplace,
+    bias_activation_inplace,
+    column_sums,
+    logistic,
+)
 from fastnn.contract.tables import IDENTITY, RELU
 
 # The fast-math subset for loops that only add and multiply: reassoc lets LLVM
@@ -265,8 +271,9 @@ def sgd_update(param, grad, lr, velocity, momentum, nesterov):
     if velocity is None:
         _sgd_plain(param.reshape(-1), grad.reshape(-1), lr)
     else:
-        _sgd_momentum(param.reshape(-1), grad.reshape(-1), lr, velocity.reshape(-1),
-                      momentum, nesterov)
+        _sgd_momentum(
+            param.reshape(-1), grad.reshape(-1), lr, velocity.reshape(-1), momentum, nesterov
+        )
     return param
 
 
@@ -289,8 +296,9 @@ def _adam(param, grad, m, v, t, lr, beta1, beta2, eps):
 
 
 def adam_update(param, grad, m, v, t, lr, beta1, beta2, eps):
-    _adam(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), t, lr,
-          beta1, beta2, eps)
+    _adam(
+        param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), t, lr, beta1, beta2, eps
+    )
     return param
 
 

@@ -280,8 +280,15 @@ def define_contract(namespace, ops):
         checks.float_array("b", b, 1, dtype)
         checks.shape_is("b", b, (W.shape[1],))
         out = checks.out_buffer("out", out, (n, W.shape[1]), dtype)
-        checks.no_overlap("out", out, ("indptr", indptr), ("indices", indices),
-                           ("data", data), ("W", W), ("b", b))
+        checks.no_overlap(
+            "out",
+            out,
+            ("indptr", indptr),
+            ("indices", indices),
+            ("data", data),
+            ("W", W),
+            ("b", b),
+        )
         return ops.csr_linear_forward(indptr, indices, data, W, b, out)
 
     def csr_linear_backward(indptr, indices, data, dout, W, dW=None):
@@ -295,8 +302,15 @@ def define_contract(namespace, ops):
         checks.float_array("dout", dout, 2, dtype)
         checks.shape_is("dout", dout, (n, W.shape[1]))
         dW = checks.out_buffer("dW", dW, W.shape, dtype)
-        checks.no_overlap("dW", dW, ("indptr", indptr), ("indices", indices), ("data", data),
-                           ("dout", dout), ("W", W))
+        checks.no_overlap(
+            "dW",
+            dW,
+            ("indptr", indptr),
+            ("indices", indices),
+            ("data", data),
+            ("dout", dout),
+            ("W", W),
+        )
         return ops.csr_linear_backward(indptr, indices, data, dout, dW)
 
     def l2_penalty(W, dW, scale):

@@ -15,8 +15,12 @@ IDENTITY, LOGISTIC, TANH, RELU = range(4)
 #   exp      + half Poisson deviance, summed over outputs (regression of counts, y >= 0)
 HEADS = ("softmax", "logistic", "identity", "exp")
 SOFTMAX_HEAD, LOGISTIC_HEAD, IDENTITY_HEAD, EXP_HEAD = range(4)
-HEAD_LOSSES = {"softmax": "log_loss", "logistic": "binary_log_loss",
-               "identity": "squared_error", "exp": "poisson"}
+HEAD_LOSSES = {
+    "softmax": "log_loss",
+    "logistic": "binary_log_loss",
+    "identity": "squared_error",
+    "exp": "poisson",
+}
 
 
 def activation_code(name):
@@ -31,6 +35,7 @@ def head_code(name):
     if name not in HEADS:
         raise ValueError(f"output head must be one of {HEADS}, got {name!r}")
     return HEADS.index(name)
+
 
 # Solvers, as the compiled epoch loop takes them
 SGD, ADAM = 0, 1

@@ -40,10 +40,10 @@ MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
 )
 MNIST_SHA256 = {
-    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",  # noqa: E501
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",  # noqa: E501
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",  # noqa: E501
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",  # noqa: E501
 }
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -104,13 +104,14 @@ def load_idx(directory, subset="train", dtype="float32", *, keep_bytes=False):
     images_path = find_idx_file(directory, images_name)
     # kept as bytes, an uncompressed file is mapped, not read: each rank of a
     # data-parallel run then reads only the rows it trains on
-    images = (_map_idx(images_path, ndim=3) if keep_bytes and not images_path.endswith(".gz")
-              else read_idx(images_path, ndim=3))
+    images = (
+        _map_idx(images_path, ndim=3)
+        if keep_bytes and not images_path.endswith(".gz")
+        else read_idx(images_path, ndim=3)
+    )
     labels = read_idx(find_idx_file(directory, labels_name), ndim=1)
     if images.shape[0] != labels.shape[0]:
-        raise DataError(
-            f"{directory}: {images.shape[0]} images but {labels.shape[0]} labels"
-        )
+        raise DataError(f"{directory}: {images.shape[0]} images but {labels.shape[0]} labels")
     X = images.reshape(images.shape[0], -1)
     if keep_bytes:
         return X, labels.astype(np.int64)
@@ -131,9 +132,7 @@ def find_idx_file(directory, name):
         path = os.path.join(directory, candidate)
         if os.path.isfile(path):
             return path
-    raise FileNotFoundError(
-        f"{directory}: no {name} file (looked for {', '.join(candidates)})"
-    )
+    raise FileNotFoundError(f"{directory}: no {name} file (looked for {', '.join(candidates)})")
 
 
 def read_idx(path, ndim):
@@ -145,8 +144,9 @@ def read_idx(path, ndim):
     except (OSError, EOFError, zlib.error) as exc:  # bad or truncated gzip stream
         raise DataError(f"{path}: cannot read: {exc}") from exc
     shape, header = idx_shape(path, data, ndim, len(data))
-    return np.frombuffer(data, dtype=np.uint8, count=int(np.prod(shape)),
-                         offset=header).reshape(shape)
+    return np.frombuffer(data, dtype=np.uint8, count=int(np.prod(shape)), offset=header).reshape(
+        shape
+    )
 
 
 def _map_idx(path, ndim):
@@ -187,8 +187,7 @@ def idx_shape(path, start, ndim, file_size):
 # -- CSV and .npz files --------------------------------------------------------
 
 
-def load_csv(path, label="label", dtype="float32", *, keep_bytes=False,
-             task="classification"):
+def load_csv(path, label="label", dtype="float32", *, keep_bytes=False, task="classification"):
     """Features and labels from a CSV file with a header line.
 
     Reads Kaggle's digit-recognizer files (``train.csv``: ``label``,
@@ -235,8 +234,7 @@ def load_csv(path, label="label", dtype="float32", *, keep_bytes=False,
         else:
             y = _integer_labels(raw[:, label_columns[0]], path, f"column {label!r}")
         # a view for the usual first column; else a copy (small for uint8 pixels)
-        raw = (raw[:, 1:] if label_columns == [0]
-               else np.delete(raw, label_columns, axis=1))
+        raw = raw[:, 1:] if label_columns == [0] else np.delete(raw, label_columns, axis=1)
     if raw.shape[1] == 0:
         raise DataError(f"{path}: no feature columns besides {label!r}")
     if task == "regression":
@@ -322,8 +320,10 @@ def load_npy_directory(directory, *, task="classification"):
             arrays.append(None)
             continue
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{directory}: no {name} (a directory of X.npy and y.npy "
-                                    "holds data that are memory-mapped)")
+            raise FileNotFoundError(
+                f"{directory}: no {name} (a directory of X.npy and y.npy "
+                "holds data that are memory-mapped)"
+            )
         try:
             arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
         except ValueError as exc:
@@ -335,8 +335,10 @@ def load_npy_directory(directory, *, task="classification"):
     if X.ndim != 2 or 0 in X.shape:
         raise DataError(f"{path}: X must be a non-empty 2-D array, got shape {X.shape}")
     if X.dtype not in (np.uint8, np.float32, np.float64) or not X.flags.c_contiguous:
-        raise DataError(f"{path}: X must be C-contiguous uint8, float32 or float64, got "
-                        f"{X.dtype}{'' if X.flags.c_contiguous else ' in Fortran order'}")
+        raise DataError(
+            f"{path}: X must be C-contiguous uint8, float32 or float64, got "
+            f"{X.dtype}{'' if X.flags.c_contiguous else ' in Fortran order'}"
+        )
     path = os.path.join(directory, "y.npy")
     if y is None:
         return X, None
@@ -408,7 +410,7 @@ def _locate_csv_error(path, n_columns):
 
 
 def find_bad_csv_line(path, lines, first_lineno, names):
-    """"PATH, line N: what is wrong" for the first of `lines` (numbered from
+    """ "PATH, line N: what is wrong" for the first of `lines` (numbered from
     `first_lineno`) that has not len(`names`) numeric fields; None if none."""
     for lineno, line in enumerate(lines, start=first_lineno):
         if not line.strip():
@@ -497,8 +499,15 @@ def mnist_home(data_home=None):
     return os.path.join(os.fspath(data_home), "mnist")
 
 
-def fetch_mnist(data_home=None, subset="train", dtype="float32", *, mirrors=None,
-                timeout=10.0, keep_bytes=False):
+def fetch_mnist(
+    data_home=None,
+    subset="train",
+    dtype="float32",
+    *,
+    mirrors=None,
+    timeout=10.0,
+    keep_bytes=False,
+):
     """MNIST, downloaded once into a cache directory and read from there after.
 
     Each file is checked against its SHA-256 after download and on every
@@ -570,9 +579,10 @@ def _download(url, path, expected, timeout):
     digest = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".part", dir=os.path.dirname(path))
     try:
-        with os.fdopen(fd, "wb") as out, contextlib.closing(
-            urllib.request.urlopen(url, timeout=timeout)
-        ) as response:
+        with (
+            os.fdopen(fd, "wb") as out,
+            contextlib.closing(urllib.request.urlopen(url, timeout=timeout)) as response,
+        ):
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
                 out.write(chunk)

@@ -45,8 +45,9 @@ class _NpyAppender:
     def __init__(self, path, dtype, row_shape):
         self.path, self.dtype, self.row_shape = path, np.dtype(dtype), tuple(row_shape)
         self.rows = 0
-        fd, self.tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".npy.tmp",
-                                        dir=os.path.dirname(path) or ".")
+        fd, self.tmp = tempfile.mkstemp(
+            prefix=".fastnn-", suffix=".npy.tmp", dir=os.path.dirname(path) or "."
+        )
         self.file = os.fdopen(fd, "w+b")
         self.file.write(b"\0" * _HEADER_BYTES)  # replaced by the header in close()
 
@@ -56,8 +57,13 @@ class _NpyAppender:
         self.rows += rows.shape[0]
 
     def close(self):
-        header = repr({"descr": np.lib.format.dtype_to_descr(self.dtype),
-                       "fortran_order": False, "shape": (self.rows, *self.row_shape)})
+        header = repr(
+            {
+                "descr": np.lib.format.dtype_to_descr(self.dtype),
+                "fortran_order": False,
+                "shape": (self.rows, *self.row_shape),
+            }
+        )
         prefix = np.lib.format.magic(1, 0)
         text = header.ljust(_HEADER_BYTES - len(prefix) - 2 - 1) + "\n"
         self.file.seek(0)
@@ -103,16 +109,22 @@ def convert(source, directory, *, label="label", subset="train", progress=True):
             raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
         return _convert_idx(source, directory, subset, progress)
     if not source.lower().endswith((".csv", ".csv.gz")):
-        raise ValueError(f"{source}: expected a .csv or .csv.gz file, or a directory of IDX "
-                         "files")
+        raise ValueError(f"{source}: expected a .csv or .csv.gz file, or a directory of IDX files")
     return _convert_csv(source, directory, label, progress)
 
 
 def _progress_bar(path, progress):
     from tqdm import tqdm
 
-    return tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, file=sys.stderr,
-                desc=os.path.basename(path), disable=not progress, dynamic_ncols=True)
+    return tqdm(
+        total=os.path.getsize(path),
+        unit="B",
+        unit_scale=True,
+        file=sys.stderr,
+        desc=os.path.basename(path),
+        disable=not progress,
+        dynamic_ncols=True,
+    )
 
 
 def _open_binary(raw, path):
@@ -178,9 +190,10 @@ def _parse_lines(path, lines, first_lineno, names):
     except ValueError:
         values = None
     if values is None or values.shape[1] != len(names):
-        raise DataError(datasets.find_bad_csv_line(path, lines, first_lineno, names)
-                        or f"{path}, lines {first_lineno}-{first_lineno + len(lines) - 1}: "
-                        "cannot be parsed")
+        raise DataError(
+            datasets.find_bad_csv_line(path, lines, first_lineno, names)
+            or f"{path}, lines {first_lineno}-{first_lineno + len(lines) - 1}: cannot be parsed"
+        )
     if not np.isfinite(values).all():
         row = int(np.nonzero(~np.isfinite(values).all(axis=1))[0][0])
         raise DataError(f"{path}, line {_line_of(lines, row, first_lineno)}: NaN or inf")
@@ -200,8 +213,10 @@ def _line_of(lines, row, first_lineno):
 def _labels(path, column, lines, first_lineno):
     bad = np.nonzero(column != np.round(column))[0]
     if bad.size:
-        raise DataError(f"{path}, line {_line_of(lines, int(bad[0]), first_lineno)}: "
-                        f"label {float(column[bad[0]]):g} is not an integer")
+        raise DataError(
+            f"{path}, line {_line_of(lines, int(bad[0]), first_lineno)}: "
+            f"label {float(column[bad[0]]):g} is not an integer"
+        )
     return column.astype(np.int64)
 
 
@@ -215,10 +230,19 @@ def _widen(writer, dtype):
     wider = _NpyAppender(writer.path, dtype, writer.row_shape)
     try:
         writer.file.flush()
-        written = np.memmap(writer.tmp, np.uint8, "r", offset=_HEADER_BYTES,
-                            shape=(writer.rows, *writer.row_shape)) if writer.rows else None
+        written = (
+            np.memmap(
+                writer.tmp,
+                np.uint8,
+                "r",
+                offset=_HEADER_BYTES,
+                shape=(writer.rows, *writer.row_shape),
+            )
+            if writer.rows
+            else None
+        )
         for start in range(0, writer.rows, CHUNK_ROWS):
-            wider.append(written[start:start + CHUNK_ROWS])
+            wider.append(written[start : start + CHUNK_ROWS])
         del written
     except BaseException:
         wider.discard()
@@ -232,10 +256,15 @@ def _scale_floats(writer, path, low, high):
     if not datasets.pixel_range(path, low, high):
         return
     writer.file.flush()
-    data = np.memmap(writer.tmp, writer.dtype, "r+", offset=_HEADER_BYTES,
-                     shape=(writer.rows, *writer.row_shape))
+    data = np.memmap(
+        writer.tmp,
+        writer.dtype,
+        "r+",
+        offset=_HEADER_BYTES,
+        shape=(writer.rows, *writer.row_shape),
+    )
     for start in range(0, writer.rows, CHUNK_ROWS):
-        data[start:start + CHUNK_ROWS] /= writer.dtype.type(255)
+        data[start : start + CHUNK_ROWS] /= writer.dtype.type(255)
     data.flush()
     del data
 
@@ -249,8 +278,9 @@ def _remove_stale(path):
 
 
 def _convert_idx(source, directory, subset, progress):
-    images_path, labels_path = (datasets.find_idx_file(source, name)
-                                for name in datasets.IDX_FILES[subset])
+    images_path, labels_path = (
+        datasets.find_idx_file(source, name) for name in datasets.IDX_FILES[subset]
+    )
     labels = datasets.read_idx(labels_path, ndim=1).astype(np.int64)
     X = None
     try:
@@ -258,8 +288,11 @@ def _convert_idx(source, directory, subset, progress):
             stream = _open_binary(raw, images_path)
             start = stream.read(16)
             # a gzip stream's length shows only at its end: checked while reading
-            size = (16 + _promised(start) if images_path.endswith(".gz")
-                    else os.path.getsize(images_path))
+            size = (
+                16 + _promised(start)
+                if images_path.endswith(".gz")
+                else os.path.getsize(images_path)
+            )
             (n, rows, cols), _ = datasets.idx_shape(images_path, start, 3, size)
             if n != labels.shape[0]:
                 raise DataError(f"{source}: {n} images but {labels.shape[0]} labels")
@@ -269,13 +302,16 @@ def _convert_idx(source, directory, subset, progress):
                 chunk = stream.read(want * rows * cols)
                 if len(chunk) < want * rows * cols:
                     held = X.rows + len(chunk) // (rows * cols)
-                    raise DataError(f"{images_path}: truncated: the header promises {n} "
-                                    f"images, the file holds {held}")
+                    raise DataError(
+                        f"{images_path}: truncated: the header promises {n} "
+                        f"images, the file holds {held}"
+                    )
                 X.append(np.frombuffer(chunk, np.uint8).reshape(want, rows * cols))
                 bar.update(raw.tell() - bar.n)
             if stream.read(1):
-                raise DataError(f"{images_path}: too long: data after the {n} images the "
-                                "header promises")
+                raise DataError(
+                    f"{images_path}: too long: data after the {n} images the header promises"
+                )
         y = _NpyAppender(os.path.join(directory, "y.npy"), np.int64, ())
         y.append(labels)
         X.close()

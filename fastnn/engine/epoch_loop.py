@@ -21,9 +21,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastnn.contract.tables import (
+    BAD_BATCH,
+    BATCHES,
+    CORRECT,
+    LOSS,
+    LOSS_NOT_FINITE,
+    N_STATS,
+    OK,
+    STATUS,
+    WEIGHT,
+    WEIGHTS_NOT_FINITE,
+)
 from fastnn.engine.interrupt import StoppedTogether
-from fastnn.contract.tables import (BAD_BATCH, BATCHES, CORRECT, LOSS, LOSS_NOT_FINITE, N_STATS, OK, STATUS,
-                      WEIGHT, WEIGHTS_NOT_FINITE)
 
 # Longest stretch of compiled work between two looks at Ctrl-C
 SLICE_SECONDS = 0.2
@@ -64,8 +74,22 @@ class EpochRunner:
         `grads`, which must be ``shard.grads``, and the slices are summed.
     """
 
-    def __init__(self, step, optimizer, params, grads, X, y, Y, sample_weight, batch_size,
-                 alpha, input_scale=1.0, compiled=True, shard=None):
+    def __init__(
+        self,
+        step,
+        optimizer,
+        params,
+        grads,
+        X,
+        y,
+        Y,
+        sample_weight,
+        batch_size,
+        alpha,
+        input_scale=1.0,
+        compiled=True,
+        shard=None,
+    ):
         self.step = step
         self.optimizer = optimizer
         self.params, self.grads = params, grads
@@ -90,8 +114,7 @@ class EpochRunner:
         self.use_narrow = narrow is not None
         threaded = narrow is not None and narrow.chunks(bs) > 1
         self.shard = shard
-        self.compiled = (compiled and step.backend == "numba" and not threaded
-                         and shard is None)
+        self.compiled = compiled and step.backend == "numba" and not threaded and shard is None
         # batches per compiled call: 1 until one call has been timed
         self.batches_per_call = 1
         if step.backend == "numba":
@@ -113,10 +136,15 @@ class EpochRunner:
         else:
             self._python_epoch(rows, n, interrupt)
         s = self.stats
-        return EpochResult(loss=s[LOSS] / s[WEIGHT] if s[WEIGHT] > 0 else 0.0, rows=n,
-                           weight=float(s[WEIGHT]), correct=int(s[CORRECT]),
-                           batches=int(s[BATCHES]), status=int(s[STATUS]),
-                           bad_batch=int(s[BAD_BATCH]))
+        return EpochResult(
+            loss=s[LOSS] / s[WEIGHT] if s[WEIGHT] > 0 else 0.0,
+            rows=n,
+            weight=float(s[WEIGHT]),
+            correct=int(s[CORRECT]),
+            batches=int(s[BATCHES]),
+            status=int(s[STATUS]),
+            bad_batch=int(s[BAD_BATCH]),
+        )
 
     def _compiled_epoch(self, rows, n, interrupt):
         step, opt = self.step, self.optimizer
@@ -125,27 +153,74 @@ class EpochRunner:
         while first < n_batches:
             stop = min(n_batches, first + self.batches_per_call)
             solver, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t = (
-                opt.compiled_args())
-            update = (self.params.data, self.grads.data, self.params.n_coef, self.alpha, solver,
-                      lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t, self.stats)
+                opt.compiled_args()
+            )
+            update = (
+                self.params.data,
+                self.grads.data,
+                self.params.n_coef,
+                self.alpha,
+                solver,
+                lr,
+                momentum,
+                nesterov,
+                beta1,
+                beta2,
+                eps,
+                state1,
+                state2,
+                t,
+                self.stats,
+            )
             started = time.perf_counter()
             if self.use_narrow:
                 xs = 1.0 if self.X.dtype == step.dtype else self.input_scale
                 t = self._numba.run_narrow_batches(
-                    self.X, self.y, xs, rows, n, self.batch_size, first, stop, self.xnb,
-                    self.yb, tuple(step.coefs), tuple(step.intercepts), tuple(step.coef_grads),
-                    tuple(step.intercept_grads), *self._narrow_args, *update)
+                    self.X,
+                    self.y,
+                    xs,
+                    rows,
+                    n,
+                    self.batch_size,
+                    first,
+                    stop,
+                    self.xnb,
+                    self.yb,
+                    tuple(step.coefs),
+                    tuple(step.intercepts),
+                    tuple(step.coef_grads),
+                    tuple(step.intercept_grads),
+                    *self._narrow_args,
+                    *update,
+                )
             else:
                 t = self._numba.run_batches(
-                    self.X, self.y, self.Y, self.sw, self.input_scale, rows, n,
-                    self.batch_size, first, stop, self.xb, self.yb, self.Yb, self.swb, step.act,
-                    step.head, *step.gemm_args(), *update)
+                    self.X,
+                    self.y,
+                    self.Y,
+                    self.sw,
+                    self.input_scale,
+                    rows,
+                    n,
+                    self.batch_size,
+                    first,
+                    stop,
+                    self.xb,
+                    self.yb,
+                    self.Yb,
+                    self.swb,
+                    step.act,
+                    step.head,
+                    *step.gemm_args(),
+                    *update,
+                )
             seconds = time.perf_counter() - started
             opt.set_step_count(t)
             if self.stats[STATUS] != OK:
                 return
-            self.batches_per_call = max(1, int(SLICE_SECONDS * (stop - first) / max(seconds,
-                                                                                    1e-9)))
+            self.batches_per_call = max(
+                1, int(SLICE_SECONDS * (stop - first) / max(seconds, 1e-9))
+            )
             first = stop
             if interrupt is not None and interrupt.pending and first < n_batches:
                 raise KeyboardInterrupt
@@ -189,11 +264,13 @@ class EpochRunner:
         else:
             pick = rows[start:stop]
             if not isinstance(self.X, np.ndarray):
-                x = self.X[pick]  # sparse X (fastnn.engine.sparse_step): the batch's rows, still CSR
+                x = self.X[
+                    pick
+                ]  # sparse X (fastnn.engine.sparse_step): the batch's rows, still CSR
             else:
                 if self.x_native is None:
                     self.x_native = np.empty((self.batch_size, self.X.shape[1]), self.X.dtype)
-                x = np.take(self.X, pick, axis=0, out=self.x_native[:stop - start])
+                x = np.take(self.X, pick, axis=0, out=self.x_native[: stop - start])
         y = self.y[pick] if self.y.shape[0] else self.y
         Y = self.Y[pick] if self.Y.shape[0] else None
         sw = self.sw[pick] if self.sw.shape[0] else self.sw
@@ -203,18 +280,37 @@ class EpochRunner:
         opt = self.optimizer
         if self.step.backend == "numba":
             solver, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t = (
-                opt.compiled_args())
+                opt.compiled_args()
+            )
             t = self._numba.finish_batch(
-                loss, weight, scale, b, self.params.data, self.grads.data, self.params.n_coef,
-                self.alpha, solver, lr, momentum, nesterov, beta1, beta2, eps, state1, state2,
-                t, self.stats)
+                loss,
+                weight,
+                scale,
+                b,
+                self.params.data,
+                self.grads.data,
+                self.params.n_coef,
+                self.alpha,
+                solver,
+                lr,
+                momentum,
+                nesterov,
+                beta1,
+                beta2,
+                eps,
+                state1,
+                state2,
+                t,
+                self.stats,
+            )
             opt.set_step_count(t)
             return
         # the NumPy reference of finish_batch
         n_coef = self.params.n_coef
         if self.alpha > 0:
-            loss += self.ops.l2_penalty(self.params.data[:n_coef], self.grads.data[:n_coef],
-                                        self.alpha * scale)
+            loss += self.ops.l2_penalty(
+                self.params.data[:n_coef], self.grads.data[:n_coef], self.alpha * scale
+            )
         if not np.isfinite(loss):
             self.stats[STATUS] = LOSS_NOT_FINITE
             self.stats[BAD_BATCH] = b

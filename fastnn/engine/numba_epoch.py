@@ -17,9 +17,19 @@ from numba.extending import overload
 
 from fastnn.contract.jit import njit
 from fastnn.contract.numba_ops import _adam, _l2_penalty, _sgd_momentum, _sgd_plain
+from fastnn.contract.tables import (
+    BAD_BATCH,
+    BATCHES,
+    CORRECT,
+    LOSS,
+    LOSS_NOT_FINITE,
+    OK,
+    SGD,
+    STATUS,
+    WEIGHT,
+    WEIGHTS_NOT_FINITE,
+)
 from fastnn.engine.numba_step import batch_grads, narrow_batch
-from fastnn.contract.tables import (BAD_BATCH, BATCHES, CORRECT, LOSS, LOSS_NOT_FINITE, OK, SGD, STATUS,
-                      WEIGHT, WEIGHTS_NOT_FINITE)
 
 
 def fetch_rows(X, rows, start, stop, xs, xb):
@@ -41,6 +51,7 @@ def fetch_rows(X, rows, start, stop, xs, xb):
 @overload(fetch_rows, jit_options={"error_model": "numpy"})
 def _fetch_rows(X, rows, start, stop, xs, xb):
     if X.dtype == xb.dtype:
+
         def read(X, rows, start, stop, xs, xb):
             if rows.shape[0] == 0:
                 return X[start:stop]  # contiguous rows: read in place
@@ -51,6 +62,7 @@ def _fetch_rows(X, rows, start, stop, xs, xb):
                     xb[r, j] = X[src, j]  # a shape check with a formatted error, seconds
             return xb[:m]
     else:
+
         def read(X, rows, start, stop, xs, xb):
             # integer pixels: widened and scaled on the way in
             dt = xb.dtype.type
@@ -61,6 +73,7 @@ def _fetch_rows(X, rows, start, stop, xs, xb):
                 for j in range(k):
                     xb[r, j] = dt(X[src, j]) * s
             return xb[:m]
+
     return read
 
 
@@ -97,8 +110,27 @@ def _all_finite(a):
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def finish_batch(loss, weight, scale, b, params, grads, n_coef, alpha, solver, lr, momentum,
-                 nesterov, beta1, beta2, eps, state1, state2, t, stats):
+def finish_batch(
+    loss,
+    weight,
+    scale,
+    b,
+    params,
+    grads,
+    n_coef,
+    alpha,
+    solver,
+    lr,
+    momentum,
+    nesterov,
+    beta1,
+    beta2,
+    eps,
+    state1,
+    state2,
+    t,
+    stats,
+):
     """After a batch's gradients: the L2 term, the divergence check, the update.
 
     `loss` and the gradients are the batch's (scaled by `scale`, the batch
@@ -147,10 +179,45 @@ def batch_weight(ww, start, stop):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def run_batches(X, y, Y, sw, xs, rows, n, batch_size, first, stop_batch, xb, yb, Yb, swb,
-                act, head, coefs, intercepts, activations, deltas, coef_grads, intercept_grads,
-                params, grads, n_coef, alpha, solver, lr, momentum, nesterov, beta1, beta2, eps,
-                state1, state2, t, stats):
+def run_batches(
+    X,
+    y,
+    Y,
+    sw,
+    xs,
+    rows,
+    n,
+    batch_size,
+    first,
+    stop_batch,
+    xb,
+    yb,
+    Yb,
+    swb,
+    act,
+    head,
+    coefs,
+    intercepts,
+    activations,
+    deltas,
+    coef_grads,
+    intercept_grads,
+    params,
+    grads,
+    n_coef,
+    alpha,
+    solver,
+    lr,
+    momentum,
+    nesterov,
+    beta1,
+    beta2,
+    eps,
+    state1,
+    state2,
+    t,
+    stats,
+):
     """Batches [first, stop_batch) of an epoch of n rows on the GEMM path; returns Adam's t.
 
     X (float of the weights' dtype, or uint8 scaled by xs) is read in place
@@ -168,10 +235,42 @@ def run_batches(X, y, Y, sw, xs, rows, n, batch_size, first, stop_batch, xb, yb,
         ww = take_rows(sw, rows, start, stop, swb)
         weight, scale = batch_weight(ww, start, stop)
         x = fetch_rows(X, rows, start, stop, xs, xb)
-        loss, correct = batch_grads(x, yy, YY, ww, scale, act, head, coefs, intercepts,
-                                    activations, deltas, coef_grads, intercept_grads)
-        t = finish_batch(loss, weight, scale, b, params, grads, n_coef, alpha, solver, lr,
-                         momentum, nesterov, beta1, beta2, eps, state1, state2, t, stats)
+        loss, correct = batch_grads(
+            x,
+            yy,
+            YY,
+            ww,
+            scale,
+            act,
+            head,
+            coefs,
+            intercepts,
+            activations,
+            deltas,
+            coef_grads,
+            intercept_grads,
+        )
+        t = finish_batch(
+            loss,
+            weight,
+            scale,
+            b,
+            params,
+            grads,
+            n_coef,
+            alpha,
+            solver,
+            lr,
+            momentum,
+            nesterov,
+            beta1,
+            beta2,
+            eps,
+            state1,
+            state2,
+            t,
+            stats,
+        )
         if stats[STATUS] != OK:
             return t
         stats[CORRECT] += correct
@@ -181,10 +280,38 @@ def run_batches(X, y, Y, sw, xs, rows, n, batch_size, first, stop_batch, xb, yb,
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def run_narrow_batches(X, y, xs, rows, n, batch_size, first, stop_batch, xnb, yb, coefs,
-                       intercepts, coef_grads, intercept_grads, narrow_buffers, params, grads,
-                       n_coef, alpha, solver, lr, momentum, nesterov, beta1, beta2, eps, state1,
-                       state2, t, stats):
+def run_narrow_batches(
+    X,
+    y,
+    xs,
+    rows,
+    n,
+    batch_size,
+    first,
+    stop_batch,
+    xnb,
+    yb,
+    coefs,
+    intercepts,
+    coef_grads,
+    intercept_grads,
+    narrow_buffers,
+    params,
+    grads,
+    n_coef,
+    alpha,
+    solver,
+    lr,
+    momentum,
+    nesterov,
+    beta1,
+    beta2,
+    eps,
+    state1,
+    state2,
+    t,
+    stats,
+):
     """As `run_batches`, on the single pass (one hidden ReLU layer, softmax head, no weights).
 
     X is read in its own dtype (uint8 pixels widened in registers and scaled
@@ -198,11 +325,44 @@ def run_narrow_batches(X, y, xs, rows, n, batch_size, first, stop_batch, xnb, yb
         yy = take_rows(y, rows, start, stop, yb)
         weight, scale = float(stop - start), 1.0 / (stop - start)
         xr = take_rows_2d(X, rows, start, stop, xnb)
-        loss, correct = narrow_batch(xr, yy, scale, xs, coefs, intercepts, coef_grads,
-                                     intercept_grads, W1T, p_dW1T, p_dW2, p_db1, p_db2, p_acc,
-                                     scratch)
-        t = finish_batch(loss, weight, scale, b, params, grads, n_coef, alpha, solver, lr,
-                         momentum, nesterov, beta1, beta2, eps, state1, state2, t, stats)
+        loss, correct = narrow_batch(
+            xr,
+            yy,
+            scale,
+            xs,
+            coefs,
+            intercepts,
+            coef_grads,
+            intercept_grads,
+            W1T,
+            p_dW1T,
+            p_dW2,
+            p_db1,
+            p_db2,
+            p_acc,
+            scratch,
+        )
+        t = finish_batch(
+            loss,
+            weight,
+            scale,
+            b,
+            params,
+            grads,
+            n_coef,
+            alpha,
+            solver,
+            lr,
+            momentum,
+            nesterov,
+            beta1,
+            beta2,
+            eps,
+            state1,
+            state2,
+            t,
+            stats,
+        )
         if stats[STATUS] != OK:
             return t
         stats[CORRECT] += correct

@@ -25,7 +25,11 @@ import numba
 import numpy as np
 
 from fastnn.contract.jit import njit
-from fastnn.contract.numba_math import activation_backward_inplace, bias_activation_inplace, head_grad_inplace
+from fastnn.contract.numba_math import (
+    activation_backward_inplace,
+    bias_activation_inplace,
+    head_grad_inplace,
+)
 from fastnn.contract.numba_ops import _DOT
 from fastnn.contract.tables import IDENTITY, RELU, SOFTMAX_HEAD
 
@@ -52,8 +56,21 @@ def forward(x, act, coefs, intercepts, activations):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def batch_grads(x, y, Y, sw, scale, act, head, coefs, intercepts, activations, deltas,
-                coef_grads, intercept_grads):
+def batch_grads(
+    x,
+    y,
+    Y,
+    sw,
+    scale,
+    act,
+    head,
+    coefs,
+    intercepts,
+    activations,
+    deltas,
+    coef_grads,
+    intercept_grads,
+):
     """Loss of batch x and every gradient, over preallocated buffers.
 
     x (n, k0) of the weights' dtype; y (n,) labels or Y (n, C) targets (the
@@ -137,8 +154,16 @@ def _axpy4(dWT, g, x0, x1, x2, x3):
     for j in range(0, nh - 1, 2):
         g0, g1, g2, g3 = g[4 * j], g[4 * j + 1], g[4 * j + 2], g[4 * j + 3]
         h0, h1, h2, h3 = g[4 * j + 4], g[4 * j + 5], g[4 * j + 6], g[4 * j + 7]
-        if (g0 == zero and g1 == zero and g2 == zero and g3 == zero and h0 == zero
-                and h1 == zero and h2 == zero and h3 == zero):
+        if (
+            g0 == zero
+            and g1 == zero
+            and g2 == zero
+            and g3 == zero
+            and h0 == zero
+            and h1 == zero
+            and h2 == zero
+            and h3 == zero
+        ):
             continue  # two units off (ReLU) for all four rows: nothing to add
         dw, dv = dWT[j], dWT[j + 1]
         for q in range(k):
@@ -239,8 +264,7 @@ def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs,
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratch, scale, xs,
-                acc):
+def narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratch, scale, xs, acc):
     """Rows [start, stop) of a one-hidden-layer ReLU/softmax network in one pass.
 
     x (n, k) float or uint8 (times the input scale xs), W1T (h, k) (W1
@@ -271,8 +295,9 @@ def narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratch
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def narrow_finish(parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, chunks, coef_grads,
-                  intercept_grads):
+def narrow_finish(
+    parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, chunks, coef_grads, intercept_grads
+):
     """Add the first `chunks` partial sums into the gradients; return (loss, correct)."""
     dW1, dW2 = coef_grads[0], coef_grads[1]
     db1, db2 = intercept_grads[0], intercept_grads[1]
@@ -303,18 +328,50 @@ def narrow_finish(parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, chunks
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def narrow_batch(x, y, scale, xs, coefs, intercepts, coef_grads, intercept_grads, W1T, parts_dW1T,
-                 parts_dW2, parts_db1, parts_db2, parts_acc, scratch):
+def narrow_batch(
+    x,
+    y,
+    scale,
+    xs,
+    coefs,
+    intercepts,
+    coef_grads,
+    intercept_grads,
+    W1T,
+    parts_dW1T,
+    parts_dW2,
+    parts_db1,
+    parts_db2,
+    parts_acc,
+    scratch,
+):
     """The whole single pass on one thread: (loss, correct) of batch x, gradients set."""
     n = x.shape[0]
     W1 = coefs[0]
     for q in range(W1.shape[0]):  # element by element: see numba_epoch.fetch_rows
         for j in range(W1.shape[1]):
             W1T[j, q] = W1[q, j]
-    narrow_rows(x, y, 0, n, W1T, intercepts[0], coefs[1], intercepts[1], parts_dW1T[0],
-                parts_db1[0], parts_dW2[0], parts_db2[0], scratch[0], scale, xs, parts_acc[0])
-    return narrow_finish(parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, 1, coef_grads,
-                         intercept_grads)
+    narrow_rows(
+        x,
+        y,
+        0,
+        n,
+        W1T,
+        intercepts[0],
+        coefs[1],
+        intercepts[1],
+        parts_dW1T[0],
+        parts_db1[0],
+        parts_dW2[0],
+        parts_db2[0],
+        scratch[0],
+        scale,
+        xs,
+        parts_acc[0],
+    )
+    return narrow_finish(
+        parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, 1, coef_grads, intercept_grads
+    )
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -377,8 +434,13 @@ NARROW_MAX_WIDTH = 32
 
 def narrow_applies(n_hidden_layers, widths, activation, head, weighted):
     """Whether the single pass can run this network (else the GEMM path does)."""
-    return (n_hidden_layers == 1 and max(widths) <= NARROW_MAX_WIDTH and activation == RELU
-            and head == SOFTMAX_HEAD and not weighted)
+    return (
+        n_hidden_layers == 1
+        and max(widths) <= NARROW_MAX_WIDTH
+        and activation == RELU
+        and head == SOFTMAX_HEAD
+        and not weighted
+    )
 
 
 class NarrowStep:
@@ -411,23 +473,57 @@ class NarrowStep:
         return (self.W1T, self.dW1T, self.dW2, self.db1, self.db2, self.acc, self.scratch)
 
     def _rows(self, t, x, y, start, stop, scale, xs):
-        narrow_rows(x, y, start, stop, self.W1T, self.intercepts[0], self.coefs[1],
-                    self.intercepts[1], self.dW1T[t], self.db1[t], self.dW2[t], self.db2[t],
-                    self.scratch[t], scale, xs, self.acc[t])
+        narrow_rows(
+            x,
+            y,
+            start,
+            stop,
+            self.W1T,
+            self.intercepts[0],
+            self.coefs[1],
+            self.intercepts[1],
+            self.dW1T[t],
+            self.db1[t],
+            self.dW2[t],
+            self.db2[t],
+            self.scratch[t],
+            scale,
+            xs,
+            self.acc[t],
+        )
 
     def __call__(self, x, y, scale, xs=1.0):
         """(loss, correct) of batch (x, y); the gradients into coef_grads, intercept_grads."""
         n = x.shape[0]
         chunks = self.chunks(n)
         if chunks == 1:
-            return narrow_batch(x, y, scale, xs, self.coefs, self.intercepts, self.coef_grads,
-                                self.intercept_grads, *self.buffers())
+            return narrow_batch(
+                x,
+                y,
+                scale,
+                xs,
+                self.coefs,
+                self.intercepts,
+                self.coef_grads,
+                self.intercept_grads,
+                *self.buffers(),
+            )
         np.copyto(self.W1T, self.coefs[0].T)
         bounds = [n * t // chunks for t in range(chunks + 1)]
         pool = _pool(self.threads)
-        futures = [pool.submit(self._rows, t, x, y, bounds[t], bounds[t + 1], scale, xs)
-                   for t in range(chunks)]
+        futures = [
+            pool.submit(self._rows, t, x, y, bounds[t], bounds[t + 1], scale, xs)
+            for t in range(chunks)
+        ]
         for future in futures:
             future.result()
-        return narrow_finish(self.dW1T, self.dW2, self.db1, self.db2, self.acc, chunks,
-                             self.coef_grads, self.intercept_grads)
+        return narrow_finish(
+            self.dW1T,
+            self.dW2,
+            self.db1,
+            self.db2,
+            self.acc,
+            chunks,
+            self.coef_grads,
+            self.intercept_grads,
+        )

@@ -60,8 +60,12 @@ def _exp_head(z, y, Y, w):
     return per_row, mu - Y, 0
 
 
-HEADS = {SOFTMAX_HEAD: _softmax_head, LOGISTIC_HEAD: _logistic_head,
-         IDENTITY_HEAD: _identity_head, EXP_HEAD: _exp_head}
+HEADS = {
+    SOFTMAX_HEAD: _softmax_head,
+    LOGISTIC_HEAD: _logistic_head,
+    IDENTITY_HEAD: _identity_head,
+    EXP_HEAD: _exp_head,
+}
 
 
 def batch_grads(x, y, Y, sw, scale, act, head, coefs, intercepts, coef_grads, intercept_grads):

@@ -2,10 +2,11 @@
 
 As in scikit-learn, an optimizer holds its state (velocity, moments) and its
 current learning rate, which SGD's schedule changes between epochs
-(`iteration_ends`, `trigger_stopping`: scikit-learn's `_stochastic_optimizers`). Its state arrays are flat like the parameters, so a
-step is one kernel call, and the compiled epoch loop (`fastnn.engine.numba_epoch`)
-takes them as they are. `state()` and `set_state()` are the one format
-serialization, rollback and resume read and write.
+(`iteration_ends`, `trigger_stopping`: scikit-learn's `_stochastic_optimizers`).
+Its state arrays are flat like the parameters, so a step is one kernel call,
+and the compiled epoch loop (`fastnn.engine.numba_epoch`) takes them as they are.
+`state()` and `set_state()` are the one format serialization, rollback and
+resume read and write.
 """
 
 import numpy as np
@@ -24,8 +25,16 @@ class SGDOptimizer:
 
     code = SGD
 
-    def __init__(self, size, dtype, learning_rate_init=0.1, momentum=0.9, nesterov=True,
-                 lr_schedule="constant", power_t=0.5):
+    def __init__(
+        self,
+        size,
+        dtype,
+        learning_rate_init=0.1,
+        momentum=0.9,
+        nesterov=True,
+        lr_schedule="constant",
+        power_t=0.5,
+    ):
         self.learning_rate_init = float(learning_rate_init)
         self.learning_rate = float(learning_rate_init)
         self.momentum = float(momentum)
@@ -58,8 +67,18 @@ class SGDOptimizer:
 
     def compiled_args(self):
         """(solver, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t)."""
-        return (SGD, self.learning_rate, self.momentum, self.nesterov, 0.0, 0.0, 1.0,
-                self.velocity, self._spare, 0)
+        return (
+            SGD,
+            self.learning_rate,
+            self.momentum,
+            self.nesterov,
+            0.0,
+            0.0,
+            1.0,
+            self.velocity,
+            self._spare,
+            0,
+        )
 
     def set_step_count(self, t):
         """The compiled loop's step count after it ran (SGD keeps none)."""
@@ -78,8 +97,9 @@ class AdamOptimizer:
 
     code = ADAM
 
-    def __init__(self, size, dtype, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8):
+    def __init__(
+        self, size, dtype, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8
+    ):
         self.learning_rate_init = float(learning_rate_init)
         self.learning_rate = float(learning_rate_init)
         self.beta_1 = float(beta_1)
@@ -97,19 +117,41 @@ class AdamOptimizer:
 
     def update_params(self, ops, params, grads):
         self.t += 1
-        ops.adam_update(params, grads, self.ms, self.vs, self.t, self.learning_rate,
-                        self.beta_1, self.beta_2, self.epsilon)
+        ops.adam_update(
+            params,
+            grads,
+            self.ms,
+            self.vs,
+            self.t,
+            self.learning_rate,
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
+        )
 
     def compiled_args(self):
-        return (ADAM, self.learning_rate, 0.0, False, self.beta_1, self.beta_2, self.epsilon,
-                self.ms, self.vs, self.t)
+        return (
+            ADAM,
+            self.learning_rate,
+            0.0,
+            False,
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
+            self.ms,
+            self.vs,
+            self.t,
+        )
 
     def set_step_count(self, t):
         self.t = int(t)
 
     def state(self):
-        return {"learning_rate": self.learning_rate, "t": self.t,
-                "arrays": {"ms": self.ms, "vs": self.vs}}
+        return {
+            "learning_rate": self.learning_rate,
+            "t": self.t,
+            "arrays": {"ms": self.ms, "vs": self.vs},
+        }
 
     def set_state(self, state):
         self.learning_rate = float(state["learning_rate"])
@@ -135,8 +177,10 @@ def _copy_arrays(optimizer, arrays):
         mine = getattr(optimizer, name)
         value = np.asarray(value)
         if value.shape != mine.shape or value.dtype != mine.dtype:
-            raise ValueError(f"optimizer state {name!r} is {value.dtype} {value.shape}, "
-                             f"expected {mine.dtype} {mine.shape}")
+            raise ValueError(
+                f"optimizer state {name!r} is {value.dtype} {value.shape}, "
+                f"expected {mine.dtype} {mine.shape}"
+            )
         np.copyto(mine, value)
 
 

@@ -29,16 +29,18 @@ class FlatParameters:
         if data is None:
             data = np.zeros(self.size, dtype)
         elif data.shape != (self.size,) or data.dtype != np.dtype(dtype):
-            raise ValueError(f"data must be {np.dtype(dtype)} of shape ({self.size},), "
-                             f"got {data.dtype} {data.shape}")
+            raise ValueError(
+                f"data must be {np.dtype(dtype)} of shape ({self.size},), "
+                f"got {data.dtype} {data.shape}"
+            )
         self.data = data
         self.coefs, self.intercepts = [], []
         offset = 0
         for k, m in pairs:
-            self.coefs.append(data[offset:offset + k * m].reshape(k, m))
+            self.coefs.append(data[offset : offset + k * m].reshape(k, m))
             offset += k * m
         for _, m in pairs:
-            self.intercepts.append(data[offset:offset + m])
+            self.intercepts.append(data[offset : offset + m])
             offset += m
 
     @classmethod
@@ -64,9 +66,13 @@ class FlatParameters:
             return False
         address = self.data.__array_interface__["data"][0]
         for a, shape in zip(theirs, shapes):
-            if not (isinstance(a, np.ndarray) and a.shape == shape
-                    and a.dtype == self.data.dtype and a.flags.c_contiguous
-                    and a.__array_interface__["data"][0] == address):
+            if not (
+                isinstance(a, np.ndarray)
+                and a.shape == shape
+                and a.dtype == self.data.dtype
+                and a.flags.c_contiguous
+                and a.__array_interface__["data"][0] == address
+            ):
                 return False
             address += int(np.prod(shape)) * self.data.itemsize
         return True

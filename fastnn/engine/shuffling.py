@@ -53,10 +53,10 @@ def epoch_order(rng, n, scheme, row_bytes):
     # filled block by block: no temporary of the order's size (80 MB for 10M rows)
     order = np.empty(n, np.intp)
     for first, end, size in zip((blocks * block).tolist(), ends.tolist(), rows_in.tolist()):
-        order[end - size:end] = np.arange(first, first + size)
+        order[end - size : end] = np.arange(first, first + size)
     # windows end at whole blocks, wherever the short one fell
     start = 0
-    for end in [*ends[WINDOW_BLOCKS - 1:-1:WINDOW_BLOCKS].tolist(), n]:
+    for end in [*ends[WINDOW_BLOCKS - 1 : -1 : WINDOW_BLOCKS].tolist(), n]:
         part = order[start:end]
         part[...] = part[rng.permutation(end - start)]
         start = end

@@ -14,9 +14,9 @@ L-BFGS objective take it as they are.
 import numpy as np
 from scipy import sparse
 
-from fastnn.engine.numpy_step import HEADS
-from fastnn.contract.tables import IDENTITY, activation_code, head_code
 from fastnn.backend import get_backend
+from fastnn.contract.tables import IDENTITY, activation_code, head_code
+from fastnn.engine.numpy_step import HEADS
 from fastnn.engine.step import backend_name
 
 # Rows per chunk when predicting
@@ -51,8 +51,17 @@ class SparseTrainStep:
 
     narrow = None  # the single pass reads dense rows only
 
-    def __init__(self, backend, coefs, intercepts, max_batch, activation, head,
-                 coef_grads=None, intercept_grads=None):
+    def __init__(
+        self,
+        backend,
+        coefs,
+        intercepts,
+        max_batch,
+        activation,
+        head,
+        coef_grads=None,
+        intercept_grads=None,
+    ):
         self.backend = backend_name(backend)
         self.ops = get_backend(self.backend).ops
         self.coefs, self.intercepts = list(coefs), list(intercepts)
@@ -67,13 +76,15 @@ class SparseTrainStep:
     def forward(self, x):
         """Every layer's output for CSR batch x into the buffers; returns the logits."""
         ops, n, last = self.ops, x.shape[0], len(self.coefs) - 1
-        z = ops.csr_linear_forward(x.indptr, x.indices, x.data, self.coefs[0],
-                                   self.intercepts[0], self.activations[0][:n])
+        z = ops.csr_linear_forward(
+            x.indptr, x.indices, x.data, self.coefs[0], self.intercepts[0], self.activations[0][:n]
+        )
         a = z if last == 0 else ops.activation_forward(z, self.act, z)
         for i in range(1, last + 1):
             code = self.act if i < last else IDENTITY
-            a = ops.linear_activation_forward(a, self.coefs[i], self.intercepts[i], code,
-                                              self.activations[i][:n])
+            a = ops.linear_activation_forward(
+                a, self.coefs[i], self.intercepts[i], code, self.activations[i][:n]
+            )
         return a
 
     def batch_grads(self, x, y=None, Y=None, sample_weight=None, scale=None, input_scale=1.0):
@@ -83,20 +94,23 @@ class SparseTrainStep:
         or 1 / sum of the weights, unless given).
         """
         ops, n, last = self.ops, x.shape[0], len(self.coefs) - 1
-        w = (np.ones(n) if sample_weight is None or sample_weight.shape[0] == 0
-             else sample_weight.astype(np.float64))
+        w = (
+            np.ones(n)
+            if sample_weight is None or sample_weight.shape[0] == 0
+            else sample_weight.astype(np.float64)
+        )
         if scale is None:
             scale = 1.0 / w.sum() if w.sum() > 0 else 0.0
         z = self.forward(x)
-        per_row, delta, correct = HEADS[self.head](z, y, self.empty_targets if Y is None else Y,
-                                                   w)
+        per_row, delta, correct = HEADS[self.head](z, y, self.empty_targets if Y is None else Y, w)
         loss = scale * float(np.dot(w, per_row))
         delta = np.ascontiguousarray(delta * (scale * w)[:, None], dtype=self.dtype)
         for i in range(last, 0, -1):
             a_in = self.activations[i - 1][:n]
             dx = self.deltas[i][:n]
-            ops.linear_backward(delta, a_in, self.coefs[i], dx, self.coef_grads[i],
-                                self.intercept_grads[i], True)
+            ops.linear_backward(
+                delta, a_in, self.coefs[i], dx, self.coef_grads[i], self.intercept_grads[i], True
+            )
             delta = ops.activation_backward(dx, a_in, self.act, dx)
         ops.csr_linear_backward(x.indptr, x.indices, x.data, delta, self.coef_grads[0])
         # float64 accumulation, as every other bias gradient

@@ -18,18 +18,23 @@ import numpy as np
 from fastnn.contract.tables import RELU, SOFTMAX_HEAD, activation_code, head_code
 
 _STEPS = {"numba": "fastnn.engine.numba_step", "numpy": "fastnn.engine.numpy_step"}
-_BY_MODULE = {"fastnn.kernels": "numba", "fastnn.contract.numba_ops": "numba",
-              "fastnn.reference": "numpy", "fastnn.contract.numpy_ops": "numpy"}
+_BY_MODULE = {
+    "fastnn.kernels": "numba",
+    "fastnn.contract.numba_ops": "numba",
+    "fastnn.reference": "numpy",
+    "fastnn.contract.numpy_ops": "numpy",
+}
 
 
 def backend_name(backend):
-    """"numba" or "numpy" from a name, a backend module or its `ops`."""
+    """ "numba" or "numpy" from a name, a backend module or its `ops`."""
     if isinstance(backend, str) and backend in _STEPS:
         return backend
     name = _BY_MODULE.get(getattr(backend, "__name__", None))
     if name is None:
-        raise ValueError(f"backend must be 'numba', 'numpy' or a fastnn backend module, "
-                         f"got {backend!r}")
+        raise ValueError(
+            f"backend must be 'numba', 'numpy' or a fastnn backend module, got {backend!r}"
+        )
     return name
 
 
@@ -56,8 +61,7 @@ class ForwardPass:
         self.max_batch = max_batch
         # activations[i] is layer i's output; the last one holds the logits,
         # then (in a TrainStep) the loss gradient, in place.
-        self.activations = tuple(np.empty((max_batch, W.shape[1]), self.dtype)
-                                 for W in self.coefs)
+        self.activations = tuple(np.empty((max_batch, W.shape[1]), self.dtype) for W in self.coefs)
         self._x = None  # a float batch buffer, made on the first integer batch
 
     def _narrow_forward(self):
@@ -73,7 +77,7 @@ class ForwardPass:
             return x
         if self._x is None:
             self._x = np.empty((self.max_batch, x.shape[1]), self.dtype)
-        return _as_float(x, self.dtype, input_scale, self._x[:x.shape[0]])
+        return _as_float(x, self.dtype, input_scale, self._x[: x.shape[0]])
 
     def forward(self, x, input_scale=1.0):
         """Logits of batch `x` (a view of n rows of the last buffer on Numba)."""
@@ -82,13 +86,21 @@ class ForwardPass:
 
             xs = 1.0 if x.dtype == self.dtype else input_scale
             W1T = np.ascontiguousarray(self.coefs[0].T)
-            return narrow_forward(x, xs, W1T, self.intercepts[0], self.coefs[1],
-                                  self.intercepts[1], self.activations[-1][:x.shape[0]])
+            return narrow_forward(
+                x,
+                xs,
+                W1T,
+                self.intercepts[0],
+                self.coefs[1],
+                self.intercepts[1],
+                self.activations[-1][: x.shape[0]],
+            )
         x = self._float_batch(x, input_scale)
         if self.backend == "numpy":
             return self.step_module.forward(x, self.act, self.coefs, self.intercepts)
-        return self.step_module.forward(x, self.act, tuple(self.coefs), tuple(self.intercepts),
-                                        self.activations)
+        return self.step_module.forward(
+            x, self.act, tuple(self.coefs), tuple(self.intercepts), self.activations
+        )
 
 
 _EMPTY_LABELS = np.empty(0, np.intp)
@@ -112,19 +124,33 @@ class TrainStep(ForwardPass):
         Where the gradients go (default: new arrays).
     """
 
-    def __init__(self, backend, coefs, intercepts, max_batch, activation="relu",
-                 head="softmax", coef_grads=None, intercept_grads=None):
+    def __init__(
+        self,
+        backend,
+        coefs,
+        intercepts,
+        max_batch,
+        activation="relu",
+        head="softmax",
+        coef_grads=None,
+        intercept_grads=None,
+    ):
         super().__init__(backend, coefs, intercepts, max_batch, activation)
         self.head = head_code(head)
         dtype = self.dtype
-        self.coef_grads = ([np.empty_like(W) for W in self.coefs] if coef_grads is None
-                           else list(coef_grads))
-        self.intercept_grads = ([np.empty_like(b) for b in self.intercepts]
-                                if intercept_grads is None else list(intercept_grads))
+        self.coef_grads = (
+            [np.empty_like(W) for W in self.coefs] if coef_grads is None else list(coef_grads)
+        )
+        self.intercept_grads = (
+            [np.empty_like(b) for b in self.intercepts]
+            if intercept_grads is None
+            else list(intercept_grads)
+        )
         # deltas[i] is the gradient with respect to layer i's input, for i >= 1;
         # tuples hold one array type, hence the (0, 0) placeholder for deltas[0]
         self.deltas = (np.empty((0, 0), dtype),) + tuple(
-            np.empty((max_batch, W.shape[0]), dtype) for W in self.coefs[1:])
+            np.empty((max_batch, W.shape[0]), dtype) for W in self.coefs[1:]
+        )
         self.empty_targets = np.empty((0, self.coefs[-1].shape[1]), dtype)
         self.narrow = None
         if self.backend == "numba":
@@ -132,8 +158,9 @@ class TrainStep(ForwardPass):
 
             widths = [W.shape[1] for W in self.coefs]
             if narrow_applies(len(self.coefs) - 1, widths, self.act, self.head, False):
-                self.narrow = NarrowStep(self.coefs, self.intercepts, self.coef_grads,
-                                         self.intercept_grads)
+                self.narrow = NarrowStep(
+                    self.coefs, self.intercepts, self.coef_grads, self.intercept_grads
+                )
 
     @property
     def params(self):
@@ -145,8 +172,14 @@ class TrainStep(ForwardPass):
 
     def gemm_args(self):
         """The Numba GEMM path's network arguments, after (x, y, Y, sw, scale, act, head)."""
-        return (tuple(self.coefs), tuple(self.intercepts), self.activations, self.deltas,
-                tuple(self.coef_grads), tuple(self.intercept_grads))
+        return (
+            tuple(self.coefs),
+            tuple(self.intercepts),
+            self.activations,
+            self.deltas,
+            tuple(self.coef_grads),
+            tuple(self.intercept_grads),
+        )
 
     def batch_grads(self, x, y=None, Y=None, sample_weight=None, scale=None, input_scale=1.0):
         """``(loss, correct)`` of one batch; its gradients into coef_grads and intercept_grads.
@@ -164,13 +197,31 @@ class TrainStep(ForwardPass):
             scale = 1.0 / total if total > 0 else 0.0
         if self.backend == "numpy":
             return self.step_module.batch_grads(
-                self._float_batch(x, input_scale), y, Y, sw, scale, self.act, self.head,
-                self.coefs, self.intercepts, self.coef_grads, self.intercept_grads)
+                self._float_batch(x, input_scale),
+                y,
+                Y,
+                sw,
+                scale,
+                self.act,
+                self.head,
+                self.coefs,
+                self.intercepts,
+                self.coef_grads,
+                self.intercept_grads,
+            )
         if self.narrow is not None and sw.shape[0] == 0:
             xs = 1.0 if x.dtype == self.dtype else input_scale
             return self.narrow(x, y, scale, xs)
-        return self.step_module.batch_grads(self._float_batch(x, input_scale), y, Y, sw, scale,
-                                            self.act, self.head, *self.gemm_args())
+        return self.step_module.batch_grads(
+            self._float_batch(x, input_scale),
+            y,
+            Y,
+            sw,
+            scale,
+            self.act,
+            self.head,
+            *self.gemm_args(),
+        )
 
     def loss_and_grads(self, x, targets, alpha=0.0):
         """Mean loss of batch (x, targets) plus ``alpha / (2 n) * sum ||W||^2``; gradients too.
@@ -189,8 +240,7 @@ class TrainStep(ForwardPass):
         return loss
 
 
-def predict_logits(backend, coefs, intercepts, X, activation="relu", input_scale=1.0,
-                   chunk=4096):
+def predict_logits(backend, coefs, intercepts, X, activation="relu", input_scale=1.0, chunk=4096):
     """Output pre-activations of every row of X, `chunk` rows at a time."""
     n = X.shape[0]
     out = np.empty((n, coefs[-1].shape[1]), dtype=coefs[0].dtype)

@@ -21,25 +21,29 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from fastnn.errors import NON_FINITE_WEIGHTS, DivergenceError
 from fastnn import distributed
+from fastnn.contract.tables import LOSS_NOT_FINITE
 from fastnn.engine import shuffling
+from fastnn.engine.epoch_loop import EpochRunner
 from fastnn.engine.interrupt import StoppedTogether
+from fastnn.engine.optim import OPTIMIZERS
+from fastnn.engine.params import FlatParameters
+from fastnn.engine.sparse_step import SparseTrainStep, is_sparse, sparse_logits
+from fastnn.engine.step import TrainStep, predict_logits
+from fastnn.errors import NON_FINITE_WEIGHTS, DivergenceError
 from fastnn.estimators.monitor import EpochMonitor
 from fastnn.estimators.pickling import PicklableParameters
 from fastnn.estimators.run_state import RunState
-from fastnn.engine.sparse_step import SparseTrainStep, is_sparse, sparse_logits
-from fastnn.contract.tables import LOSS_NOT_FINITE
-from fastnn.estimators.validation import (is_memory_mapped, validate_layers, validate_params,
-                          validate_sample_weight, validate_X)
-from fastnn.engine.step import TrainStep, predict_logits
-from fastnn.engine.optim import OPTIMIZERS
-from fastnn.engine.params import FlatParameters
-from fastnn.engine.epoch_loop import EpochRunner
+from fastnn.estimators.validation import (
+    is_memory_mapped,
+    validate_layers,
+    validate_params,
+    validate_sample_weight,
+    validate_X,
+)
 
 # Rows scored per chunk when validation rows are picked by index
 _SCORE_CHUNK = 4096
-
 
 
 def _sharding():
@@ -111,8 +115,9 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
 
     # -- public API ---------------------------------------------------------
 
-    def fit(self, X, y, sample_weight=None, *, validation_data=None, epoch_callback=None,
-            resume=False):
+    def fit(
+        self, X, y, sample_weight=None, *, validation_data=None, epoch_callback=None, resume=False
+    ):
         """Train on (X, y): from scratch, or from the current weights. Returns self.
 
         Parameters
@@ -148,8 +153,9 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             self._check_same_architecture("warm_start=True")
         continuing = resume or warm
         X = validate_X(self, X, reset=not continuing)
-        targets = self._encode_targets(y, X.shape[0], first=not continuing,
-                                       same_classes=warm and not resume)
+        targets = self._encode_targets(
+            y, X.shape[0], first=not continuing, same_classes=warm and not resume
+        )
         sw = validate_sample_weight(sample_weight, X)
         monitor_data = None
         if validation_data is not None:
@@ -161,16 +167,26 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             self._restart_training_state()
         if self.solver == "lbfgs":
             if _sharding() is not None:
-                raise ValueError("solver='lbfgs' does not train data-parallel: use 'sgd' or "
-                                 "'adam', or fit outside fastnn.distributed.data_parallel")
+                raise ValueError(
+                    "solver='lbfgs' does not train data-parallel: use 'sgd' or "
+                    "'adam', or fit outside fastnn.distributed.data_parallel"
+                )
             from fastnn.estimators.lbfgs import fit_lbfgs
 
             fit_lbfgs(self, X, targets, sw)
             return self
         epochs = self.max_iter - self.n_iter_
         with self._rollback_on_interrupt() as interrupt:
-            self._train(X, targets, sw, epochs, incremental=False, monitor_data=monitor_data,
-                        epoch_callback=epoch_callback, interrupt=interrupt)
+            self._train(
+                X,
+                targets,
+                sw,
+                epochs,
+                incremental=False,
+                monitor_data=monitor_data,
+                epoch_callback=epoch_callback,
+                interrupt=interrupt,
+            )
         return self
 
     def _partial_fit(self, X, y, sample_weight, classes):
@@ -206,8 +222,10 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
     def _check_solver(self):
         # scikit-learn's test for partial_fit's availability (`available_if`)
         if self.solver not in OPTIMIZERS:
-            raise AttributeError("partial_fit is only available for stochastic optimizers. "
-                                 f"{self.solver} is not stochastic.")
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                f"{self.solver} is not stochastic."
+            )
         return True
 
     def save(self, path):
@@ -217,7 +235,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         save_model(self, path)
 
     def to_sklearn(self):
-        """This fitted model as scikit-learn's estimator (`fastnn.estimators.sklearn_interop.to_sklearn`)."""
+        """This fitted model as scikit-learn's estimator (`sklearn_interop.to_sklearn`)."""
         from fastnn.estimators.sklearn_interop import to_sklearn
 
         return to_sklearn(self)
@@ -263,9 +281,11 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
     def _check_width(self, X):
         # n_features_in_ checks X unless the weights were assigned without it
         if X.shape[1] != self.coefs_[0].shape[0]:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                             f"expecting {self.coefs_[0].shape[0]} features as input "
-                             "(the rows of coefs_[0])")
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                f"expecting {self.coefs_[0].shape[0]} features as input "
+                "(the rows of coefs_[0])"
+            )
         return X
 
     def _check_resumable(self):
@@ -310,8 +330,14 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         self.out_activation_ = self._head
         self.n_iter_ = 0
         self.t_ = 0
-        for name in ("loss_curve_", "history_", "best_loss_", "validation_scores_",
-                     "best_validation_score_", "_optimizer"):
+        for name in (
+            "loss_curve_",
+            "history_",
+            "best_loss_",
+            "validation_scores_",
+            "best_validation_score_",
+            "_optimizer",
+        ):
             self.__dict__.pop(name, None)  # L-BFGS sets none of them, as in scikit-learn
         if self.solver in OPTIMIZERS:
             self._reset_curves()
@@ -329,17 +355,33 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         """A fresh optimizer over the flat parameters (zero state)."""
         size, dtype = self._params.size, self._dtype
         if self.solver == "sgd":
-            self._optimizer = OPTIMIZERS["sgd"](size, dtype, self.learning_rate_init,
-                                                self.momentum, self.nesterovs_momentum,
-                                                self.learning_rate, self.power_t)
+            self._optimizer = OPTIMIZERS["sgd"](
+                size,
+                dtype,
+                self.learning_rate_init,
+                self.momentum,
+                self.nesterovs_momentum,
+                self.learning_rate,
+                self.power_t,
+            )
         else:
-            self._optimizer = OPTIMIZERS["adam"](size, dtype, self.learning_rate_init,
-                                                 self.beta_1, self.beta_2, self.epsilon)
+            self._optimizer = OPTIMIZERS["adam"](
+                size, dtype, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
+            )
 
     # -- training -----------------------------------------------------------
 
-    def _train(self, X, targets, sw, epochs, incremental, monitor_data=None,
-               epoch_callback=None, interrupt=None):
+    def _train(
+        self,
+        X,
+        targets,
+        sw,
+        epochs,
+        incremental,
+        monitor_data=None,
+        epoch_callback=None,
+        interrupt=None,
+    ):
         self._ensure_flat()
         self._check_width(X)
         labels, Y = targets
@@ -348,11 +390,18 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         if group is not None:
             # before anything draws from the RNG (the early-stopping split): with
             # random_state=None each rank would draw its own
-            params = {k: v for k, v in self.get_params().items()
-                      if k not in ("random_state", "verbose")}
-            group.check_same("the data (shape, dtype, targets, row weights) or the parameters",
-                             (X.shape, X.dtype.str, repr(sorted(params.items())),
-                              distributed.fingerprint(labels, Y, sw)))
+            params = {
+                k: v for k, v in self.get_params().items() if k not in ("random_state", "verbose")
+            }
+            group.check_same(
+                "the data (shape, dtype, targets, row weights) or the parameters",
+                (
+                    X.shape,
+                    X.dtype.str,
+                    repr(sorted(params.items())),
+                    distributed.fingerprint(labels, Y, sw),
+                ),
+            )
             group.share_training_start(self)
         train_rows = val_rows = None
         if self.early_stopping and not incremental:
@@ -362,8 +411,11 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             batch = min(200, n_train)
         else:
             if self.batch_size > n_train:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
-                              "going to be clipped", stacklevel=3)
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is "
+                    "going to be clipped",
+                    stacklevel=3,
+                )
             batch = min(self.batch_size, n_train)
         shard = None
         if group is None:
@@ -373,13 +425,33 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             grads = shard.grads
         # sparse X: the per-batch Python loop over a step whose first layer reads CSR rows
         step = (SparseTrainStep if is_sparse(X) else TrainStep)(
-            self.backend, self._params.coefs, self._params.intercepts, batch, self.activation,
-            self._head, grads.coefs, grads.intercepts)
-        runner = EpochRunner(step, self._optimizer, self._params, grads, X, labels, Y, sw,
-                             batch, self.alpha, self.input_scale, compiled=not is_sparse(X),
-                             shard=shard)
-        monitor = EpochMonitor(self, X, targets, sw, val_rows, monitor_data, incremental,
-                               epoch_callback, group)
+            self.backend,
+            self._params.coefs,
+            self._params.intercepts,
+            batch,
+            self.activation,
+            self._head,
+            grads.coefs,
+            grads.intercepts,
+        )
+        runner = EpochRunner(
+            step,
+            self._optimizer,
+            self._params,
+            grads,
+            X,
+            labels,
+            Y,
+            sw,
+            batch,
+            self.alpha,
+            self.input_scale,
+            compiled=not is_sparse(X),
+            shard=shard,
+        )
+        monitor = EpochMonitor(
+            self, X, targets, sw, val_rows, monitor_data, incremental, epoch_callback, group
+        )
         scheme = shuffling.resolve(self.shuffle, is_memory_mapped(X))
         self._save_epoch_state()
         for _ in range(epochs):
@@ -423,6 +495,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
                 "the optimization hasn't converged yet.",
                 ConvergenceWarning,
+                stacklevel=3,  # the user's fit or partial_fit call
             )
         monitor.restore_best()
 
@@ -439,12 +512,17 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         """Training and validation row indices (no copy of X), as scikit-learn splits."""
         from sklearn.model_selection import train_test_split
 
-        train, val = train_test_split(np.arange(n), random_state=self._rng,
-                                      test_size=self.validation_fraction,
-                                      stratify=self._stratify(targets))
+        train, val = train_test_split(
+            np.arange(n),
+            random_state=self._rng,
+            test_size=self.validation_fraction,
+            stratify=self._stratify(targets),
+        )
         if val.shape[0] < 2:
-            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
-                             "or the size of your dataset.")
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset."
+            )
         return np.sort(train).astype(np.intp), np.sort(val).astype(np.intp)
 
     def _stratify(self, targets):
@@ -453,27 +531,46 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
     def _predict_output(self, X, rows=None):
         """Output pre-activations (logits) of X, or of X[rows] gathered chunk by chunk."""
         if is_sparse(X):
-            return sparse_logits(self.backend, self.coefs_, self.intercepts_,
-                                 X if rows is None else X[rows], self.activation)
+            return sparse_logits(
+                self.backend,
+                self.coefs_,
+                self.intercepts_,
+                X if rows is None else X[rows],
+                self.activation,
+            )
         if rows is None:
-            return predict_logits(self.backend, self.coefs_, self.intercepts_, X,
-                                  self.activation, self.input_scale)
-        parts = [predict_logits(self.backend, self.coefs_, self.intercepts_,
-                                X[rows[i:i + _SCORE_CHUNK]], self.activation, self.input_scale)
-                 for i in range(0, rows.shape[0], _SCORE_CHUNK)]
+            return predict_logits(
+                self.backend, self.coefs_, self.intercepts_, X, self.activation, self.input_scale
+            )
+        parts = [
+            predict_logits(
+                self.backend,
+                self.coefs_,
+                self.intercepts_,
+                X[rows[i : i + _SCORE_CHUNK]],
+                self.activation,
+                self.input_scale,
+            )
+            for i in range(0, rows.shape[0], _SCORE_CHUNK)
+        ]
         return np.concatenate(parts)
 
     def _diverged(self, result, n_batches):
         lr = self._optimizer.learning_rate
         batch = result.bad_batch + 1
-        what = ("the loss became NaN or inf" if result.status == LOSS_NOT_FINITE
-                else "the weights became NaN or inf")
+        what = (
+            "the loss became NaN or inf"
+            if result.status == LOSS_NOT_FINITE
+            else "the weights became NaN or inf"
+        )
         return DivergenceError(
             f"training diverged at epoch {self.n_iter_ + 1}, batch {batch} of {n_batches}: "
             f"{what} (learning rate {lr:g}). The weights are those of the last finished "
             f"epoch ({self.n_iter_}); try a smaller learning_rate_init or scaled inputs. "
             f"{NON_FINITE_WEIGHTS}",
-            epoch=self.n_iter_ + 1, batch=batch, learning_rate=lr,
+            epoch=self.n_iter_ + 1,
+            batch=batch,
+            learning_rate=lr,
         )
 
     def __sklearn_tags__(self):

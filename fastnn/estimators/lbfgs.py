@@ -18,11 +18,11 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from fastnn.errors import NON_FINITE_WEIGHTS, DivergenceError
 from fastnn.engine.interrupt import DeferredInterrupt
+from fastnn.engine.params import FlatParameters
 from fastnn.engine.sparse_step import SparseTrainStep, is_sparse
 from fastnn.engine.step import TrainStep
-from fastnn.engine.params import FlatParameters
+from fastnn.errors import NON_FINITE_WEIGHTS, DivergenceError
 
 # Rows per chunk of the loss and gradient: large enough for efficient GEMMs,
 # small enough that the step's buffers stay a few MB
@@ -55,8 +55,16 @@ class LbfgsObjective:
         self.chunk = max(1, min(n, CHUNK_ROWS))
         self.grads = FlatParameters(self.params.layer_sizes, self.params.data.dtype)
         step = SparseTrainStep if is_sparse(X) else TrainStep
-        self.step = step(model.backend, self.params.coefs, self.params.intercepts, self.chunk,
-                         model.activation, model._head, self.grads.coefs, self.grads.intercepts)
+        self.step = step(
+            model.backend,
+            self.params.coefs,
+            self.params.intercepts,
+            self.chunk,
+            model.activation,
+            model._head,
+            self.grads.coefs,
+            self.grads.intercepts,
+        )
         self.gradient = np.empty(self.params.size, np.float64)
         self.weights = np.empty(self.params.n_coef, np.float64)
         self.last_loss = np.nan
@@ -69,17 +77,21 @@ class LbfgsObjective:
         for start in range(0, n, self.chunk):
             rows = slice(start, min(start + self.chunk, n))
             chunk_loss, _ = self.step.batch_grads(
-                self.X[rows], None if self.labels is None else self.labels[rows],
+                self.X[rows],
+                None if self.labels is None else self.labels[rows],
                 None if self.Y is None else self.Y[rows],
-                None if self.sw is None else self.sw[rows], self.scale, self.input_scale)
+                None if self.sw is None else self.sw[rows],
+                self.scale,
+                self.input_scale,
+            )
             loss += chunk_loss
             np.add(self.gradient, self.grads.data, out=self.gradient)
         if self.alpha > 0:
             # on the weights as the model holds them (float32 ones included)
             w = self.weights
-            np.copyto(w, self.params.data[:self.params.n_coef])
+            np.copyto(w, self.params.data[: self.params.n_coef])
             loss += 0.5 * self.alpha * self.scale * float(np.dot(w, w))
-            self.gradient[:self.params.n_coef] += (self.alpha * self.scale) * w
+            self.gradient[: self.params.n_coef] += (self.alpha * self.scale) * w
         self.last_loss = loss
         # a copy: scipy may keep the array it was given
         return loss, self.gradient.copy()
@@ -113,9 +125,13 @@ def fit_lbfgs(model, X, targets, sample_weight):
     with DeferredInterrupt() as interrupt:
         try:
             result = scipy.optimize.minimize(
-                objective, last.copy(), method="L-BFGS-B", jac=True, callback=each_iteration,
-                options={"maxfun": model.max_fun, "maxiter": model.max_iter,
-                         "gtol": model.tol})
+                objective,
+                last.copy(),
+                method="L-BFGS-B",
+                jac=True,
+                callback=each_iteration,
+                options={"maxfun": model.max_fun, "maxiter": model.max_iter, "gtol": model.tol},
+            )
         except KeyboardInterrupt:
             np.copyto(params.data, last, casting="same_kind")
             model.n_iter_ = iterations[0]
@@ -125,14 +141,21 @@ def fit_lbfgs(model, X, targets, sample_weight):
         raise DivergenceError(
             f"L-BFGS diverged after {result.nit} iteration(s): the loss or the weights "
             f"became NaN or inf. The weights are the starting ones. {NON_FINITE_WEIGHTS}",
-            epoch=int(result.nit), batch=None, learning_rate=None)
+            epoch=int(result.nit),
+            batch=None,
+            learning_rate=None,
+        )
     np.copyto(params.data, result.x, casting="same_kind")
     model.n_iter_ = min(int(result.nit), model.max_iter)
     model.loss_ = float(result.fun)
     if result.status != 0:
-        message = (f"lbfgs failed to converge after {model.n_iter_} iteration(s) "
-                   f"(status={result.status}):\n{result.message}\n")
+        message = (
+            f"lbfgs failed to converge after {model.n_iter_} iteration(s) "
+            f"(status={result.status}):\n{result.message}\n"
+        )
         if model.n_iter_ == model.max_iter:
-            message += ("\nIncrease the number of iterations to improve the convergence "
-                        f"(max_iter={model.max_iter}).")
+            message += (
+                "\nIncrease the number of iterations to improve the convergence "
+                f"(max_iter={model.max_iter})."
+            )
         warnings.warn(message, ConvergenceWarning, stacklevel=3)

@@ -90,13 +90,16 @@ _PARAMETERS_DOC = """
 
 
 class MLPClassifier(ClassifierMixin, BaseMLP):
-    __doc__ = """Multi-layer perceptron classifier.
+    __doc__ = (
+        """Multi-layer perceptron classifier.
 
     The output head follows the targets, as in scikit-learn: softmax and
     cross-entropy for multiclass y, one logistic output and binary
     cross-entropy for binary y (`predict_proba` still returns two columns),
     logistic outputs for a multilabel indicator matrix.
-    """ + _PARAMETERS_DOC + """
+    """
+        + _PARAMETERS_DOC
+        + """
     Attributes
     ----------
     classes_, coefs_, intercepts_, loss_, n_iter_, n_features_in_,
@@ -109,6 +112,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         of the training pass (counted during the epoch's steps, as Keras
         reports it); "val_accuracy" with `validation_data`.
     """
+    )
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -120,10 +124,15 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         first = not hasattr(self, "classes_")
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        if not first and classes is not None and not np.array_equal(
-                self.classes_, unique_labels(classes)):
-            raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
-                             f"partial_fit, was: {self.classes_!r}")
+        if (
+            not first
+            and classes is not None
+            and not np.array_equal(self.classes_, unique_labels(classes))
+        ):
+            raise ValueError(
+                f"`classes={classes!r}` is not the same as on last call to "
+                f"partial_fit, was: {self.classes_!r}"
+            )
         return self._partial_fit(X, y, sample_weight, classes if first else None)
 
     def predict_proba(self, X):
@@ -155,8 +164,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             if len(self.classes_) == 1:
                 return np.repeat(self.classes_, logits.shape[0])
             return self.classes_[on[:, 0].astype(np.intp)]
-        return on.astype(self._label_binarizer.classes_.dtype
-                         if self.classes_.dtype.kind in "iu" else int)
+        return on.astype(
+            self._label_binarizer.classes_.dtype if self.classes_.dtype.kind in "iu" else int
+        )
 
     def _encode_targets(self, y, n, first, classes=None, same_classes=False):
         """(labels, None) for the softmax head, (None, Y) for the logistic one.
@@ -166,8 +176,13 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         y = _check_targets_length(y, n)
         # integer or string labels of a fitted single-label model are classes by
         # type: type_of_target (a few hundred microseconds) is needed only otherwise
-        known = (not first and self._label_binarizer.y_type_ != "multilabel-indicator"
-                 and isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iuU")
+        known = (
+            not first
+            and self._label_binarizer.y_type_ != "multilabel-indicator"
+            and isinstance(y, np.ndarray)
+            and y.ndim == 1
+            and y.dtype.kind in "iuU"
+        )
         if not known:
             check_classification_targets(y)
         if first:
@@ -184,13 +199,17 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         if same_classes:
             seen = unique_labels(y)
             if set(seen) != set(self.classes_):
-                raise ValueError("warm_start can only be used where `y` has the same classes "
-                                 f"as in the previous call to fit. Previously got "
-                                 f"{self.classes_}, `y` has {seen}")
+                raise ValueError(
+                    "warm_start can only be used where `y` has the same classes "
+                    f"as in the previous call to fit. Previously got "
+                    f"{self.classes_}, `y` has {seen}"
+                )
         if self._label_binarizer.y_type_ == "multilabel-indicator":
             if y.ndim != 2 or y.shape[1] != len(self.classes_):
-                raise ValueError(f"y must be a multilabel indicator matrix of "
-                                 f"{len(self.classes_)} columns, got shape {y.shape}")
+                raise ValueError(
+                    f"y must be a multilabel indicator matrix of "
+                    f"{len(self.classes_)} columns, got shape {y.shape}"
+                )
             return None, np.ascontiguousarray(y, dtype=self._dtype)
         if y.ndim != 1:
             raise ValueError(f"y must be 1-D, got shape {y.shape}")
@@ -209,7 +228,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             raise ValueError("a classifier's weights need its classes")
         classes = np.asarray(classes)
         binarizer = LabelBinarizer().fit(
-            np.eye(len(classes), dtype=int) if multilabel else classes)
+            np.eye(len(classes), dtype=int) if multilabel else classes
+        )
         self._label_binarizer = binarizer
         self.classes_ = binarizer.classes_
         n_classes = len(self.classes_)
@@ -233,8 +253,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         if self._label_binarizer.y_type_ == "multilabel-indicator":
             right = np.all(predicted == Y[rows], axis=1)
         else:
-            truth = self.classes_[labels[rows]] if labels is not None else (
-                self.classes_[Y[rows, 0].astype(np.intp)])
+            truth = (
+                self.classes_[labels[rows]]
+                if labels is not None
+                else (self.classes_[Y[rows, 0].astype(np.intp)])
+            )
             right = predicted == truth
         weights = None if sample_weight is None else sample_weight[rows]
         if weights is not None and not weights.sum() > 0:
@@ -251,7 +274,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, BaseMLP):
-    __doc__ = """Multi-layer perceptron regressor: squared error or Poisson deviance.
+    __doc__ = (
+        """Multi-layer perceptron regressor: squared error or Poisson deviance.
 
     y may be 1-D or have several outputs. With ``loss="squared_error"`` the
     output is the identity and the loss scikit-learn's ``0.5 * mean squared
@@ -265,7 +289,9 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     loss : {"squared_error", "poisson"}, default="squared_error"
         Keyword-only here: ``MLPRegressor((64,))`` sets hidden_layer_sizes,
         as ``MLPClassifier((64,))`` does.
-    """ + _PARAMETERS_DOC.split("----------", 1)[1] + """
+    """
+        + _PARAMETERS_DOC.split("----------", 1)[1]
+        + """
     Attributes
     ----------
     coefs_, intercepts_, loss_, n_iter_, n_features_in_, feature_names_in_,
@@ -277,23 +303,67 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         "epoch", "loss", "seconds", "samples_per_second"; "val_r2" with
         `validation_data`.
     """
+    )
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error",
-                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 backend="numba", dtype="float32", input_scale=1 / 255):
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        loss="squared_error",
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend="numba",
+        dtype="float32",
+        input_scale=1 / 255,
+    ):
         super().__init__(
-            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
-            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
-            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
-            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            backend=backend, dtype=dtype, input_scale=input_scale)
+            hidden_layer_sizes,
+            activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            backend=backend,
+            dtype=dtype,
+            input_scale=input_scale,
+        )
         self.loss = loss
 
     @property
@@ -317,15 +387,17 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     def _encode_targets(self, y, n, first, classes=None, same_classes=False):
         y = _check_targets_length(y, n)
-        Y = check_array(y.reshape(-1, 1) if y.ndim == 1 else y, dtype=self._dtype,
-                        order="C", input_name="y")
+        Y = check_array(
+            y.reshape(-1, 1) if y.ndim == 1 else y, dtype=self._dtype, order="C", input_name="y"
+        )
         if self.loss == "poisson" and (Y < 0).any():
             raise ValueError("loss='poisson' needs y >= 0 (counts or rates)")
         if first:
             self.n_outputs_ = Y.shape[1]
         elif Y.shape[1] != self.n_outputs_:
-            raise ValueError(f"y has {Y.shape[1]} outputs, but this model was fitted with "
-                             f"{self.n_outputs_}")
+            raise ValueError(
+                f"y has {Y.shape[1]} outputs, but this model was fitted with {self.n_outputs_}"
+            )
         return None, Y
 
     def _set_output(self, classes, multilabel):
@@ -350,8 +422,9 @@ def load(path):
     Raises ValueError, naming the file and the problem, for a file of another
     format version, a truncated or altered file, or inconsistent contents.
     """
-    return serialization.read_model(path, {"MLPClassifier": MLPClassifier,
-                                           "MLPRegressor": MLPRegressor})
+    return serialization.read_model(
+        path, {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
+    )
 
 
 def from_sklearn(estimator, **params):
@@ -376,13 +449,18 @@ def _check_targets_length(y, n):
         raise ValueError("requires y to be passed, but the target y is None")
     y = np.asarray(y)
     if y.shape[:1] != (n,):
-        raise ValueError(f"X and y have different numbers of samples: {n} and "
-                         f"{y.shape[0] if y.ndim else 0}")
+        raise ValueError(
+            f"X and y have different numbers of samples: {n} and {y.shape[0] if y.ndim else 0}"
+        )
     if y.ndim == 2 and y.shape[1] == 1:
         # stacklevel: this helper, _encode_targets, the fit method, the user's call
-        warnings.warn("A column-vector y was passed when a 1d array was expected. "
-                      "Please change the shape of y to (n_samples, ), for example "
-                      "using ravel().", DataConversionWarning, stacklevel=4)
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. "
+            "Please change the shape of y to (n_samples, ), for example "
+            "using ravel().",
+            DataConversionWarning,
+            stacklevel=4,
+        )
         y = y.ravel()
     return y
 
@@ -391,4 +469,3 @@ def _logistic(z):
     from scipy.special import expit
 
     return expit(z)
-

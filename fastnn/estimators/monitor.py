@@ -36,8 +36,18 @@ class EpochMonitor:
         decisions on the same numbers; only rank 0 prints.
     """
 
-    def __init__(self, model, X, targets, sample_weight, val_rows, monitor_data, incremental,
-                 epoch_callback, group=None):
+    def __init__(
+        self,
+        model,
+        X,
+        targets,
+        sample_weight,
+        val_rows,
+        monitor_data,
+        incremental,
+        epoch_callback,
+        group=None,
+    ):
         self.model = model
         self.group = group
         self.verbose = model.verbose and (group is None or group.is_root)
@@ -73,8 +83,10 @@ class EpochMonitor:
         stop = False
         if model._no_improvement_count > model.n_iter_no_change:
             what = "Validation score" if self.val_rows is not None else "Training loss"
-            msg = (f"{what} did not improve more than tol={model.tol:f} for "
-                   f"{model.n_iter_no_change} consecutive epochs.")
+            msg = (
+                f"{what} did not improve more than tol={model.tol:f} for "
+                f"{model.n_iter_no_change} consecutive epochs."
+            )
             stop = model._optimizer.trigger_stopping(msg, self.verbose)
             if not stop:
                 model._no_improvement_count = 0
@@ -98,9 +110,12 @@ class EpochMonitor:
         self._append(record)
         model.validation_scores_.append(float("nan"))
         model._no_improvement_count += 1
-        warnings.warn(f"{message} Early stopping keeps the weights of the best validation "
-                      f"score ({model.best_validation_score_:g}).", ConvergenceWarning,
-                      stacklevel=4)
+        warnings.warn(
+            f"{message} Early stopping keeps the weights of the best validation "
+            f"score ({model.best_validation_score_:g}).",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
 
     def restore_best(self):
         """With early stopping, the weights of the best validation score."""
@@ -108,8 +123,12 @@ class EpochMonitor:
             np.copyto(self.model._params.data, self.best_weights)
 
     def _record(self, loss, seconds, weight):
-        return {"epoch": self.model.n_iter_, "loss": loss, "seconds": seconds,
-                "samples_per_second": weight / seconds if seconds > 0 else float("inf")}
+        return {
+            "epoch": self.model.n_iter_,
+            "loss": loss,
+            "seconds": seconds,
+            "samples_per_second": weight / seconds if seconds > 0 else float("inf"),
+        }
 
     def _append(self, record):
         model = self.model
@@ -122,8 +141,9 @@ class EpochMonitor:
 
     def _score_validation_rows(self):
         model = self.model
-        score = self._on_root(lambda: model._score_rows(self.X, self.targets, self.val_rows,
-                                                        self.sample_weight))
+        score = self._on_root(
+            lambda: model._score_rows(self.X, self.targets, self.val_rows, self.sample_weight)
+        )
         model.validation_scores_.append(score)
         if self.verbose:
             print(f"Validation score: {score:f}")

@@ -8,9 +8,9 @@ made anew by each `fit`, so a pickle holds only arrays and plain Python
 objects, and a loaded model needs no Numba until it predicts or trains.
 """
 
-from fastnn.estimators.validation import validate_layers
 from fastnn.engine.optim import own_arrays
 from fastnn.engine.params import FlatParameters
+from fastnn.estimators.validation import validate_layers
 
 
 class PicklableParameters:
@@ -46,18 +46,26 @@ class PicklableParameters:
         if hasattr(self, "_optimizer"):
             own_arrays(self._optimizer)
         params = getattr(self, "_params", None)
-        if (params is not None and params.data.flags.writeable
-                and params.views_of(self.coefs_, self.intercepts_)):
+        if (
+            params is not None
+            and params.data.flags.writeable
+            and params.views_of(self.coefs_, self.intercepts_)
+        ):
             return
-        coefs, intercepts = validate_layers(self.coefs_, self.intercepts_, self._hidden,
-                                            where="coefs_, intercepts_")
+        coefs, intercepts = validate_layers(
+            self.coefs_, self.intercepts_, self._hidden, where="coefs_, intercepts_"
+        )
         n_in, n_out = coefs[0].shape[0], coefs[-1].shape[1]
         if getattr(self, "n_features_in_", n_in) != n_in:
-            raise ValueError(f"coefs_: the first layer takes {n_in} features, the model was "
-                             f"fitted with n_features_in_={self.n_features_in_}")
+            raise ValueError(
+                f"coefs_: the first layer takes {n_in} features, the model was "
+                f"fitted with n_features_in_={self.n_features_in_}"
+            )
         if getattr(self, "n_outputs_", n_out) != n_out:
-            raise ValueError(f"coefs_: the last layer has {n_out} outputs, the targets need "
-                             f"n_outputs_={self.n_outputs_}")
+            raise ValueError(
+                f"coefs_: the last layer has {n_out} outputs, the targets need "
+                f"n_outputs_={self.n_outputs_}"
+            )
         self._params = FlatParameters.pack(coefs, intercepts, self._dtype)
         self.coefs_ = self._params.coefs
         self.intercepts_ = self._params.intercepts

@@ -14,11 +14,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from fastnn import distributed
-from fastnn.errors import DivergenceError
 from fastnn.engine.interrupt import DeferredInterrupt
 from fastnn.engine.optim import OPTIMIZERS
 from fastnn.engine.training_state import TrainingState
-
+from fastnn.errors import DivergenceError
 
 # `_epoch_state` when the state to return to is the current one
 _KEEP = object()
@@ -35,12 +34,17 @@ class RunState:
             return None
         opt = self._optimizer.state()
         return TrainingState(
-            solver=self.solver, learning_rate=opt["learning_rate"],
+            solver=self.solver,
+            learning_rate=opt["learning_rate"],
             adam_step=opt.get("t", 0),
             optimizer_arrays={k: v.copy() for k, v in opt["arrays"].items()},
-            rng_state=self._rng.get_state(), n_iter=self.n_iter_, samples_seen=self.t_,
-            best_loss=self.best_loss_, no_improvement_count=self._no_improvement_count,
-            validation_scores=None if self.validation_scores_ is None
+            rng_state=self._rng.get_state(),
+            n_iter=self.n_iter_,
+            samples_seen=self.t_,
+            best_loss=self.best_loss_,
+            no_improvement_count=self._no_improvement_count,
+            validation_scores=None
+            if self.validation_scores_ is None
             else list(self.validation_scores_),
             best_validation_score=self.best_validation_score_,
         )
@@ -50,20 +54,27 @@ class RunState:
         check_is_fitted(self, "coefs_")
         self._validate_params()
         if state.solver != self.solver:
-            raise ValueError(f"the state is of solver {state.solver!r}, this model's is "
-                             f"{self.solver!r}")
+            raise ValueError(
+                f"the state is of solver {state.solver!r}, this model's is {self.solver!r}"
+            )
         self._ensure_flat()
         self._start_optimizer()
-        self._optimizer.set_state({"learning_rate": state.learning_rate, "t": state.adam_step,
-                                   "arrays": state.optimizer_arrays})
+        self._optimizer.set_state(
+            {
+                "learning_rate": state.learning_rate,
+                "t": state.adam_step,
+                "arrays": state.optimizer_arrays,
+            }
+        )
         self._rng = np.random.RandomState()
         self._rng.set_state(state.rng_state)
         self.n_iter_ = int(state.n_iter)
         self.t_ = int(state.samples_seen)
         self.best_loss_ = None if state.best_loss is None else float(state.best_loss)
         self._no_improvement_count = int(state.no_improvement_count)
-        self.validation_scores_ = (None if state.validation_scores is None
-                                   else list(state.validation_scores))
+        self.validation_scores_ = (
+            None if state.validation_scores is None else list(state.validation_scores)
+        )
         self.best_validation_score_ = state.best_validation_score
 
     def _restart_training_state(self):
@@ -111,9 +122,9 @@ class RunState:
         weights, state, lengths = saved
         np.copyto(self._params.data, weights)
         self.set_training_state(state)
-        del self.loss_curve_[lengths["loss_curve_"]:]
+        del self.loss_curve_[lengths["loss_curve_"] :]
         for key, values in self.history_.items():
-            del values[lengths.get(key, 0):]
+            del values[lengths.get(key, 0) :]
 
     def _save_epoch_state(self):
         """Copy what `_rollback_on_interrupt` restores (weights into the same buffer)."""

@@ -70,18 +70,24 @@ def save_model(model, path):
 
 
 def _state_arrays(state):
-    """A `fastnn.engine.training_state.TrainingState` as arrays: scalars in JSON, arrays as they are."""
+    """A `TrainingState` as arrays: scalars in JSON, arrays as they are."""
     _, keys, pos, has_gauss, cached_gaussian = state.rng_state
     scalars = {
-        "solver": state.solver, "learning_rate": state.learning_rate,
-        "adam_step": state.adam_step, "n_iter": state.n_iter,
-        "samples_seen": state.samples_seen, "best_loss": state.best_loss,
+        "solver": state.solver,
+        "learning_rate": state.learning_rate,
+        "adam_step": state.adam_step,
+        "n_iter": state.n_iter,
+        "samples_seen": state.samples_seen,
+        "best_loss": state.best_loss,
         "no_improvement_count": state.no_improvement_count,
         "validation_scores": state.validation_scores,
         "best_validation_score": state.best_validation_score,
         "optimizer_arrays": sorted(state.optimizer_arrays),
-        "rng": {"pos": int(pos), "has_gauss": int(has_gauss),
-                "cached_gaussian": float(cached_gaussian)},
+        "rng": {
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
     }
     arrays = {"state": np.array(json.dumps(scalars)), "rng_keys": np.asarray(keys, np.uint32)}
     for name, a in state.optimizer_arrays.items():
@@ -140,8 +146,11 @@ def read_model(path, estimators):
     version = contents.get("format_version")
     if version is None:
         raise ValueError(f"{path} is not a fastnn model file (no format_version)")
-    if (version.shape != () or version.dtype.kind not in "iu"
-            or int(version) not in READABLE_VERSIONS):
+    if (
+        version.shape != ()
+        or version.dtype.kind not in "iu"
+        or int(version) not in READABLE_VERSIONS
+    ):
         raise ValueError(
             f"{path} has model format version {version}; this fastnn reads "
             f"version {FORMAT_VERSION} (and 2) (re-save the model with the fastnn that wrote "
@@ -182,18 +191,20 @@ def _rng_state(contents, rng):
     keys = contents["rng_keys"]
     if keys.shape != (MT19937_WORDS,) or keys.dtype != np.uint32:
         raise ValueError(f"rng_keys is {keys.dtype} {keys.shape}")
-    return ("MT19937", keys, int(rng["pos"]), int(rng["has_gauss"]),
-            float(rng["cached_gaussian"]))
+    return ("MT19937", keys, int(rng["pos"]), int(rng["has_gauss"]), float(rng["cached_gaussian"]))
 
 
 def _read_state(contents, model):
     state = json.loads(str(contents["state"]))
     return TrainingState(
-        solver=state["solver"], learning_rate=float(state["learning_rate"]),
+        solver=state["solver"],
+        learning_rate=float(state["learning_rate"]),
         adam_step=int(state["adam_step"]),
-        optimizer_arrays={name: contents[f"optimizer_{name}"]
-                          for name in state["optimizer_arrays"]},
-        rng_state=_rng_state(contents, state["rng"]), n_iter=int(state["n_iter"]),
+        optimizer_arrays={
+            name: contents[f"optimizer_{name}"] for name in state["optimizer_arrays"]
+        },
+        rng_state=_rng_state(contents, state["rng"]),
+        n_iter=int(state["n_iter"]),
         samples_seen=int(state["samples_seen"]),
         best_loss=None if state["best_loss"] is None else float(state["best_loss"]),
         no_improvement_count=int(state["no_improvement_count"]),
@@ -212,10 +223,14 @@ def _read_state_v2(contents, model):
         if parts:  # v2 kept no velocity without momentum
             arrays[name] = np.concatenate(parts)
     return TrainingState(
-        solver=model.solver, learning_rate=float(model.learning_rate_init),
-        adam_step=int(state["optimizer"].get("t", 0)), optimizer_arrays=arrays,
-        rng_state=_rng_state(contents, state["rng"]), n_iter=model.n_iter_,
-        samples_seen=int(state["t_"]), best_loss=float(state["best_loss_"]),
+        solver=model.solver,
+        learning_rate=float(model.learning_rate_init),
+        adam_step=int(state["optimizer"].get("t", 0)),
+        optimizer_arrays=arrays,
+        rng_state=_rng_state(contents, state["rng"]),
+        n_iter=model.n_iter_,
+        samples_seen=int(state["t_"]),
+        best_loss=float(state["best_loss_"]),
         no_improvement_count=int(state["no_improvement_count"]),
         validation_scores=state["validation_scores_"],
         best_validation_score=state["best_validation_score_"],

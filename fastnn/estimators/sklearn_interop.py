@@ -16,8 +16,16 @@ from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
 
 # fitted attributes that both libraries have and mean the same by
-_SHARED_ATTRIBUTES = ("n_iter_", "t_", "loss_", "loss_curve_", "best_loss_",
-                      "validation_scores_", "best_validation_score_", "feature_names_in_")
+_SHARED_ATTRIBUTES = (
+    "n_iter_",
+    "t_",
+    "loss_",
+    "loss_curve_",
+    "best_loss_",
+    "validation_scores_",
+    "best_validation_score_",
+    "feature_names_in_",
+)
 
 
 def to_sklearn(model):
@@ -34,8 +42,7 @@ def to_sklearn(model):
         keep `model`'s dtype.
     """
     check_is_fitted(model, "coefs_")
-    cls = (neural_network.MLPClassifier if is_classifier(model)
-           else neural_network.MLPRegressor)
+    cls = neural_network.MLPClassifier if is_classifier(model) else neural_network.MLPRegressor
     theirs = cls()
     shared = {k: v for k, v in model.get_params().items() if k in theirs.get_params()}
     theirs.set_params(**shared)
@@ -82,8 +89,9 @@ def from_sklearn(estimator, estimator_class, **params):
     intercepts = [np.asarray(b, ours._dtype) for b in estimator.intercepts_]
     if classifier:
         binarizer = estimator._label_binarizer
-        ours.set_weights(coefs, intercepts, estimator.classes_,
-                         binarizer.y_type_.startswith("multilabel"))
+        ours.set_weights(
+            coefs, intercepts, estimator.classes_, binarizer.y_type_.startswith("multilabel")
+        )
     else:
         ours.set_weights(coefs, intercepts)
     _copy_attributes(estimator, ours)
@@ -95,4 +103,3 @@ def _copy_attributes(source, target):
         if hasattr(source, name):
             value = getattr(source, name)
             setattr(target, name, value.copy() if hasattr(value, "copy") else value)
-

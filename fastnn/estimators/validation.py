@@ -15,10 +15,10 @@ import numpy as np
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from fastnn.engine.sparse_step import as_csr, is_sparse
+from fastnn.backend import get_backend
 from fastnn.contract.tables import ACTIVATIONS
 from fastnn.engine.shuffling import SCHEMES
-from fastnn.backend import get_backend
+from fastnn.engine.sparse_step import as_csr, is_sparse
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 SOLVERS = ("lbfgs", "sgd", "adam")
@@ -88,15 +88,27 @@ def validate_X(est, X, reset):
             return checked
     if isinstance(X, np.ndarray) and is_memory_mapped(X):
         _warn_if_copied(X, est._dtype)
-    if (isinstance(X, np.ndarray) and X.dtype == est._dtype and X.flags.c_contiguous
-            and is_memory_mapped(X)):
-        return validate_data(est, np.asarray(X), reset=reset, dtype=None, order="C",
-                             ensure_all_finite=False)
+    if (
+        isinstance(X, np.ndarray)
+        and X.dtype == est._dtype
+        and X.flags.c_contiguous
+        and is_memory_mapped(X)
+    ):
+        return validate_data(
+            est, np.asarray(X), reset=reset, dtype=None, order="C", ensure_all_finite=False
+        )
     if isinstance(X, np.ndarray) and X.dtype == np.uint8:
-        return validate_data(est, np.asarray(X), reset=reset, dtype=None, order="C",
-                             ensure_all_finite=False)
-    X = validate_data(est, np.asarray(X) if isinstance(X, np.memmap) else X,
-                      reset=reset, dtype=est._dtype, order="C", accept_sparse=("csr", "csc"))
+        return validate_data(
+            est, np.asarray(X), reset=reset, dtype=None, order="C", ensure_all_finite=False
+        )
+    X = validate_data(
+        est,
+        np.asarray(X) if isinstance(X, np.memmap) else X,
+        reset=reset,
+        dtype=est._dtype,
+        order="C",
+        accept_sparse=("csr", "csc"),
+    )
     return as_csr(X) if is_sparse(X) else X
 
 
@@ -109,9 +121,14 @@ def _plain_array_checked(est, X):
     this does not take, and every error, goes through validate_data, so the
     messages stay scikit-learn's.
     """
-    if (type(X) is not np.ndarray or X.ndim != 2 or X.shape[0] < 1
-            or X.dtype.kind not in "fiub" or hasattr(est, "feature_names_in_")
-            or X.shape[1] != getattr(est, "n_features_in_", -1)):
+    if (
+        type(X) is not np.ndarray
+        or X.ndim != 2
+        or X.shape[0] < 1
+        or X.dtype.kind not in "fiub"
+        or hasattr(est, "feature_names_in_")
+        or X.shape[1] != getattr(est, "n_features_in_", -1)
+    ):
         return None
     if X.dtype == np.uint8:
         return np.ascontiguousarray(X)
@@ -136,14 +153,19 @@ def _warn_if_copied(X, dtype):
     copy_bytes = X.size * (X.dtype.itemsize if kept else np.dtype(dtype).itemsize)
     if copy_bytes < MAPPED_COPY_WARNING_BYTES:
         return
-    why = (f"{X.dtype}, not uint8 or {np.dtype(dtype)}" if not kept
-           else "in Fortran order (column-major), not C order")
+    why = (
+        f"{X.dtype}, not uint8 or {np.dtype(dtype)}"
+        if not kept
+        else "in Fortran order (column-major), not C order"
+    )
     warnings.warn(
         f"X is a memory-mapped file that is copied whole into memory ({copy_bytes / 2**20:,.0f} "
         f"MiB), because it is {why}. Write it once as a C-ordered array of uint8 or "
         f"{np.dtype(dtype)} (np.save(path, np.ascontiguousarray(X, dtype)), or fastnn "
-        "convert) to train and predict from the file.", DataConversionWarning,
-        stacklevel=_outside_fastnn())
+        "convert) to train and predict from the file.",
+        DataConversionWarning,
+        stacklevel=_outside_fastnn(),
+    )
 
 
 def _outside_fastnn():
@@ -185,8 +207,10 @@ def validate_layers(coefs, intercepts, hidden, dtype=None, where="weights"):
     """
     coefs, intercepts = list(coefs), list(intercepts)
     if len(coefs) != len(hidden) + 1 or len(intercepts) != len(coefs):
-        raise ValueError(f"{where}: {len(coefs)} weight and {len(intercepts)} bias arrays "
-                         f"for {len(hidden)} hidden layers")
+        raise ValueError(
+            f"{where}: {len(coefs)} weight and {len(intercepts)} bias arrays "
+            f"for {len(hidden)} hidden layers"
+        )
     for i, (W, b) in enumerate(zip(coefs, intercepts)):
         W, b = coefs[i], intercepts[i] = np.asarray(W), np.asarray(b)
         if dtype is not None and (W.dtype != dtype or b.dtype != dtype):
@@ -194,13 +218,16 @@ def validate_layers(coefs, intercepts, hidden, dtype=None, where="weights"):
         if W.dtype.kind not in "fiu" or b.dtype.kind not in "fiu":
             raise ValueError(f"{where}: layer {i} is {W.dtype}/{b.dtype}, expected real numbers")
         if W.ndim != 2 or b.shape != (W.shape[1],):
-            raise ValueError(f"{where}: layer {i} has shapes {W.shape} and {b.shape}, "
-                             "expected (fan_in, fan_out) and (fan_out,)")
+            raise ValueError(
+                f"{where}: layer {i} has shapes {W.shape} and {b.shape}, "
+                "expected (fan_in, fan_out) and (fan_out,)"
+            )
         if i > 0 and W.shape[0] != coefs[i - 1].shape[1]:
             raise ValueError(f"{where}: layer {i} does not follow layer {i - 1}")
         if i < len(coefs) - 1 and W.shape[1] != hidden[i]:
-            raise ValueError(f"{where}: layer {i} has {W.shape[1]} units, hidden_layer_sizes "
-                             f"says {hidden[i]}")
+            raise ValueError(
+                f"{where}: layer {i} has {W.shape[1]} units, hidden_layer_sizes says {hidden[i]}"
+            )
         if not (np.isfinite(W).all() and np.isfinite(b).all()):
             raise ValueError(f"{where}: layer {i} holds NaN or inf")
     return coefs, intercepts
@@ -220,11 +247,15 @@ def _real(name, value, low, high=None, low_closed=True, high_closed=False):
     if not ok:
         left = "[" if low_closed else "("
         right = ("]" if high_closed else ")") if high is not None else ")"
-        raise ValueError(f"{name} must be a number in {left}{low}, "
-                         f"{'inf' if high is None else high}{right}, got {value!r}")
+        raise ValueError(
+            f"{name} must be a number in {left}{low}, "
+            f"{'inf' if high is None else high}{right}, got {value!r}"
+        )
 
 
 def _positive_int(name, value, alternative=""):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer{' ' + alternative if alternative else ''}"
-                         f", got {value!r}")
+        raise ValueError(
+            f"{name} must be a positive integer{' ' + alternative if alternative else ''}"
+            f", got {value!r}"
+        )

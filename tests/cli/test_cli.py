@@ -19,8 +19,9 @@ def test_train_end_to_end(tmp_path):
 
 
 def test_train_prints_one_line_per_epoch():
-    result = run("train", "--epochs", "3", "--hidden", "16", "--backend", "numpy",
-                 "--dtype", "float64")
+    result = run(
+        "train", "--epochs", "3", "--hidden", "16", "--backend", "numpy", "--dtype", "float64"
+    )
     assert result.returncode == 0, result.stderr
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch")]
     assert len(epoch_lines) == 3
@@ -52,9 +53,22 @@ def test_ctrl_c_saves_the_last_finished_epoch(tmp_path):
     path = tmp_path / "model.npz"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastnn", "train", "--epochs", "100000", "--hidden", "16",
-         "--save", str(path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "fastnn",
+            "train",
+            "--epochs",
+            "100000",
+            "--hidden",
+            "16",
+            "--save",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         epochs_seen = 0

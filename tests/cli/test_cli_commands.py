@@ -14,9 +14,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastnn
-from fastnn import cli
+from fastnn import cli, datasets
 from fastnn.cli import app as cli_app
-from fastnn import datasets
 from tests.helpers import REPO, run_fastnn, serve, write_idx_set
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -53,8 +52,23 @@ def kaggle(tmp_path_factory):
 def saved_model(tmp_path_factory, kaggle):
     """A small model trained on the Kaggle train.csv, saved with its history."""
     path = tmp_path_factory.mktemp("model") / "model.npz"
-    assert cli.main(["train", "--data", str(kaggle[0]), "--hidden", "16", "--epochs", "3",
-                     "--quiet", "--save", str(path)]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(kaggle[0]),
+                "--hidden",
+                "16",
+                "--epochs",
+                "3",
+                "--quiet",
+                "--save",
+                str(path),
+            ]
+        )
+        == 0
+    )
     return path
 
 
@@ -82,29 +96,73 @@ def test_flags_win_over_the_seed_recipe(kaggle, tmp_path, capsys):
     # What a flag sets reaches the trained model in place of the recipe's
     # value; what no flag sets stays the recipe's.
     model_path = tmp_path / "flags.npz"
-    assert cli.main(["train", "--recipe", "seed", "--data", str(kaggle[0]), "--dtype",
-                     "float32", "--epochs", "3", "--lr", "0.05", "--val-fraction", "0.2",
-                     "--save", str(model_path)]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--recipe",
+                "seed",
+                "--data",
+                str(kaggle[0]),
+                "--dtype",
+                "float32",
+                "--epochs",
+                "3",
+                "--lr",
+                "0.05",
+                "--val-fraction",
+                "0.2",
+                "--save",
+                str(model_path),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     # --val-fraction replaces the recipe's first-1000-rows dev set: 20 % of 1200
-    assert "network 784-10-10, sgd, batch 960, 3 epochs; 960 training rows, " \
-           "240 validation rows" in out
+    assert (
+        "network 784-10-10, sgd, batch 960, 3 epochs; 960 training rows, "
+        "240 validation rows" in out
+    )
     model = fastnn.load(model_path)
     assert model.coefs_[0].dtype == np.float32 and model.n_iter_ == 3
-    assert (model.hidden_layer_sizes, model.solver, model.learning_rate_init,
-            model.momentum, model.alpha, model.batch_size) == ((10,), "sgd", 0.05, 0.0, 0.0, 960)
+    assert (
+        model.hidden_layer_sizes,
+        model.solver,
+        model.learning_rate_init,
+        model.momentum,
+        model.alpha,
+        model.batch_size,
+    ) == ((10,), "sgd", 0.05, 0.0, 0.0, 960)
 
 
 def test_seed_recipe_trains_full_batch_on_a_kaggle_csv(kaggle, tmp_path, capsys):
     model_path = tmp_path / "seed.npz"
     # --seed 1: seed 0's Glorot draw happens to start all 10 ReLUs off on this
     # all-positive synthetic data, and full-batch GD cannot revive them
-    code = cli.main(["train", "--recipe", "seed", "--data", str(kaggle[0]), "--epochs", "200",
-                     "--log-every", "50", "--seed", "1", "--save", str(model_path)])
+    code = cli.main(
+        [
+            "train",
+            "--recipe",
+            "seed",
+            "--data",
+            str(kaggle[0]),
+            "--epochs",
+            "200",
+            "--log-every",
+            "50",
+            "--seed",
+            "1",
+            "--save",
+            str(model_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
-    assert "network 784-10-10, sgd, batch 200, 200 epochs; 200 training rows, " \
-           "1,000 validation rows" in out
+    assert (
+        "network 784-10-10, sgd, batch 200, 200 epochs; 200 training rows, "
+        "1,000 validation rows" in out
+    )
     epoch_lines = [line for line in out.splitlines() if line.startswith("epoch")]
     assert [line.split()[1] for line in epoch_lines] == ["50", "100", "150", "200"]
     assert all("val accuracy" in line for line in epoch_lines)
@@ -113,22 +171,41 @@ def test_seed_recipe_trains_full_batch_on_a_kaggle_csv(kaggle, tmp_path, capsys)
     assert float(last.split(": ")[1]) > 0.3  # chance is 0.1: full-batch GD learned
     model = fastnn.load(model_path)
     assert model.coefs_[0].dtype == np.float64
-    assert (model.hidden_layer_sizes, model.solver, model.learning_rate_init,
-            model.momentum, model.alpha, model.batch_size, model.n_iter_) == \
-           ((10,), "sgd", 0.1, 0.0, 0.0, 200, 200)
+    assert (
+        model.hidden_layer_sizes,
+        model.solver,
+        model.learning_rate_init,
+        model.momentum,
+        model.alpha,
+        model.batch_size,
+        model.n_iter_,
+    ) == ((10,), "sgd", 0.1, 0.0, 0.0, 200, 200)
     # the first 1000 rows were the validation (dev) set, the model's last score on them
     X, y = datasets.load_csv(kaggle[0], dtype="float64")
     assert model.history_["val_accuracy"][-1] == model.score(X[:1000], y[:1000])
-    assert float(last.split(": ")[1]) == pytest.approx(model.score(X[:1000], y[:1000]),
-                                                       abs=5e-5)
+    assert float(last.split(": ")[1]) == pytest.approx(model.score(X[:1000], y[:1000]), abs=5e-5)
 
 
 def test_train_on_npz_and_idx_directory(tmp_path, capsys):
     rng = np.random.default_rng(3)
     X, y = kaggle_rows(300, rng, n_pixels=12)
     np.savez(tmp_path / "data.npz", X=X.astype(np.uint8), y=y)
-    assert cli.main(["train", "--data", str(tmp_path / "data.npz"), "--hidden", "8",
-                     "--epochs", "2", "--val-fraction", "0.2"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "data.npz"),
+                "--hidden",
+                "8",
+                "--epochs",
+                "2",
+                "--val-fraction",
+                "0.2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "240 training rows, 60 validation rows" in out
     assert out.strip().splitlines()[-1].startswith("validation accuracy: ")
@@ -137,8 +214,12 @@ def test_train_on_npz_and_idx_directory(tmp_path, capsys):
     idx.mkdir()
     write_idx_set(idx, "train", n=100, gz=True)
     write_idx_set(idx, "test", n=20)
-    assert cli.main(["train", "--data", str(idx), "--hidden", "8", "--epochs", "2",
-                     "--val-fraction", "0"]) == 0
+    assert (
+        cli.main(
+            ["train", "--data", str(idx), "--hidden", "8", "--epochs", "2", "--val-fraction", "0"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "network 12-8-10" in out and "100 training rows, 20 test rows" in out
     assert out.strip().splitlines()[-1].startswith("test accuracy: ")
@@ -149,9 +230,11 @@ def test_train_on_fetched_mnist(tmp_path, monkeypatch, capsys):
     (site / "mnist").mkdir(parents=True)
     for subset in ("train", "test"):
         write_idx_set(site / "mnist", subset, n=40, gz=True)
-    monkeypatch.setattr(datasets, "MNIST_SHA256", {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (site / "mnist").iterdir()
-    })
+    monkeypatch.setattr(
+        datasets,
+        "MNIST_SHA256",
+        {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (site / "mnist").iterdir()},
+    )
     monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "cache"))
     with serve(site) as (base, requests):
         monkeypatch.setattr(datasets, "MNIST_MIRRORS", (base,))
@@ -164,14 +247,34 @@ def test_train_on_fetched_mnist(tmp_path, monkeypatch, capsys):
 
 def test_history_and_plot_files(tmp_path, capsys):
     history, plot = tmp_path / "h.json", tmp_path / "curves.png"
-    assert cli.main(["train", "--hidden", "8", "--epochs", "3", "--history", str(history),
-                     "--plot", str(plot)]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--hidden",
+                "8",
+                "--epochs",
+                "3",
+                "--history",
+                str(history),
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"wrote history to {history}" in out and f"wrote plot to {plot}" in out
     data = json.loads(history.read_text())
     assert data["epoch"] == [1, 2, 3]
-    assert set(data) == {"epoch", "loss", "seconds", "samples_per_second",
-                         "train_accuracy", "val_accuracy"}
+    assert set(data) == {
+        "epoch",
+        "loss",
+        "seconds",
+        "samples_per_second",
+        "train_accuracy",
+        "val_accuracy",
+    }
     assert all(len(values) == 3 for values in data.values())
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -203,17 +306,18 @@ def test_evaluate_prints_accuracy_per_class_and_confusion(saved_model, kaggle, c
     assert f"accuracy: {np.mean(predicted == y):.4f}" in out
     assert "data: " + str(kaggle[0]) + ", 1,200 rows" in out
     lines = out.splitlines()
-    table = lines[lines.index("class  precision  recall  support") + 1:][:10]
+    table = lines[lines.index("class  precision  recall  support") + 1 :][:10]
     for digit, line in enumerate(table):
         label, precision, recall, support = line.split()
         hits = np.sum((predicted == digit) & (y == digit))
         assert int(label) == digit and int(support) == np.sum(y == digit)
         assert float(recall) == pytest.approx(hits / np.sum(y == digit), abs=5e-5)
-        assert float(precision) == pytest.approx(hits / max(np.sum(predicted == digit), 1),
-                                                 abs=5e-5)
+        assert float(precision) == pytest.approx(
+            hits / max(np.sum(predicted == digit), 1), abs=5e-5
+        )
     start = lines.index("confusion matrix (rows: true class, columns: predicted class)")
     assert lines[start + 1].split() == [str(d) for d in range(10)]
-    matrix = np.array([[int(v) for v in line.split()[1:]] for line in lines[start + 2:]])
+    matrix = np.array([[int(v) for v in line.split()[1:]] for line in lines[start + 2 :]])
     expected = np.zeros((10, 10), int)
     np.add.at(expected, (y, predicted), 1)
     np.testing.assert_array_equal(matrix, expected)
@@ -226,8 +330,9 @@ def test_evaluate_needs_labels(saved_model, kaggle, capsys):
 
 def test_predict_writes_a_kaggle_submission(saved_model, kaggle, tmp_path, capsys):
     out = tmp_path / "submission.csv"
-    assert cli.main(["predict", str(saved_model), "--data", str(kaggle[1]),
-                     "--out", str(out)]) == 0
+    assert (
+        cli.main(["predict", str(saved_model), "--data", str(kaggle[1]), "--out", str(out)]) == 0
+    )
     assert f"wrote 30 predictions for {kaggle[1]} to {out}" in capsys.readouterr().out
     lines = out.read_text().splitlines()
     assert lines[0] == "ImageId,Label" and len(lines) == 31
@@ -242,14 +347,18 @@ def test_predict_writes_a_kaggle_submission(saved_model, kaggle, tmp_path, capsy
 def test_predict_checks_the_feature_count(saved_model, tmp_path, capsys):
     np.savez(tmp_path / "small.npz", X=np.zeros((2, 64)))
     assert cli.main(["predict", str(saved_model), "--data", str(tmp_path / "small.npz")]) == 1
-    assert "X has 64 features, but MLPClassifier is expecting 784 features" in capsys.readouterr().err
+    assert (
+        "X has 64 features, but MLPClassifier is expecting 784 features" in capsys.readouterr().err
+    )
 
 
 def test_info_describes_the_model(saved_model, capsys):
     assert cli.main(["info", str(saved_model)]) == 0
     out = capsys.readouterr().out
-    assert "architecture: 784-16-10 classifier (relu hidden layers, softmax output), " \
-           "12,730 parameters" in out
+    assert (
+        "architecture: 784-16-10 classifier (relu hidden layers, softmax output), "
+        "12,730 parameters" in out
+    )
     assert "dtype: float32" in out and "backend: numba" in out
     assert "training: solver adam, learning rate 0.001, batch size 32" in out
     assert "epochs trained: 3" in out
@@ -292,8 +401,12 @@ def test_the_program_exits_1_without_a_traceback():
 def test_a_reader_that_leaves_ends_the_command_quietly(saved_model, kaggle, command):
     # `fastnn predict ... | head`: the pipe closes before the output is written
     args = [str(saved_model)] + ([] if command == "info" else ["--data", str(kaggle[0])])
-    reader_gone = subprocess.Popen([sys.executable, "-m", "fastnn", command, *args],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    reader_gone = subprocess.Popen(
+        [sys.executable, "-m", "fastnn", command, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
     reader_gone.stdout.close()
     err = reader_gone.stderr.read().decode()
     assert reader_gone.wait(timeout=120) == 141  # as a command killed by SIGPIPE
@@ -307,8 +420,7 @@ def test_train_refuses_unlabelled_data(kaggle, capsys):
 
 def test_val_rows_must_leave_training_rows(kaggle, capsys):
     assert cli.main(["train", "--data", str(kaggle[0]), "--val-rows", "1200"]) == 1
-    assert "--val-rows 1200 leaves no training rows: the data has 1200" in \
-        capsys.readouterr().err
+    assert "--val-rows 1200 leaves no training rows: the data has 1200" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -346,7 +458,7 @@ def test_every_command_has_help_with_examples(command, capsys):
 def readme_section(title="## Use your own data"):
     text = (REPO / "README.md").read_text()
     start = text.index(title)
-    return text[start:text.index("\n## ", start + 1)]
+    return text[start : text.index("\n## ", start + 1)]
 
 
 def test_readme_own_data_examples_run_as_written(tmp_path, monkeypatch, capsys):
@@ -366,16 +478,20 @@ def test_readme_own_data_examples_run_as_written(tmp_path, monkeypatch, capsys):
     (tmp_path / "measurements.csv").write_text("\n".join(["a,b,c,species", *write_csv_rows]))
     X_images, y_images = kaggle_rows(80, rng, n_pixels=64)
     np.savez(tmp_path / "images.npz", X=X_images.reshape(80, 8, 8).astype(np.uint8), y=y_images)
-    monkeypatch.setattr(datasets, "MNIST_SHA256", {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (site / "mnist").iterdir()
-    })
+    monkeypatch.setattr(
+        datasets,
+        "MNIST_SHA256",
+        {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (site / "mnist").iterdir()},
+    )
     monkeypatch.setenv("FASTNN_DATA", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
 
     section = readme_section()
-    commands = [line.split("#")[0].strip()
-                for block in re.findall(r"```bash\n(.*?)```", section, re.S)
-                for line in block.splitlines()]
+    commands = [
+        line.split("#")[0].strip()
+        for block in re.findall(r"```bash\n(.*?)```", section, re.S)
+        for line in block.splitlines()
+    ]
     commands = [command for command in commands if command]
     assert len(commands) >= 10
     # One BLAS thread: the seed recipe's 5000 epochs make 10,000 tiny forward
@@ -386,8 +502,14 @@ def test_readme_own_data_examples_run_as_written(tmp_path, monkeypatch, capsys):
             argv = shlex.split(command)
             assert argv[0] == "fastnn"
             assert cli.main(argv[1:]) == 0, (command, capsys.readouterr())
-    for name in ("model.npz", "submission.csv", "mnist.npz", "history.json", "curves.png",
-                 "images-model.npz"):
+    for name in (
+        "model.npz",
+        "submission.csv",
+        "mnist.npz",
+        "history.json",
+        "curves.png",
+        "images-model.npz",
+    ):
         assert (tmp_path / name).exists(), name
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) == 2

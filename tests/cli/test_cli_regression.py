@@ -18,18 +18,43 @@ def regression_csv(tmp_path_factory):
     y = np.sin(X[:, 0]) + 0.5 * X[:, 1] * X[:, 2] + 0.1 * rng.standard_normal(600)
     path = tmp_path_factory.mktemp("regression") / "data.csv"
     header = ",".join([f"x{i}" for i in range(5)] + ["y", "y2"])
-    np.savetxt(path, np.column_stack([X, y, -y]), delimiter=",", header=header, comments="",
-               fmt="%.6f")
+    np.savetxt(
+        path, np.column_stack([X, y, -y]), delimiter=",", header=header, comments="", fmt="%.6f"
+    )
     return path
 
 
 def test_train_a_regressor_and_use_it(regression_csv, tmp_path, capsys):
     path = tmp_path / "reg.npz"
     # two target columns: a two-output regressor
-    assert cli.main(["train", "--task", "regression", "--data", str(regression_csv),
-                     "--label", "y,y2", "--activation", "tanh", "--hidden", "32",
-                     "--epochs", "60", "--lr", "0.01", "--log-every", "30",
-                     "--save", str(path), "--history", str(tmp_path / "h.json")]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--task",
+                "regression",
+                "--data",
+                str(regression_csv),
+                "--label",
+                "y,y2",
+                "--activation",
+                "tanh",
+                "--hidden",
+                "32",
+                "--epochs",
+                "60",
+                "--lr",
+                "0.01",
+                "--log-every",
+                "30",
+                "--save",
+                str(path),
+                "--history",
+                str(tmp_path / "h.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "network 5-32-2, tanh, adam" in out
     assert "val R^2" in out and "train accuracy" not in out
@@ -46,29 +71,65 @@ def test_train_a_regressor_and_use_it(regression_csv, tmp_path, capsys):
     assert "5-32-2 regressor (tanh hidden layers, identity output)" in out
     assert "classes" not in out and "validation R^2" in out
 
-    assert cli.main(["evaluate", str(path), "--data", str(regression_csv), "--label",
-                     "y,y2"]) == 0
+    assert cli.main(["evaluate", str(path), "--data", str(regression_csv), "--label", "y,y2"]) == 0
     out = capsys.readouterr().out
     assert "R^2: " in out and "mean squared error" in out
 
     out_csv = tmp_path / "pred.csv"
-    assert cli.main(["predict", str(path), "--data", str(regression_csv), "--label", "y,y2",
-                     "--out", str(out_csv)]) == 0
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(path),
+                "--data",
+                str(regression_csv),
+                "--label",
+                "y,y2",
+                "--out",
+                str(out_csv),
+            ]
+        )
+        == 0
+    )
     lines = out_csv.read_text().splitlines()
     assert lines[0] == "Id,Prediction0,Prediction1" and len(lines) == 601
     X = np.loadtxt(regression_csv, delimiter=",", skiprows=1)[:, :5]
-    np.testing.assert_allclose(np.loadtxt(out_csv, delimiter=",", skiprows=1)[:, 1:],
-                               model.predict(X.astype(np.float32)), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.loadtxt(out_csv, delimiter=",", skiprows=1)[:, 1:],
+        model.predict(X.astype(np.float32)),
+        rtol=1e-6,
+    )
 
 
 def test_regression_resumes_like_an_uninterrupted_run(regression_csv, tmp_path, capsys):
-    base = ["train", "--task", "regression", "--data", str(regression_csv), "--label", "y,y2",
-            "--activation", "logistic", "--quiet"]
+    base = [
+        "train",
+        "--task",
+        "regression",
+        "--data",
+        str(regression_csv),
+        "--label",
+        "y,y2",
+        "--activation",
+        "logistic",
+        "--quiet",
+    ]
     assert cli.main(base + ["--epochs", "6", "--save", str(tmp_path / "full.npz")]) == 0
     assert cli.main(base + ["--epochs", "3", "--save", str(tmp_path / "half.npz")]) == 0
-    resume = ["train", "--data", str(regression_csv), "--label", "y,y2", "--quiet",
-              "--resume", str(tmp_path / "half.npz"), "--epochs", "6",
-              "--save", str(tmp_path / "resumed.npz")]
+    resume = [
+        "train",
+        "--data",
+        str(regression_csv),
+        "--label",
+        "y,y2",
+        "--quiet",
+        "--resume",
+        str(tmp_path / "half.npz"),
+        "--epochs",
+        "6",
+        "--save",
+        str(tmp_path / "resumed.npz"),
+    ]
     assert cli.main(resume) == 0
     full, resumed = fastnn.load(tmp_path / "full.npz"), fastnn.load(tmp_path / "resumed.npz")
     assert resumed.activation == "logistic"
@@ -78,8 +139,23 @@ def test_regression_resumes_like_an_uninterrupted_run(regression_csv, tmp_path, 
 
 def test_activation_flag_reaches_the_classifier(tmp_path, capsys):
     path = tmp_path / "m.npz"
-    assert cli.main(["train", "--activation", "logistic", "--hidden", "16", "--epochs", "2",
-                     "--quiet", "--save", str(path)]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--activation",
+                "logistic",
+                "--hidden",
+                "16",
+                "--epochs",
+                "2",
+                "--quiet",
+                "--save",
+                str(path),
+            ]
+        )
+        == 0
+    )
     assert fastnn.load(path).activation == "logistic"
 
 

@@ -126,8 +126,9 @@ def valid_call(draw, name):
     if name in ("linear_forward", "linear_relu_forward"):
         args = dict(x=arr((n, k)), W=arr((k, m)), b=arr((m,)), out=out((n, m)))
     elif name == "linear_activation_forward":
-        args = dict(x=arr((n, k)), W=arr((k, m)), b=arr((m,)), activation=activation,
-                    out=out((n, m)))
+        args = dict(
+            x=arr((n, k)), W=arr((k, m)), b=arr((m,)), activation=activation, out=out((n, m))
+        )
     elif name in ("relu_forward", "softmax"):
         args = dict(z=arr((n, m), special), out=out((n, m)))
     elif name == "activation_forward":
@@ -135,36 +136,47 @@ def valid_call(draw, name):
     elif name == "relu_backward":
         args = dict(dout=arr((n, m), special), a=arr((n, m), special), out=out((n, m)))
     elif name == "activation_backward":
-        args = dict(dout=arr((n, m), special), a=arr((n, m), special), activation=activation,
-                    out=out((n, m)))
+        args = dict(
+            dout=arr((n, m), special),
+            a=arr((n, m), special),
+            activation=activation,
+            out=out((n, m)),
+        )
     elif name == "softmax_cross_entropy":
-        args = dict(logits=arr((n, m), special), y=y(n, m), probs_out=out((n, m)),
-                    scale=scale())
+        args = dict(logits=arr((n, m), special), y=y(n, m), probs_out=out((n, m)), scale=scale())
     elif name == "softmax_cross_entropy_backward":
         args = dict(probs=arr((n, m), special), y=y(n, m), out=out((n, m)), scale=scale())
     elif name == "binary_cross_entropy":
-        args = dict(logits=arr((n, m), special), Y=targets(True), probs_out=out((n, m)),
-                    scale=scale())
+        args = dict(
+            logits=arr((n, m), special), Y=targets(True), probs_out=out((n, m)), scale=scale()
+        )
     elif name == "binary_cross_entropy_backward":
-        args = dict(probs=arr((n, m), special), Y=targets(True), out=out((n, m)),
-                    scale=scale())
+        args = dict(probs=arr((n, m), special), Y=targets(True), out=out((n, m)), scale=scale())
     elif name == "squared_error":
         args = dict(pred=arr((n, m), special), Y=targets(False), scale=scale())
     elif name == "squared_error_backward":
-        args = dict(pred=arr((n, m), special), Y=targets(False), out=out((n, m)),
-                    scale=scale())
+        args = dict(pred=arr((n, m), special), Y=targets(False), out=out((n, m)), scale=scale())
     elif name == "linear_backward":
         need_dx = draw(st.booleans())
-        args = dict(dout=arr((n, m)), x=arr((n, k)), W=arr((k, m)),
-                    dx=out((n, k)) if need_dx else None, dW=out((k, m)), db=out((m,)),
-                    need_dx=need_dx)
+        args = dict(
+            dout=arr((n, m)),
+            x=arr((n, k)),
+            W=arr((k, m)),
+            dx=out((n, k)) if need_dx else None,
+            dW=out((k, m)),
+            db=out((m,)),
+            need_dx=need_dx,
+        )
     elif name in ("csr_linear_forward", "csr_linear_backward"):
         # a random sparse (n, k) matrix: empty rows, full rows, no entries at all
         dense = arr((n, k)) * (rng.random((n, k)) < draw(st.sampled_from([0.0, 0.3, 1.0])))
         x = sparse.csr_matrix(dense)
         index_dtype = draw(st.sampled_from([np.int32, np.int64]))
-        csr = dict(indptr=x.indptr.astype(index_dtype), indices=x.indices.astype(index_dtype),
-                   data=x.data.astype(dtype))
+        csr = dict(
+            indptr=x.indptr.astype(index_dtype),
+            indices=x.indices.astype(index_dtype),
+            data=x.data.astype(dtype),
+        )
         if name == "csr_linear_forward":
             args = dict(**csr, W=arr((k, m)), b=arr((m,)), out=out((n, m)))
         else:
@@ -175,14 +187,26 @@ def valid_call(draw, name):
             momentum = draw(st.sampled_from([0.0, 0.5, 0.9]))
             velocity = arr(shape) if momentum or draw(st.booleans()) else None
             lr = draw(st.sampled_from([0.0, 1e-3, 0.5]))
-            args = dict(param=arr(shape), grad=arr(shape), lr=lr,
-                        velocity=velocity, momentum=momentum, nesterov=draw(st.booleans()))
+            args = dict(
+                param=arr(shape),
+                grad=arr(shape),
+                lr=lr,
+                velocity=velocity,
+                momentum=momentum,
+                nesterov=draw(st.booleans()),
+            )
         elif name == "adam_update":
-            args = dict(param=arr(shape), grad=arr(shape), m=arr(shape), v=np.abs(arr(shape)),
-                        t=draw(st.integers(1, 10**6)), lr=draw(st.sampled_from([1e-3, 0.1])),
-                        beta1=draw(st.sampled_from([0.0, 0.9])),
-                        beta2=draw(st.sampled_from([0.5, 0.999])),
-                        eps=draw(st.sampled_from([1e-8, 1e-3])))
+            args = dict(
+                param=arr(shape),
+                grad=arr(shape),
+                m=arr(shape),
+                v=np.abs(arr(shape)),
+                t=draw(st.integers(1, 10**6)),
+                lr=draw(st.sampled_from([1e-3, 0.1])),
+                beta1=draw(st.sampled_from([0.0, 0.9])),
+                beta2=draw(st.sampled_from([0.5, 0.999])),
+                eps=draw(st.sampled_from([1e-8, 1e-3])),
+            )
         else:
             args = dict(W=arr(shape), dW=arr(shape), scale=draw(st.sampled_from([0.0, 1e-4, 2.0])))
     return args
@@ -190,10 +214,30 @@ def valid_call(draw, name):
 
 # -- faults ------------------------------------------------------------------
 
-WRONG_DTYPES = [np.float16, np.int32, np.int64, np.bool_, np.complex64,
-                np.dtype(">f8"), np.dtype(">f4"), np.float32, np.float64]
-BAD_SCALARS = [np.nan, np.inf, -1.0, 1.5, 0, 2**70, "0.1", None, True, np.float32(0.25),
-               np.array([0.1, 0.2])]
+WRONG_DTYPES = [
+    np.float16,
+    np.int32,
+    np.int64,
+    np.bool_,
+    np.complex64,
+    np.dtype(">f8"),
+    np.dtype(">f4"),
+    np.float32,
+    np.float64,
+]
+BAD_SCALARS = [
+    np.nan,
+    np.inf,
+    -1.0,
+    1.5,
+    0,
+    2**70,
+    "0.1",
+    None,
+    True,
+    np.float32(0.25),
+    np.array([0.1, 0.2]),
+]
 
 
 @st.composite
@@ -204,9 +248,24 @@ def faults(draw, args):
     scalars = [k for k, v in args.items() if k not in arrays and k not in absent]
     found = []
     for _ in range(draw(st.integers(0, 2))):
-        kind = draw(st.sampled_from(
-            ["dtype", "ndim", "shape", "strided", "readonly", "unaligned", "list",
-             "alias", "overlap", "scalar", "labels", "absent"]))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "dtype",
+                    "ndim",
+                    "shape",
+                    "strided",
+                    "readonly",
+                    "unaligned",
+                    "list",
+                    "alias",
+                    "overlap",
+                    "scalar",
+                    "labels",
+                    "absent",
+                ]
+            )
+        )
         if kind == "scalar" and scalars:
             value = draw(st.sampled_from(BAD_SCALARS))
             found.append((kind, draw(st.sampled_from(scalars)), value))
@@ -216,8 +275,17 @@ def faults(draw, args):
             target, source = draw(st.permutations(arrays))[:2]
             found.append((kind, target, source))
         elif kind == "labels" and "y" in args:
-            found.append((kind, "y", draw(st.sampled_from(
-                ["float", "bool", "too_big", "negative", "short", "2d", "big_endian"]))))
+            found.append(
+                (
+                    kind,
+                    "y",
+                    draw(
+                        st.sampled_from(
+                            ["float", "bool", "too_big", "negative", "short", "2d", "big_endian"]
+                        )
+                    ),
+                )
+            )
         elif kind == "dtype" and arrays:
             dtype = draw(st.sampled_from(WRONG_DTYPES))
             found.append((kind, draw(st.sampled_from(arrays)), dtype))
@@ -236,7 +304,7 @@ class Canaries:
         if not isinstance(a, np.ndarray) or not a.flags.c_contiguous:
             return a
         buf = np.full(a.nbytes + 2 * PAD + misalign, CANARY, np.uint8)
-        inner = buf[PAD + misalign: PAD + misalign + a.nbytes]
+        inner = buf[PAD + misalign : PAD + misalign + a.nbytes]
         view = inner.view(a.dtype).reshape(a.shape) if a.nbytes else a.copy()
         view[...] = a
         view.flags.writeable = a.flags.writeable
@@ -245,15 +313,16 @@ class Canaries:
 
     def intact(self):
         return all(
-            (buf[:start] == CANARY).all() and (buf[start + size:] == CANARY).all()
+            (buf[:start] == CANARY).all() and (buf[start + size :] == CANARY).all()
             for buf, start, size in self.buffers
         )
 
 
 def apply(args, found, canaries):
     """A fresh copy of `args` with `found` faults applied, arrays in canary buffers."""
-    args = {k: canaries.place(v.copy()) if isinstance(v, np.ndarray) else v
-            for k, v in args.items()}
+    args = {
+        k: canaries.place(v.copy()) if isinstance(v, np.ndarray) else v for k, v in args.items()
+    }
     for kind, name, param in found:
         a = args[name]
         if not isinstance(a, np.ndarray) and kind not in ("scalar", "absent"):
@@ -312,8 +381,9 @@ def call(backend, name, valid, found):
     """
     canaries = Canaries()
     args = apply(valid, found, canaries)
-    before = {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v
-              for k, v in args.items()}
+    before = {
+        k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v for k, v in args.items()
+    }
     function = getattr(backend, name)
     try:
         with np.errstate(all="ignore"):
@@ -335,12 +405,15 @@ def bounds(name, a, outputs):
     rounds within (k+2) eps sum|terms|; element-wise updates within a few eps
     of their operands. `a` holds the arguments as they were before the call.
     """
-    f = {k: np.abs(v.astype(np.float64)) if isinstance(v, np.ndarray) and v.dtype.kind == "f"
-         else v for k, v in a.items()}
+    f = {
+        k: np.abs(v.astype(np.float64)) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+        for k, v in a.items()
+    }
     dtype = next(v.dtype for v in a.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f")
     u = float(np.finfo(dtype).eps)
     tiny = 16 * float(np.finfo(dtype).smallest_subnormal)
     with np.errstate(all="ignore"):
+
         def scale_of(z):
             return 1.0 / z.shape[0] if a.get("scale") is None else a["scale"]
 
@@ -362,27 +435,39 @@ def bounds(name, a, outputs):
             finite = np.abs(z[np.isfinite(z)].astype(np.float64))
             biggest = finite.max() if finite.size else 0.0
             loss_scale = scale_of(z) * n if name != "softmax" else 1.0
-            return {"out": 4 * (m + 4) * u, "probs_out": 4 * (m + 4) * u,
-                    "loss": 4 * u * (4 * biggest + m + 4) * loss_scale}
+            return {
+                "out": 4 * (m + 4) * u,
+                "probs_out": 4 * (m + 4) * u,
+                "loss": 4 * u * (4 * biggest + m + 4) * loss_scale,
+            }
         if name == "softmax_cross_entropy_backward":
             return {"out": 4 * u * (f["probs"] + 1) * scale_of(a["probs"]) + tiny}
         if name == "binary_cross_entropy":
             z = a["logits"]
             finite = np.abs(z[np.isfinite(z)].astype(np.float64))
             biggest = finite.max() if finite.size else 0.0
-            return {"probs_out": 4 * u + tiny,
-                    "loss": 8 * u * (biggest + 2) * z.size * scale_of(z) + tiny}
+            return {
+                "probs_out": 4 * u + tiny,
+                "loss": 8 * u * (biggest + 2) * z.size * scale_of(z) + tiny,
+            }
         if name in ("binary_cross_entropy_backward", "squared_error_backward"):
             first = a["probs" if name.startswith("binary") else "pred"]
-            return {"out": 4 * u * (np.abs(first.astype(np.float64)) + f["Y"])
-                    * scale_of(first) + tiny}
+            return {
+                "out": 4 * u * (np.abs(first.astype(np.float64)) + f["Y"]) * scale_of(first) + tiny
+            }
         if name == "squared_error":
             diff = np.abs(a["pred"].astype(np.float64) - a["Y"])
-            return {"loss": 8 * u * float(np.sum((diff + f["Y"] + 1) ** 2))
-                    * scale_of(a["pred"]) + tiny}
+            return {
+                "loss": 8 * u * float(np.sum((diff + f["Y"] + 1) ** 2)) * scale_of(a["pred"])
+                + tiny
+            }
         if name.startswith("csr_"):
-            x = abs(sparse.csr_matrix((f["data"], a["indices"], a["indptr"]),
-                                      shape=(a["indptr"].shape[0] - 1, a["W"].shape[0])))
+            x = abs(
+                sparse.csr_matrix(
+                    (f["data"], a["indices"], a["indptr"]),
+                    shape=(a["indptr"].shape[0] - 1, a["W"].shape[0]),
+                )
+            )
             if name == "csr_linear_forward":
                 k = a["W"].shape[0]
                 return {"out": 2 * (k + 2) * u * (x @ f["W"] + f["b"]) + tiny}
@@ -390,23 +475,31 @@ def bounds(name, a, outputs):
             return {"dW": 2 * (n + 2) * u * (x.T @ f["dout"]) + tiny}
         if name == "linear_backward":
             n, m = a["dout"].shape
-            return {"dx": 2 * (m + 2) * u * (f["dout"] @ f["W"].T) + tiny,
-                    "dW": 2 * (n + 2) * u * (f["x"].T @ f["dout"]) + tiny,
-                    "db": 2 * (n + 2) * u * f["dout"].sum(axis=0) + tiny}
+            return {
+                "dx": 2 * (m + 2) * u * (f["dout"] @ f["W"].T) + tiny,
+                "dW": 2 * (n + 2) * u * (f["x"].T @ f["dout"]) + tiny,
+                "db": 2 * (n + 2) * u * f["dout"].sum(axis=0) + tiny,
+            }
         if name == "sgd_update":
             vel = f["velocity"] if a["velocity"] is not None else 0.0
             step = f["lr"] * f["grad"] + vel
-            return {"param": 8 * u * (f["param"] + 2 * step) + tiny,
-                    "velocity": 8 * u * step + tiny}
+            return {
+                "param": 8 * u * (f["param"] + 2 * step) + tiny,
+                "velocity": 8 * u * step + tiny,
+            }
         if name == "adam_update":
             new = np.abs(outputs["param"].astype(np.float64))
-            return {"param": 8 * u * (f["param"] + new) + tiny,
-                    "m": 8 * u * (f["m"] + f["grad"]) + tiny,
-                    "v": 8 * u * (f["v"] + f["grad"] ** 2) + tiny}
+            return {
+                "param": 8 * u * (f["param"] + new) + tiny,
+                "m": 8 * u * (f["m"] + f["grad"]) + tiny,
+                "v": 8 * u * (f["v"] + f["grad"] ** 2) + tiny,
+            }
         if name == "l2_penalty":
             squares = float((f["W"] ** 2).sum())
-            return {"dW": 8 * u * (f["dW"] + f["scale"] * f["W"]) + tiny,
-                    "penalty": f["scale"] * squares * (a["W"].size + 4) * u + tiny}
+            return {
+                "dW": 8 * u * (f["dW"] + f["scale"] * f["W"]) + tiny,
+                "penalty": f["scale"] * squares * (a["W"].size + 4) * u + tiny,
+            }
     raise AssertionError(name)
 
 
@@ -417,15 +510,17 @@ def assert_close(label, actual, expected, bound):
     # NaN and inf must sit in the same places; finite values within the bound
     np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=label)
     finite = np.isfinite(expected)
-    np.testing.assert_array_equal(actual[~finite & ~np.isnan(expected)],
-                                  expected[~finite & ~np.isnan(expected)], err_msg=label)
+    np.testing.assert_array_equal(
+        actual[~finite & ~np.isnan(expected)],
+        expected[~finite & ~np.isnan(expected)],
+        err_msg=label,
+    )
     bound = np.broadcast_to(bound, expected.shape)
     with np.errstate(invalid="ignore"):
         error = np.abs(actual - expected)
     bad = finite & ~(error <= bound)
     assert not bad.any(), (
-        f"{label}: numba and numpy differ by {error[bad].max():.3g} > bound "
-        f"{bound[bad].min():.3g}"
+        f"{label}: numba and numpy differ by {error[bad].max():.3g} > bound {bound[bad].min():.3g}"
     )
 
 
@@ -447,8 +542,12 @@ def check(name, args, found):
             assert_close(key, got[key], expected, limits[key])
     # arguments that are neither outputs nor aliases of one must be untouched
     for key, value in got_args.items():
-        if isinstance(value, np.ndarray) and key not in ref and not any(
-            isinstance(o, np.ndarray) and np.may_share_memory(value, o) for o in got.values()
+        if (
+            isinstance(value, np.ndarray)
+            and key not in ref
+            and not any(
+                isinstance(o, np.ndarray) and np.may_share_memory(value, o) for o in got.values()
+            )
         ):
             assert value.tobytes() == ref_before[key].tobytes(), f"{key} was modified"
 
@@ -463,8 +562,9 @@ def test_random_calls_agree_or_raise_documented_errors(name, data):
     check(name, args, found)
 
 
-@pytest.mark.skipif(os.environ.get("NUMBA_BOUNDSCHECK") != "1",
-                    reason="only meaningful under NUMBA_BOUNDSCHECK=1")
+@pytest.mark.skipif(
+    os.environ.get("NUMBA_BOUNDSCHECK") != "1", reason="only meaningful under NUMBA_BOUNDSCHECK=1"
+)
 def test_boundscheck_is_live():
     # Unchecked ops with a label out of range: with bounds checks compiled in
     # this raises IndexError; code served from a cache built without them

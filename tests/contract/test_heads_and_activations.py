@@ -25,8 +25,12 @@ def extreme(rng, n, m, dtype):
 
 def definition(activation, z):
     z = z.astype(np.float64)
-    return {"identity": z, "logistic": 0.5 * (1 + np.tanh(z / 2)), "tanh": np.tanh(z),
-            "relu": np.maximum(z, 0)}[activation]
+    return {
+        "identity": z,
+        "logistic": 0.5 * (1 + np.tanh(z / 2)),
+        "tanh": np.tanh(z),
+        "relu": np.maximum(z, 0),
+    }[activation]
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -54,9 +58,12 @@ def test_activation_backward_from_the_output(rng, dtype, activation, n, m):
         slope = (definition(activation, z64 + h) - definition(activation, z64 - h)) / (2 * h)
         a64 = definition(activation, z64).astype(dtype)
         expected = dout * slope
-        np.testing.assert_allclose(kernels.activation_backward(dout, a64, activation),
-                                   expected, atol=1e-6 if dtype == np.float64 else 2e-5 *
-                                   np.abs(dout).max(), rtol=1e-4)
+        np.testing.assert_allclose(
+            kernels.activation_backward(dout, a64, activation),
+            expected,
+            atol=1e-6 if dtype == np.float64 else 2e-5 * np.abs(dout).max(),
+            rtol=1e-4,
+        )
     else:
         np.testing.assert_array_equal(got, np.where(z > 0, dout, 0))
 
@@ -67,8 +74,13 @@ def test_linear_activation_forward(rng, dtype, activation):
     W = rng.standard_normal((31, 7)).astype(dtype)
     b = rng.standard_normal(7).astype(dtype)
     got = kernels.linear_activation_forward(x, W, b, activation)
-    close(got, reference.linear_activation_forward(x, W, b, activation), dtype,
-          scale=np.abs(x).sum(1).max() * np.abs(W).max(), terms=31)
+    close(
+        got,
+        reference.linear_activation_forward(x, W, b, activation),
+        dtype,
+        scale=np.abs(x).sum(1).max() * np.abs(W).max(),
+        terms=31,
+    )
     if activation == "relu":
         np.testing.assert_array_equal(got, kernels.linear_relu_forward(x, W, b))
     if activation == "identity":
@@ -108,8 +120,8 @@ def test_squared_error_and_backward(rng, dtype, n, m):
     Y = (10 * rng.standard_normal((n, m))).astype(dtype)
     loss = kernels.squared_error(pred, Y)
     diff = pred.astype(np.float64) - Y
-    close(loss, 0.5 * np.sum(diff ** 2) / n, dtype, scale=np.max(diff ** 2), terms=n * m)
-    close(loss, reference.squared_error(pred, Y), dtype, scale=np.max(diff ** 2), terms=n * m)
+    close(loss, 0.5 * np.sum(diff**2) / n, dtype, scale=np.max(diff**2), terms=n * m)
+    close(loss, reference.squared_error(pred, Y), dtype, scale=np.max(diff**2), terms=n * m)
     got = kernels.squared_error_backward(pred, Y)
     close(got, reference.squared_error_backward(pred, Y), dtype, scale=np.abs(diff).max())
     close(got, diff / n, dtype, scale=np.abs(diff).max())
@@ -132,15 +144,24 @@ def test_binary_cross_entropy_is_scikit_learns_binary_log_loss(rng):
     assert loss == pytest.approx(binary_log_loss(Y, probs), rel=1e-10)
 
 
-@pytest.mark.parametrize("name,target", [
-    ("softmax_cross_entropy", "labels"), ("binary_cross_entropy", "binary"),
-    ("squared_error", "real")])
+@pytest.mark.parametrize(
+    "name,target",
+    [
+        ("softmax_cross_entropy", "labels"),
+        ("binary_cross_entropy", "binary"),
+        ("squared_error", "real"),
+    ],
+)
 def test_losses_take_the_callers_normaliser(rng, dtype, name, target):
     # a slice of a sharded batch: scale = 1 / global n instead of 1 / local n
     z = rng.standard_normal((6, 4)).astype(dtype)
-    Y = (rng.integers(0, 4, 6) if target == "labels" else
-         rng.integers(0, 2, (6, 4)).astype(dtype) if target == "binary" else
-         rng.standard_normal((6, 4)).astype(dtype))
+    Y = (
+        rng.integers(0, 4, 6)
+        if target == "labels"
+        else rng.integers(0, 2, (6, 4)).astype(dtype)
+        if target == "binary"
+        else rng.standard_normal((6, 4)).astype(dtype)
+    )
     for backend in (kernels, reference):
         loss = getattr(backend, name)(z, Y)
         scaled = getattr(backend, name)(z, Y, scale=1 / 20)
@@ -149,8 +170,9 @@ def test_losses_take_the_callers_normaliser(rng, dtype, name, target):
         assert part == pytest.approx(mean * 6 / 20, rel=1e-6)
         backward = getattr(backend, name + "_backward")
         first = kernels.softmax(z) if target == "labels" else z
-        np.testing.assert_allclose(backward(first, Y, scale=1 / 20),
-                                   backward(first, Y) * 6 / 20, rtol=1e-5)
+        np.testing.assert_allclose(
+            backward(first, Y, scale=1 / 20), backward(first, Y) * 6 / 20, rtol=1e-5
+        )
     with pytest.raises(ValueError, match="scale"):
         getattr(kernels, name)(z, Y, scale=-1.0)
 
@@ -178,10 +200,13 @@ def test_binary_cross_entropy_probs_may_overwrite_the_logits(rng, dtype):
         close(probs, expected[1], dtype)
 
 
-@pytest.mark.parametrize("args,error,match", [
-    (("z", "softplus"), ValueError, "activation must be one of"),
-    (("z", 3), ValueError, "activation"),
-])
+@pytest.mark.parametrize(
+    "args,error,match",
+    [
+        (("z", "softplus"), ValueError, "activation must be one of"),
+        (("z", 3), ValueError, "activation"),
+    ],
+)
 def test_unknown_activation_is_named(args, error, match):
     z = np.zeros((2, 2))
     for backend in (kernels, reference):

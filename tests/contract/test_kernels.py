@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 
 from fastnn import kernels, reference
 from fastnn.contract.spec import CONTRACT
-
 from tests.helpers import SHAPES, close
 
 
@@ -34,21 +33,33 @@ def contract_calls(rng):
     p = np.full(4, 0.5)
     Y = np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
     return {
-        "linear_forward": (x, W, b), "linear_relu_forward": (x, W, b),
+        "linear_forward": (x, W, b),
+        "linear_relu_forward": (x, W, b),
         "linear_activation_forward": (x, W, b, "tanh"),
-        "relu_forward": (z,), "relu_backward": (z, z), "softmax": (z,),
-        "activation_forward": (z, "logistic"), "activation_backward": (z, z, "tanh"),
-        "softmax_cross_entropy": (z, y), "softmax_cross_entropy_backward": (z, y),
-        "binary_cross_entropy": (z, Y), "binary_cross_entropy_backward": (z, Y),
-        "squared_error": (z, Y), "squared_error_backward": (z, Y),
-        "linear_backward": (z, x, W), "sgd_update": (p.copy(), p, 0.1),
+        "relu_forward": (z,),
+        "relu_backward": (z, z),
+        "softmax": (z,),
+        "activation_forward": (z, "logistic"),
+        "activation_backward": (z, z, "tanh"),
+        "softmax_cross_entropy": (z, y),
+        "softmax_cross_entropy_backward": (z, y),
+        "binary_cross_entropy": (z, Y),
+        "binary_cross_entropy_backward": (z, Y),
+        "squared_error": (z, Y),
+        "squared_error_backward": (z, Y),
+        "linear_backward": (z, x, W),
+        "sgd_update": (p.copy(), p, 0.1),
         "adam_update": (p.copy(), p, np.zeros(4), np.zeros(4), 1, 0.1),
         "l2_penalty": (W, np.zeros_like(W), 0.1),
         # x as CSR: every entry stored (indptr, indices, data)
-        "csr_linear_forward": (np.array([0, 4, 8, 12]), np.tile(np.arange(4), 3), x.ravel(),
-                               W, b),
-        "csr_linear_backward": (np.array([0, 4, 8, 12]), np.tile(np.arange(4), 3), x.ravel(),
-                                z, W),
+        "csr_linear_forward": (np.array([0, 4, 8, 12]), np.tile(np.arange(4), 3), x.ravel(), W, b),
+        "csr_linear_backward": (
+            np.array([0, 4, 8, 12]),
+            np.tile(np.arange(4), 3),
+            x.ravel(),
+            z,
+            W,
+        ),
     }
 
 
@@ -91,8 +102,13 @@ def test_linear_forward(rng, dtype, n, k, m, name):
     if name == "linear_relu_forward":
         assert (got >= 0).all()
         # the fusion must equal the two-step composition
-        close(got, np.maximum(reference.linear_forward(x, W, b), 0), dtype,
-              matmul_scale(x, W, b), terms=k)
+        close(
+            got,
+            np.maximum(reference.linear_forward(x, W, b), 0),
+            dtype,
+            matmul_scale(x, W, b),
+            terms=k,
+        )
 
 
 @pytest.mark.parametrize("name", ["linear_forward", "linear_relu_forward"])
@@ -132,12 +148,12 @@ def extreme_logits(dtype):
     """Rows that break a softmax without max-subtraction or with a shared max."""
     return np.array(
         [
-            [1000.0, -1000.0, 0.0, 1000.0],    # overflow without the max shift
+            [1000.0, -1000.0, 0.0, 1000.0],  # overflow without the max shift
             [-1000.0, -1000.0, -1000.0, -1000.0],  # all equal, all tiny
-            [5.0, 5.0, 5.0, 5.0],              # all equal
-            [0.0, 0.0, 1000.0, 0.0],           # one-hot-like
+            [5.0, 5.0, 5.0, 5.0],  # all equal
+            [0.0, 0.0, 1000.0, 0.0],  # one-hot-like
             [-1000.0, 1000.0, -1000.0, -1000.0],
-            [1e-3, 2e-3, -1e-3, 0.0],          # nearly uniform
+            [1e-3, 2e-3, -1e-3, 0.0],  # nearly uniform
         ],
         dtype=dtype,
     )
@@ -186,8 +202,13 @@ def test_softmax_cross_entropy(rng, dtype, n, m):
     # independent check: the definition, in float64
     z64 = z.astype(np.float64)
     lse = np.log(np.exp(z64 - z64.max(1, keepdims=True)).sum(1)) + z64.max(1)
-    close(loss, np.mean(lse - z64[np.arange(n), y]), dtype,
-          scale=np.abs(z).max() + np.log(m), terms=m)
+    close(
+        loss,
+        np.mean(lse - z64[np.arange(n), y]),
+        dtype,
+        scale=np.abs(z).max() + np.log(m),
+        terms=m,
+    )
     if m == 1:
         assert loss == 0.0
 
@@ -200,8 +221,16 @@ def test_softmax_cross_entropy_extreme_logits(dtype):
     assert np.isfinite(loss)
     close(loss, ref_loss, dtype, scale=2000.0, terms=4)
     # row 4 assigns its true class y=0 a logit 2000 below the max: loss 2000
-    expected = np.mean([np.log(2), np.log(4), np.log(4), 0.0, 2000.0,
-                        np.log(np.exp(z[5].astype(np.float64)).sum()) - z[5, 3]])
+    expected = np.mean(
+        [
+            np.log(2),
+            np.log(4),
+            np.log(4),
+            0.0,
+            2000.0,
+            np.log(np.exp(z[5].astype(np.float64)).sum()) - z[5, 3],
+        ]
+    )
     close(loss, expected, dtype, scale=2000.0, terms=4)
     close(probs, ref_probs, dtype, terms=4)
 
@@ -266,11 +295,12 @@ def test_sgd_update(rng, dtype, shape, momentum, nesterov):
     start = rng.standard_normal(shape).astype(dtype)
     params = [start.copy(), start.copy()]
     velocities = [np.zeros(shape, dtype) if momentum else None for _ in range(2)]
-    for step in range(3):  # several steps, so the velocity carries over
+    for _ in range(3):  # several steps, so the velocity carries over
         grad = rng.standard_normal(shape).astype(dtype)
         for b, p, v in zip((kernels, reference), params, velocities):
-            assert b.sgd_update(p, grad, 0.05, velocity=v, momentum=momentum,
-                                nesterov=nesterov) is p
+            assert (
+                b.sgd_update(p, grad, 0.05, velocity=v, momentum=momentum, nesterov=nesterov) is p
+            )
         close(params[0], params[1], dtype, scale=4.0)
         if momentum:
             close(velocities[0], velocities[1], dtype)
@@ -369,8 +399,13 @@ def test_property_forward_backward_match_reference(n, k, m, use_f32, seed):
     rng = np.random.default_rng(seed)
     x, W, b = layer(rng, n, k, m, dtype, spread=3.0)
     y = rng.integers(0, m, n)
-    close(kernels.linear_relu_forward(x, W, b), reference.linear_relu_forward(x, W, b),
-          dtype, matmul_scale(x, W, b), terms=k)
+    close(
+        kernels.linear_relu_forward(x, W, b),
+        reference.linear_relu_forward(x, W, b),
+        dtype,
+        matmul_scale(x, W, b),
+        terms=k,
+    )
     z = reference.linear_forward(x, W, b)
     loss, probs = kernels.softmax_cross_entropy(z, y)
     ref_loss, ref_probs = reference.softmax_cross_entropy(z, y)
@@ -379,5 +414,4 @@ def test_property_forward_backward_match_reference(n, k, m, use_f32, seed):
     grads = kernels.linear_backward(probs, x, W)
     ref_grads = reference.linear_backward(ref_probs, x, W)
     for got, want, terms in zip(grads, ref_grads, (m, n, n)):
-        close(got, want, dtype, scale=matmul_scale(np.abs(x).T, np.ones((n, m))) + m,
-              terms=terms)
+        close(got, want, dtype, scale=matmul_scale(np.abs(x).T, np.ones((n, m))) + m, terms=terms)

@@ -16,8 +16,7 @@ from tests.helpers import SHAPES, close
 def csr(rng, n, k, density, dtype, index_dtype=np.int32):
     dense = rng.standard_normal((n, k)) * (rng.random((n, k)) < density)
     x = sparse.csr_matrix(dense.astype(dtype))
-    return (x.indptr.astype(index_dtype), x.indices.astype(index_dtype), x.data,
-            x.toarray())
+    return (x.indptr.astype(index_dtype), x.indices.astype(index_dtype), x.data, x.toarray())
 
 
 def scale_of(a, b):
@@ -26,8 +25,9 @@ def scale_of(a, b):
 
 @pytest.mark.parametrize("density", [0.0, 0.1, 1.0])
 @pytest.mark.parametrize("n,k,m", SHAPES)
-def test_csr_forward_and_weight_gradient_equal_the_dense_products(backend, dtype, rng, n, k,
-                                                                  m, density):
+def test_csr_forward_and_weight_gradient_equal_the_dense_products(
+    backend, dtype, rng, n, k, m, density
+):
     indptr, indices, data, dense = csr(rng, n, k, density, dtype)
     W = rng.standard_normal((k, m)).astype(dtype)
     b = rng.standard_normal(m).astype(dtype)

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from fastnn import cli
-from fastnn.datasets import convert
-from fastnn.datasets import DataError, load_csv, load_idx, load_npy_directory
+from fastnn.datasets import DataError, convert, load_csv, load_idx, load_npy_directory
 from tests.helpers import idx_bytes, write_csv, write_idx_set
 
 KAGGLE_HEADER = ["label"] + [f"pixel{i}" for i in range(6)]
@@ -57,11 +56,19 @@ def test_a_csv_saved_by_excel_keeps_its_label_column(tmp_path, gz):
     np.testing.assert_array_equal(y, rows[:, 0])
 
 
-@pytest.mark.parametrize("rows", [
-    [[3, 0, 255, 17, 0, 0, 128], [7, 1, 2, 3, 4, 5, 6], [1, 0.5, 0, 0, 0, 0, 200]],  # a float late
-    [[3, 0, 1, 1, 0, 0, 1], [7, 1, 0, 0, 1, 1, 0]],  # 0/1 features: not pixels
-    [[3, 0.5, 0.25, 0, 0, 0, 1], [7, 1, 0, 0, 1, 1, 0]],  # values in [0, 1]
-], ids=["floats-after-bytes", "zero-one", "unit-interval"])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [
+            [3, 0, 255, 17, 0, 0, 128],
+            [7, 1, 2, 3, 4, 5, 6],
+            [1, 0.5, 0, 0, 0, 0, 200],
+        ],  # a float late
+        [[3, 0, 1, 1, 0, 0, 1], [7, 1, 0, 0, 1, 1, 0]],  # 0/1 features: not pixels
+        [[3, 0.5, 0.25, 0, 0, 0, 1], [7, 1, 0, 0, 1, 1, 0]],  # values in [0, 1]
+    ],
+    ids=["floats-after-bytes", "zero-one", "unit-interval"],
+)
 def test_other_csv_values_are_scaled_as_load_csv_scales_them(tmp_path, rows, monkeypatch):
     monkeypatch.setattr(convert, "CHUNK_ROWS", 2)  # the float arrives in a later chunk
     write_csv(tmp_path / "d.csv", KAGGLE_HEADER, rows)
@@ -82,16 +89,19 @@ def test_an_unlabelled_csv_gives_X_alone(tmp_path):
     assert y is None and X.shape == (2, 6)
 
 
-@pytest.mark.parametrize("body, message", [
-    ("1,2,3\n1,2,3\n2,3\n", "d.csv, line 4: 2 fields, the header has 3"),
-    ("1,2,3\n1,2,3\n\n2,x,3\n", "d.csv, line 5, column a: 'x' is not a number"),
-    ("1,2,3\n1,2,3\n1.5,2,3\n", "d.csv, line 4: label 1.5 is not an integer"),
-    ("1,2,3\n1,2,3\n\n2,nan,3\n", "d.csv, line 5: NaN or inf"),
-    ("1,2,3\n1,2,-3\n", "feature values must lie in"),
-    ("\n", "no data rows after the header"),
-], ids=["fields", "not-a-number", "label", "nan", "range", "empty"])
-def test_malformed_csv_is_refused_by_line_and_leaves_nothing(tmp_path, body, message,
-                                                            monkeypatch):
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("1,2,3\n1,2,3\n2,3\n", "d.csv, line 4: 2 fields, the header has 3"),
+        ("1,2,3\n1,2,3\n\n2,x,3\n", "d.csv, line 5, column a: 'x' is not a number"),
+        ("1,2,3\n1,2,3\n1.5,2,3\n", "d.csv, line 4: label 1.5 is not an integer"),
+        ("1,2,3\n1,2,3\n\n2,nan,3\n", "d.csv, line 5: NaN or inf"),
+        ("1,2,3\n1,2,-3\n", "feature values must lie in"),
+        ("\n", "no data rows after the header"),
+    ],
+    ids=["fields", "not-a-number", "label", "nan", "range", "empty"],
+)
+def test_malformed_csv_is_refused_by_line_and_leaves_nothing(tmp_path, body, message, monkeypatch):
     monkeypatch.setattr(convert, "CHUNK_ROWS", 2)  # the bad line is in a later chunk
     (tmp_path / "d.csv").write_text("label,a,b\n" + body)
     with pytest.raises(DataError, match=message):
@@ -104,8 +114,19 @@ def test_idx_files_become_the_bytes_and_labels_load_idx_reads(tmp_path, gz, monk
     monkeypatch.setattr(convert, "CHUNK_ROWS", 4)
     (tmp_path / "idx").mkdir()
     write_idx_set(tmp_path / "idx", "test", n=11, gz=gz)
-    assert cli.main(["convert", str(tmp_path / "idx"), str(tmp_path / "out"), "--subset",
-                     "test", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "convert",
+                str(tmp_path / "idx"),
+                str(tmp_path / "out"),
+                "--subset",
+                "test",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     X, y = converted(tmp_path / "out")
     expected_X, expected_y = load_idx(tmp_path / "idx", "test", keep_bytes=True)
     assert X.dtype == np.uint8

@@ -12,7 +12,6 @@ from fastnn import datasets
 from fastnn.datasets import DataError, fetch_mnist, load_csv, load_idx, load_npz
 from tests.helpers import idx_bytes, serve, write_csv, write_idx_set
 
-
 # -- IDX -----------------------------------------------------------------------
 
 
@@ -62,8 +61,11 @@ def test_load_idx_wrong_magic(tmp_path):
     write_idx_set(tmp_path)
     # a label file where the image file should be: magic 0x801, not 0x803
     (tmp_path / "train-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros(7, np.uint8)))
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte: wrong magic number "
-                                        r"0x00000801, expected 0x00000803"):
+    with pytest.raises(
+        DataError,
+        match=r"train-images-idx3-ubyte: wrong magic number "
+        r"0x00000801, expected 0x00000803",
+    ):
         load_idx(tmp_path)
 
 
@@ -95,8 +97,11 @@ def test_load_csv_kaggle_train_and_test(tmp_path):
 
 def test_load_csv_generic_label_column_and_unit_values(tmp_path):
     # features already in [0, 1] are kept; the label may be any column
-    write_csv(tmp_path / "data.csv", ["a", "target", "b"],
-              [[0.25, 1, 0.5], [1.0, 0, 0.0], [0.0, 2, 0.75]])
+    write_csv(
+        tmp_path / "data.csv",
+        ["a", "target", "b"],
+        [[0.25, 1, 0.5], [1.0, 0, 0.0], [0.0, 2, 0.75]],
+    )
     X, y = load_csv(tmp_path / "data.csv", label="target", dtype="float64")
     np.testing.assert_array_equal(X, [[0.25, 0.5], [1.0, 0.0], [0.0, 0.75]])
     np.testing.assert_array_equal(y, [1, 0, 2])
@@ -124,8 +129,18 @@ def test_load_csv_gzip(tmp_path):
         ("label,p0,p1,p2\n1,0,2\n", "header names 4 columns but the rows have 3"),
         ("label\n1\n", "no feature columns"),
     ],
-    ids=["truncated-row", "not-a-number", "header-only", "empty", "no-header",
-         "out-of-range", "negative", "fractional-label", "header-mismatch", "no-features"],
+    ids=[
+        "truncated-row",
+        "not-a-number",
+        "header-only",
+        "empty",
+        "no-header",
+        "out-of-range",
+        "negative",
+        "fractional-label",
+        "header-mismatch",
+        "no-features",
+    ],
 )
 def test_load_csv_errors_name_file_and_problem(tmp_path, text, message):
     path = tmp_path / "bad.csv"
@@ -214,8 +229,9 @@ def mirror(tmp_path, monkeypatch):
     (site / "mnist").mkdir(parents=True)
     data = {}
     for subset in ("train", "test"):
-        data[subset] = write_idx_set(site / "mnist", subset, gz=True,
-                                     rng=np.random.default_rng(len(subset)))
+        data[subset] = write_idx_set(
+            site / "mnist", subset, gz=True, rng=np.random.default_rng(len(subset))
+        )
     checksums = {
         path.name: hashlib.sha256(path.read_bytes()).hexdigest()
         for path in (site / "mnist").iterdir()
@@ -229,8 +245,10 @@ def test_fetch_mnist_downloads_once_then_reuses(tmp_path, mirror):
     home = tmp_path / "home"
     with serve(site) as (base, requests):
         X, y = fetch_mnist(home, mirrors=[base], dtype="float64")
-        assert sorted(requests) == ["/mnist/train-images-idx3-ubyte.gz",
-                                    "/mnist/train-labels-idx1-ubyte.gz"]
+        assert sorted(requests) == [
+            "/mnist/train-images-idx3-ubyte.gz",
+            "/mnist/train-labels-idx1-ubyte.gz",
+        ]
         X_test, y_test = fetch_mnist(home, "test", mirrors=[base])
         assert len(requests) == 4
     images, labels = data["train"]
@@ -256,8 +274,10 @@ def test_fetch_mnist_rejects_a_wrong_checksum(tmp_path, mirror, monkeypatch):
     bad = dict(datasets.MNIST_SHA256, **{"train-images-idx3-ubyte.gz": "0" * 64})
     monkeypatch.setattr(datasets, "MNIST_SHA256", bad)
     home = tmp_path / "home"
-    with serve(site) as (base, _), pytest.raises(DataError, match="sha256 is [0-9a-f]{64}, "
-                                                                  "expected 0000"):
+    with (
+        serve(site) as (base, _),
+        pytest.raises(DataError, match="sha256 is [0-9a-f]{64}, expected 0000"),
+    ):
         fetch_mnist(home, mirrors=[base])
     # nothing unverified is kept, not even a partial file
     assert not (home / "mnist" / "train-images-idx3-ubyte.gz").exists()
@@ -323,8 +343,7 @@ def test_keep_bytes_leaves_values_in_0_1_as_floats(tmp_path, rows):
 
 
 def test_load_csv_regression_targets_and_raw_features(tmp_path):
-    write_csv(tmp_path / "r.csv", ["a", "y", "b", "z"],
-              [[-3.5, 0.25, 1000, 1], [2, -1.5, 7, 2]])
+    write_csv(tmp_path / "r.csv", ["a", "y", "b", "z"], [[-3.5, 0.25, 1000, 1], [2, -1.5, 7, 2]])
     X, y = load_csv(tmp_path / "r.csv", label="y", task="regression", dtype="float64")
     np.testing.assert_array_equal(X, [[-3.5, 1000, 1], [2, 7, 2]])  # not scaled
     np.testing.assert_array_equal(y, [0.25, -1.5])

@@ -36,24 +36,59 @@ def scenarios():
     return {
         # GEMM path, SGD with Nesterov momentum, row weights: the global weight sum
         # normalises every rank's slice
-        "sgd_weighted_float64": (MLPClassifier((24, 16), solver="sgd", learning_rate_init=0.1,
-                                               dtype="float64", **common), X64, y, weights),
+        "sgd_weighted_float64": (
+            MLPClassifier(
+                (24, 16), solver="sgd", learning_rate_init=0.1, dtype="float64", **common
+            ),
+            X64,
+            y,
+            weights,
+        ),
         # the single pass (one hidden ReLU layer of at most 32 units)
-        "adam_narrow_float32": (MLPClassifier((32,), dtype="float32", learning_rate_init=0.01,
-                                              **common), X32, y, None),
+        "adam_narrow_float32": (
+            MLPClassifier((32,), dtype="float32", learning_rate_init=0.01, **common),
+            X32,
+            y,
+            None,
+        ),
         # GEMM path in float32 with L2, uint8 pixels scaled on the fly
-        "adam_uint8_float32": (MLPClassifier((48,), alpha=0.01, input_scale=1 / 16,
-                                             learning_rate_init=0.001, dtype="float32",
-                                             **common), pixels, y, None),
+        "adam_uint8_float32": (
+            MLPClassifier(
+                (48,),
+                alpha=0.01,
+                input_scale=1 / 16,
+                learning_rate_init=0.001,
+                dtype="float32",
+                **common,
+            ),
+            pixels,
+            y,
+            None,
+        ),
         # the NumPy backend, a regression head
-        "regressor_numpy_float64": (MLPRegressor((16,), backend="numpy", dtype="float64",
-                                                 learning_rate_init=0.01, **common),
-                                    X64, y.astype(np.float64), None),
+        "regressor_numpy_float64": (
+            MLPRegressor(
+                (16,), backend="numpy", dtype="float64", learning_rate_init=0.01, **common
+            ),
+            X64,
+            y.astype(np.float64),
+            None,
+        ),
         # early stopping (validation scores from rank 0) without a seed: rank 0's
         # initial weights and RNG are shared; compared across ranks only
-        "early_stopping_unseeded": (MLPClassifier((24,), early_stopping=True, dtype="float64",
-                                                  batch_size=BATCH, max_iter=4,
-                                                  random_state=None), X64, y, None),
+        "early_stopping_unseeded": (
+            MLPClassifier(
+                (24,),
+                early_stopping=True,
+                dtype="float64",
+                batch_size=BATCH,
+                max_iter=4,
+                random_state=None,
+            ),
+            X64,
+            y,
+            None,
+        ),
     }
 
 
@@ -64,14 +99,16 @@ def main(out):
         with distributed.data_parallel() as group:
             for name, (model, X, y, sw) in scenarios().items():
                 model.fit(X, y, sample_weight=sw)
-                assert not any(type(v).__module__.startswith("mpi4py")
-                               for v in vars(model).values())
+                assert not any(
+                    type(v).__module__.startswith("mpi4py") for v in vars(model).values()
+                )
                 pickle.loads(pickle.dumps(model))
                 clone(model)
                 every = group.comm.gather(model._params.data.copy())
                 results[name] = model
                 results[f"identical_{name}"] = group.is_root and all(
-                    np.array_equal(every[0], w) for w in every)
+                    np.array_equal(every[0], w) for w in every
+                )
             root = group.is_root
     else:
         for name, (model, X, y, sw) in scenarios().items():

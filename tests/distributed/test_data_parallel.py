@@ -33,11 +33,12 @@ def single_process(tmp_path_factory):
 
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_ranks_train_the_single_process_model_with_bit_identical_weights(
-        ranks, single_process, tmp_path):
+    ranks, single_process, tmp_path
+):
     done = run_mpiexec(ranks, sys.executable, SCRIPT, str(tmp_path), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     got = np.load(tmp_path / "weights.npz")
-    names = [k[len("weights_"):] for k in single_process.files if k.startswith("weights_")]
+    names = [k[len("weights_") :] for k in single_process.files if k.startswith("weights_")]
     assert len(names) == 5
     for name in names:
         assert got[f"identical_{name}"], f"{name}: the ranks' weights differ"
@@ -46,14 +47,16 @@ def test_ranks_train_the_single_process_model_with_bit_identical_weights(
         expected, found = single_process[f"weights_{name}"], got[f"weights_{name}"]
         bound = BOUND[name.rsplit("_", 1)[1]] * np.abs(expected).max()
         assert np.abs(found - expected).max() <= bound, name
-        np.testing.assert_allclose(got[f"loss_curve_{name}"],
-                                   single_process[f"loss_curve_{name}"], rtol=1e-5)
+        np.testing.assert_allclose(
+            got[f"loss_curve_{name}"], single_process[f"loss_curve_{name}"], rtol=1e-5
+        )
 
 
 def test_an_exception_on_one_rank_ends_the_job_within_seconds(tmp_path):
     # rank 1 fails after its second epoch; rank 0 saves a checkpoint every epoch
     script = tmp_path / "fail.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import numpy as np
         from fastnn import MLPClassifier
         from fastnn.distributed import data_parallel
@@ -63,12 +66,13 @@ def test_an_exception_on_one_rank_ends_the_job_within_seconds(tmp_path):
         with data_parallel() as group:
             def callback(model, record):
                 if group.is_root:
-                    model.save({str(tmp_path / 'checkpoint.npz')!r})
+                    model.save({str(tmp_path / "checkpoint.npz")!r})
                 if group.rank == 1 and record["epoch"] == 2:
                     raise RuntimeError("rank 1 fails on purpose")
             MLPClassifier((8,), max_iter=10_000, dtype="float64", random_state=0).fit(
                 X, y, epoch_callback=callback)
-    """))
+    """)
+    )
     started = time.perf_counter()
     done = run_mpiexec(2, sys.executable, str(script), timeout=120)
     assert done.returncode != 0
@@ -82,7 +86,8 @@ def test_an_exception_on_one_rank_ends_the_job_within_seconds(tmp_path):
 
 def test_ranks_given_different_data_refuse_on_every_rank(tmp_path):
     script = tmp_path / "differ.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import numpy as np
         from fastnn import MLPClassifier
         from fastnn.distributed import RanksDisagree, data_parallel
@@ -94,7 +99,8 @@ def test_ranks_given_different_data_refuse_on_every_rank(tmp_path):
                 MLPClassifier((4,), max_iter=2).fit(np.ones((100, 3)), y)
             except RanksDisagree as exc:
                 print(f"rank {group.rank}: {exc}")
-    """))
+    """)
+    )
     done = run_mpiexec(2, sys.executable, str(script), timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "rank 0: data_parallel: the data" in done.stdout
@@ -105,7 +111,8 @@ def test_ranks_given_different_data_refuse_on_every_rank(tmp_path):
 @pytest.mark.parametrize("fixed", [False, True], ids=["default", "user's"])
 def test_each_rank_takes_its_share_of_the_cores_unless_told(tmp_path, fixed):
     script = tmp_path / "threads.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import os
         import numba
         from threadpoolctl import threadpool_info
@@ -115,14 +122,20 @@ def test_each_rank_takes_its_share_of_the_cores_unless_told(tmp_path, fixed):
             blas = {pool["num_threads"] for pool in threadpool_info()
                     if pool["user_api"] == "blas"}
             print(f"rank {group.rank}: numba {numba.get_num_threads()} blas {sorted(blas)}")
-    """))
+    """)
+    )
     env = {name: "" for name in distributed.THREAD_VARIABLES}
     cores = len(os.sched_getaffinity(0))
     if fixed:  # the user's choice stands, though two ranks then fight for the cores
         env["NUMBA_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] = str(cores)
     environment = {k: v for k, v in {**os.environ, **env}.items() if v}
-    done = subprocess.run([mpiexec_path(), "-n", "2", sys.executable, str(script)],
-                          capture_output=True, text=True, timeout=120, env=environment)
+    done = subprocess.run(
+        [mpiexec_path(), "-n", "2", sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     share = cores if fixed else cores // 2
     for rank in (0, 1):
@@ -136,8 +149,9 @@ def test_slices_cover_every_batch_once_whatever_its_size():
 
     for size in (1, 2, 3, 7):
         for start, stop in ((0, 255), (510, 512), (3, 4), (5, 5)):
-            parts = [distributed.DataParallel(Comm(r, size)).part(start, stop)
-                     for r in range(size)]
+            parts = [
+                distributed.DataParallel(Comm(r, size)).part(start, stop) for r in range(size)
+            ]
             assert parts[0][0] == start and parts[-1][1] == stop
             assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
             assert max(hi - lo for lo, hi in parts) - min(hi - lo for lo, hi in parts) <= 1

@@ -24,9 +24,11 @@ def test_readme_holds_the_committed_table(name):
     committed = (REPO / readme_tables.TABLES[name]).read_text().strip() + "\n"
     in_readme = readme_tables.block(name, (REPO / "README.md").read_text())
     assert in_readme is not None, f"README.md has no {name} markers"
-    assert in_readme == committed, (f"README.md's {name} table differs from "
-                                    f"{readme_tables.TABLES[name]}: run "
-                                    "python scripts/readme_tables.py")
+    assert in_readme == committed, (
+        f"README.md's {name} table differs from "
+        f"{readme_tables.TABLES[name]}: run "
+        "python scripts/readme_tables.py"
+    )
 
 
 def test_peers_table_is_rendered_from_its_json():

@@ -21,22 +21,40 @@ DOCS_PATH = re.compile(r"(?<![\w/.-])docs/[\w./-]*\w")
 # "docs/design.md section 8", "docs/design.md, section 2", "docs/design.md s. 6"
 # (the path in two pieces, so that DOCS_PATH does not find a stub of it here)
 SECTION = re.compile(re.escape("docs/" + "design.md") + r",?\s+(?:section|s\.)\s+(\d+)")
-SKIPPED_DIRS = {".git", "__pycache__", ".venv", "build", "dist", ".hypothesis",
-                ".pytest_cache", "env", "results", "html", ".asv"}
+SKIPPED_DIRS = {
+    ".git",
+    "__pycache__",
+    ".venv",
+    "build",
+    "dist",
+    ".hypothesis",
+    ".pytest_cache",
+    "env",
+    "results",
+    "html",
+    ".asv",
+}
 
 
 def repository_files():
     """The files of the repository: git's tracked and untracked-but-not-ignored
     files, or (outside a checkout) every file not in a build or cache folder."""
     try:
-        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                                 "--exclude-standard"], cwd=REPO, capture_output=True,
-                                check=True, timeout=60).stdout
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
         paths = [REPO / name for name in listed.decode().split("\0") if name]
     except (OSError, subprocess.SubprocessError):
-        paths = [p for p in REPO.rglob("*")
-                 if not SKIPPED_DIRS.intersection(p.relative_to(REPO).parts[:-1])
-                 and not any(part.endswith(".egg-info") for part in p.parts)]
+        paths = [
+            p
+            for p in REPO.rglob("*")
+            if not SKIPPED_DIRS.intersection(p.relative_to(REPO).parts[:-1])
+            and not any(part.endswith(".egg-info") for part in p.parts)
+        ]
     return [p for p in paths if p.is_file()]
 
 
@@ -46,8 +64,9 @@ def text_files():
     for path in repository_files():
         data = path.read_bytes()
         if b"\0" not in data:
-            files.append((path.relative_to(REPO).as_posix(),
-                          data.decode("utf-8", errors="replace")))
+            files.append(
+                (path.relative_to(REPO).as_posix(), data.decode("utf-8", errors="replace"))
+            )
     return files
 
 
@@ -77,8 +96,9 @@ def test_no_file_cites_the_outside_design_note(files):
 def test_every_cited_docs_file_exists(files):
     cited = citations(DOCS_PATH, files)
     assert any(m.group() == "docs/design.md" for _, m in cited)  # the pattern finds them
-    missing = [(where, m.group()) for where, m in cited
-               if not (REPO / m.group().rstrip(".")).exists()]
+    missing = [
+        (where, m.group()) for where, m in cited if not (REPO / m.group().rstrip(".")).exists()
+    ]
     assert not missing, f"cited but not in the repository: {missing}"
 
 

@@ -23,8 +23,9 @@ def test_drop_in_step_gives_the_same_result_on_both_backends(tmp_path, monkeypat
     swap = BLOCKS[1].strip()
     assert "reference as nn" in step and swap == "from fastnn import kernels as nn"
     ref = run_block(step, tmp_path, monkeypatch)
-    fast = run_block(step.replace("from fastnn import reference as nn", swap), tmp_path,
-                     monkeypatch)
+    fast = run_block(
+        step.replace("from fastnn import reference as nn", swap), tmp_path, monkeypatch
+    )
     assert np.isclose(ref["loss"], fast["loss"], rtol=1e-5)
     for name in ("W1", "b1", "W2", "b2"):
         np.testing.assert_allclose(ref[name], fast[name], rtol=1e-4, atol=1e-6)

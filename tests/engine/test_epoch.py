@@ -16,17 +16,33 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 CASES = {
     # name: (estimator parameters, data shape (n, k)); narrow = the single pass
-    "sgd-nesterov-l2": (dict(solver="sgd", momentum=0.9, nesterovs_momentum=True, alpha=1e-3,
-                             hidden_layer_sizes=(24, 12)), (300, 20)),
-    "sgd-momentum": (dict(solver="sgd", momentum=0.5, nesterovs_momentum=False,
-                          hidden_layer_sizes=(24,)), (300, 20)),
-    "sgd-plain": (dict(solver="sgd", momentum=0.0, activation="tanh",
-                       hidden_layer_sizes=(40,)), (300, 20)),
-    "adam-l2": (dict(solver="adam", alpha=1e-2, activation="logistic",
-                     hidden_layer_sizes=(33,)), (300, 20)),
+    "sgd-nesterov-l2": (
+        dict(
+            solver="sgd",
+            momentum=0.9,
+            nesterovs_momentum=True,
+            alpha=1e-3,
+            hidden_layer_sizes=(24, 12),
+        ),
+        (300, 20),
+    ),
+    "sgd-momentum": (
+        dict(solver="sgd", momentum=0.5, nesterovs_momentum=False, hidden_layer_sizes=(24,)),
+        (300, 20),
+    ),
+    "sgd-plain": (
+        dict(solver="sgd", momentum=0.0, activation="tanh", hidden_layer_sizes=(40,)),
+        (300, 20),
+    ),
+    "adam-l2": (
+        dict(solver="adam", alpha=1e-2, activation="logistic", hidden_layer_sizes=(33,)),
+        (300, 20),
+    ),
     "narrow-adam": (dict(solver="adam", hidden_layer_sizes=(10,)), (300, 20)),
-    "narrow-full-batch": (dict(solver="sgd", momentum=0.0, hidden_layer_sizes=(10,),
-                               batch_size=300, shuffle=False), (300, 20)),
+    "narrow-full-batch": (
+        dict(solver="sgd", momentum=0.0, hidden_layer_sizes=(10,), batch_size=300, shuffle=False),
+        (300, 20),
+    ),
 }
 
 
@@ -40,10 +56,23 @@ def data(shape, seed=0):
 def fit(params, X, y, backend, dtype, compiled=True, monkeypatch=None, estimator=MLPClassifier):
     if not compiled:
         init = epoch_loop.EpochRunner.__init__
-        monkeypatch.setattr(epoch_loop.EpochRunner, "__init__",
-                            lambda self, *a, **k: init(self, *a, **{**k, "compiled": False}))
-    model = estimator(**{"batch_size": 32, "max_iter": 3, "random_state": 0, "tol": 0.0,
-                         "n_iter_no_change": 100, **params}, backend=backend, dtype=dtype)
+        monkeypatch.setattr(
+            epoch_loop.EpochRunner,
+            "__init__",
+            lambda self, *a, **k: init(self, *a, **{**k, "compiled": False}),
+        )
+    model = estimator(
+        **{
+            "batch_size": 32,
+            "max_iter": 3,
+            "random_state": 0,
+            "tol": 0.0,
+            "n_iter_no_change": 100,
+            **params,
+        },
+        backend=backend,
+        dtype=dtype,
+    )
     model.fit(X, y)
     if not compiled:
         monkeypatch.undo()
@@ -84,9 +113,12 @@ def test_uint8_pixels_train_like_their_float_copy(case, backend, dtype):
     as_float = fit(params, (pixels / 255).astype(dtype), y, backend, dtype)
     tol = 2e-4 if dtype == np.float32 else 1e-10
     assert_same(as_bytes, as_float, rtol=tol, atol=tol)
-    np.testing.assert_allclose(as_bytes.predict_proba(pixels),
-                               as_float.predict_proba((pixels / 255).astype(dtype)),
-                               rtol=tol, atol=tol)
+    np.testing.assert_allclose(
+        as_bytes.predict_proba(pixels),
+        as_float.predict_proba((pixels / 255).astype(dtype)),
+        rtol=tol,
+        atol=tol,
+    )
 
 
 def test_fit_does_not_copy_a_c_contiguous_array_of_its_dtype(monkeypatch):
@@ -114,6 +146,14 @@ def test_regressor_compiled_epochs_equal_the_per_batch_loop(dtype, monkeypatch):
     Y = np.column_stack([X @ rng.random(6), np.sin(X[:, 0])]).astype(dtype)
     params = dict(solver="sgd", hidden_layer_sizes=(16,), learning_rate_init=0.01)
     a = fit(params, X, Y, "numba", dtype, estimator=MLPRegressor)
-    b = fit(params, X, Y, "numba", dtype, compiled=False, monkeypatch=monkeypatch,
-            estimator=MLPRegressor)
+    b = fit(
+        params,
+        X,
+        Y,
+        "numba",
+        dtype,
+        compiled=False,
+        monkeypatch=monkeypatch,
+        estimator=MLPRegressor,
+    )
     assert_same(a, b, rtol=0, atol=0)

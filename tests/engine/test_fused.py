@@ -15,8 +15,8 @@ import os
 import numpy as np
 import pytest
 
-from fastnn.engine import numba_step
 from fastnn.contract.tables import ACTIVATIONS, HEADS
+from fastnn.engine import numba_step
 from fastnn.engine.step import TrainStep
 from tests.helpers import head_targets, small_network
 
@@ -45,10 +45,15 @@ def _problem(sizes, n, head="softmax", seed=0, scale=1.0):
     return X, targets, coefs, intercepts
 
 
-def _run(backend, X, targets, coefs, intercepts, dtype, alpha, activation="relu",
-         head="softmax"):
-    step = TrainStep(backend, [W.astype(dtype) for W in coefs],
-                     [b.astype(dtype) for b in intercepts], X.shape[0], activation, head)
+def _run(backend, X, targets, coefs, intercepts, dtype, alpha, activation="relu", head="softmax"):
+    step = TrainStep(
+        backend,
+        [W.astype(dtype) for W in coefs],
+        [b.astype(dtype) for b in intercepts],
+        X.shape[0],
+        activation,
+        head,
+    )
     if head != "softmax":
         targets = targets.astype(dtype)
     loss = step.loss_and_grads(X.astype(dtype), targets, alpha)
@@ -96,8 +101,9 @@ def test_gemm_path_matches_reference(sizes, n, alpha, dtype):
 def test_every_activation_and_head_matches_reference(sizes, n, activation, head, dtype):
     # a narrow net with another activation or head falls back to the GEMM path
     step = _check(sizes, n, dtype, 1e-2, activation, head)
-    assert (step.narrow is not None) == (activation == "relu" and head == "softmax"
-                                         and len(sizes) == 3)
+    assert (step.narrow is not None) == (
+        activation == "relu" and head == "softmax" and len(sizes) == 3
+    )
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -108,8 +114,14 @@ def test_row_weights_match_reference(head, dtype):
     sw[3] = 0.0
     results = {}
     for backend in ("numpy", "numba"):
-        step = TrainStep(backend, [W.astype(dtype) for W in coefs],
-                         [b.astype(dtype) for b in intercepts], n, "logistic", head)
+        step = TrainStep(
+            backend,
+            [W.astype(dtype) for W in coefs],
+            [b.astype(dtype) for b in intercepts],
+            n,
+            "logistic",
+            head,
+        )
         labels, Y = (targets, None) if head == "softmax" else (None, targets.astype(dtype))
         loss, correct = step.batch_grads(X.astype(dtype), labels, Y, sw)
         results[backend] = (loss, correct, [g.copy() for g in step.grads])
@@ -250,5 +262,6 @@ def test_narrow_predictions_match_reference(sizes, n, dtype):
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for x in (pixels, (pixels / 255).astype(dtype)):
         want = ref.forward(x, 1 / 255)
-        np.testing.assert_allclose(fast.forward(x, 1 / 255), want, rtol=tol,
-                                   atol=tol * np.abs(want).max())
+        np.testing.assert_allclose(
+            fast.forward(x, 1 / 255), want, rtol=tol, atol=tol * np.abs(want).max()
+        )

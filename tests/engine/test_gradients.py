@@ -8,9 +8,9 @@ import pytest
 from fastnn import MLPClassifier, get_backend
 from fastnn.contract.tables import ACTIVATIONS, HEADS
 from fastnn.datasets import load_digits
-from fastnn.engine.step import TrainStep
 from fastnn.engine.optim import AdamOptimizer, SGDOptimizer
 from fastnn.engine.params import FlatParameters
+from fastnn.engine.step import TrainStep
 from tests.helpers import head_targets, small_network
 
 
@@ -21,6 +21,7 @@ def _loss_fn(step, x, targets, alpha, sw):
         labels, Y = (targets, None) if step.head == 0 else (None, targets)
         value, _ = step.batch_grads(x, labels, Y, sw)
         return value
+
     return loss
 
 
@@ -114,8 +115,14 @@ def test_backends_follow_the_same_trajectory(dtype, rtol, solver):
     for name in ("numpy", "numba"):
         params = FlatParameters.pack(coefs, intercepts)
         grads = FlatParameters(params.layer_sizes, dtype)
-        step = TrainStep(name, params.coefs, params.intercepts, 50,
-                         coef_grads=grads.coefs, intercept_grads=grads.intercepts)
+        step = TrainStep(
+            name,
+            params.coefs,
+            params.intercepts,
+            50,
+            coef_grads=grads.coefs,
+            intercept_grads=grads.intercepts,
+        )
         if solver == "sgd":
             opt = SGDOptimizer(params.size, dtype, 0.05, momentum=0.9, nesterov=True)
         else:
@@ -138,10 +145,12 @@ def test_backends_follow_the_same_trajectory(dtype, rtol, solver):
 def test_estimator_backends_agree_on_digits(activation):
     X, X_test, y, _ = load_digits(dtype="float64")
     fits = [
-        MLPClassifier((32,), activation=activation, max_iter=3, random_state=0, backend=b,
-                      dtype="float64").fit(X, y)
+        MLPClassifier(
+            (32,), activation=activation, max_iter=3, random_state=0, backend=b, dtype="float64"
+        ).fit(X, y)
         for b in ("numpy", "numba")
     ]
     np.testing.assert_allclose(fits[0].loss_curve_, fits[1].loss_curve_, rtol=1e-9)
-    np.testing.assert_allclose(fits[0].predict_proba(X_test), fits[1].predict_proba(X_test),
-                               rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(
+        fits[0].predict_proba(X_test), fits[1].predict_proba(X_test), rtol=1e-7, atol=1e-10
+    )

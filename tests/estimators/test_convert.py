@@ -93,11 +93,16 @@ def test_onnx_export_through_scikit_learn(digits):
     X, y, X_test = digits
     ours = MLPClassifier((16,), max_iter=30, random_state=0).fit(X, y)
     onnx_model = skl2onnx.to_onnx(ours.to_sklearn(), X[:1].astype(np.float32))
-    session = onnxruntime.InferenceSession(onnx_model.SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
-    labels, probabilities = session.run(None, {session.get_inputs()[0].name:
-                                               X_test.astype(np.float32)})
+    session = onnxruntime.InferenceSession(
+        onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    labels, probabilities = session.run(
+        None, {session.get_inputs()[0].name: X_test.astype(np.float32)}
+    )
     np.testing.assert_array_equal(labels, ours.predict(X_test))
-    proba = np.array([[row[c] for c in ours.classes_] for row in probabilities]
-                     if isinstance(probabilities, list) else probabilities)
+    proba = np.array(
+        [[row[c] for c in ours.classes_] for row in probabilities]
+        if isinstance(probabilities, list)
+        else probabilities
+    )
     np.testing.assert_allclose(proba, ours.predict_proba(X_test), rtol=1e-4, atol=1e-5)

@@ -20,8 +20,14 @@ def blobs(n=300, seed=0):
 def test_binary_y_gets_one_logistic_output(backend):
     X, _ = blobs()
     y = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
-    model = MLPClassifier((8,), max_iter=100, learning_rate_init=0.01, random_state=0,
-                          backend=backend, dtype="float64").fit(X, y)
+    model = MLPClassifier(
+        (8,),
+        max_iter=100,
+        learning_rate_init=0.01,
+        random_state=0,
+        backend=backend,
+        dtype="float64",
+    ).fit(X, y)
     assert model.out_activation_ == "logistic" and model.n_outputs_ == 1
     assert model.coefs_[-1].shape == (8, 1)
     proba = model.predict_proba(X)
@@ -41,8 +47,9 @@ def test_binary_y_gets_one_logistic_output(backend):
 def test_multilabel_indicator_gets_logistic_outputs(backend):
     X, _ = blobs()
     Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0.5, X[:, 0] + X[:, 2] > 0]).astype(int)
-    model = MLPClassifier((16,), max_iter=100, learning_rate_init=0.01, random_state=0,
-                          backend=backend).fit(X, Y)
+    model = MLPClassifier(
+        (16,), max_iter=100, learning_rate_init=0.01, random_state=0, backend=backend
+    ).fit(X, Y)
     assert model.out_activation_ == "logistic" and model.n_outputs_ == 3
     predicted = model.predict(X)
     assert predicted.shape == Y.shape and set(np.unique(predicted)) <= {0, 1}
@@ -57,8 +64,9 @@ def test_regressor_one_and_several_outputs(backend, outputs):
     X, rng = blobs(400)
     Y = np.column_stack([np.sin(X[:, 0]) + X[:, j] * 0.5 for j in range(outputs)])
     y = Y[:, 0] if outputs == 1 else Y
-    model = MLPRegressor((32,), max_iter=200, learning_rate_init=0.01, random_state=0,
-                         backend=backend).fit(X, y)
+    model = MLPRegressor(
+        (32,), max_iter=200, learning_rate_init=0.01, random_state=0, backend=backend
+    ).fit(X, y)
     assert model.out_activation_ == "identity" and model.n_outputs_ == outputs
     assert model.predict(X).shape == y.shape
     assert model.score(X, y) > 0.9  # R^2

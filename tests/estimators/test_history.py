@@ -25,8 +25,14 @@ def digits():
 
 
 def small_model(**params):
-    defaults = dict(hidden_layer_sizes=(16,), batch_size=64, max_iter=4, random_state=0,
-                    dtype="float64", n_iter_no_change=100)
+    defaults = dict(
+        hidden_layer_sizes=(16,),
+        batch_size=64,
+        max_iter=4,
+        random_state=0,
+        dtype="float64",
+        n_iter_no_change=100,
+    )
     return MLPClassifier(**{**defaults, **params})
 
 
@@ -39,12 +45,19 @@ def test_history_has_every_key_per_epoch(digits):
         records.append(dict(record))
 
     started = time.perf_counter()
-    model = small_model().fit(X_train, y_train, validation_data=(X_test, y_test),
-                              epoch_callback=callback)
+    model = small_model().fit(
+        X_train, y_train, validation_data=(X_test, y_test), epoch_callback=callback
+    )
     elapsed = time.perf_counter() - started
     history = model.history_
-    assert set(history) == {"epoch", "loss", "seconds", "samples_per_second",
-                            "train_accuracy", "val_accuracy"}
+    assert set(history) == {
+        "epoch",
+        "loss",
+        "seconds",
+        "samples_per_second",
+        "train_accuracy",
+        "val_accuracy",
+    }
     assert history["epoch"] == [1, 2, 3, 4]
     assert all(len(values) == 4 for values in history.values())
     assert history["loss"] == model.loss_curve_
@@ -80,8 +93,9 @@ def test_verbose_prints_scikit_learn_lines(digits, capsys):
     X_train, _, y_train, _ = digits
     model = small_model(max_iter=2, verbose=True).fit(X_train, y_train)
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [f"Iteration {i + 1}, loss = {loss:.8f}"
-                     for i, loss in enumerate(model.loss_curve_)]
+    assert lines == [
+        f"Iteration {i + 1}, loss = {loss:.8f}" for i, loss in enumerate(model.loss_curve_)
+    ]
 
 
 def test_save_and_load_keep_the_history(digits, tmp_path):
@@ -128,8 +142,9 @@ def test_ctrl_c_stops_a_long_compiled_epoch_within_half_a_second(backend, hidden
     rng = np.random.default_rng(0)
     X = rng.random((300_000, 64), dtype=np.float32)
     y = rng.integers(0, 10, len(X))
-    model = small_model(max_iter=1, batch_size=8, backend=backend, hidden_layer_sizes=(hidden,),
-                        dtype="float32")
+    model = small_model(
+        max_iter=1, batch_size=8, backend=backend, hidden_layer_sizes=(hidden,), dtype="float32"
+    )
     model.partial_fit(X[:1000], y[:1000], classes=np.arange(10))  # compiled and initialised
     before = [W.copy() for W in model.coefs_]
     sent = []
@@ -200,12 +215,17 @@ def test_ctrl_c_in_the_last_slice_of_partial_fit_keeps_the_finished_epoch(digits
 
 def test_write_history_is_strict_json(tmp_path):
     path = tmp_path / "history.json"
-    write_history({"epoch": [1, 2], "loss": [0.5, float("nan")],
-                   "samples_per_second": [float("inf"), 10.0]}, path)
+    write_history(
+        {"epoch": [1, 2], "loss": [0.5, float("nan")], "samples_per_second": [float("inf"), 10.0]},
+        path,
+    )
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
-    assert json.loads(text) == {"epoch": [1, 2], "loss": [0.5, None],
-                                "samples_per_second": [None, 10.0]}
+    assert json.loads(text) == {
+        "epoch": [1, 2],
+        "loss": [0.5, None],
+        "samples_per_second": [None, 10.0],
+    }
 
 
 def test_plot_history_draws_both_panels(digits, tmp_path):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from fastnn import DivergenceError, MLPClassifier, MLPRegressor
-from fastnn.estimators import lbfgs
 from fastnn.datasets import load_digits
+from fastnn.estimators import lbfgs
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -21,8 +21,15 @@ def test_the_objective_over_row_chunks_equals_one_pass(digits, backend, monkeypa
     # memory does not grow with n: chunks of 7 rows give the whole set's loss and gradient
     X, y = digits
     sw = np.random.default_rng(0).random(len(y))
-    model = MLPClassifier((9,), solver="lbfgs", alpha=0.3, random_state=0, backend=backend,
-                          dtype="float64", max_iter=1).fit(X, y)
+    model = MLPClassifier(
+        (9,),
+        solver="lbfgs",
+        alpha=0.3,
+        random_state=0,
+        backend=backend,
+        dtype="float64",
+        max_iter=1,
+    ).fit(X, y)
     theta = model._params.data.copy()
     whole = lbfgs.LbfgsObjective(model, X, np.searchsorted(model.classes_, y), None, sw)
     monkeypatch.setattr(lbfgs, "CHUNK_ROWS", 7)

@@ -35,8 +35,7 @@ def model(**params):
 
 
 @pytest.mark.parametrize("as_float", [False, True], ids=["uint8", "float32"])
-def test_a_memory_map_trains_as_the_same_array_in_memory(tmp_path, data, as_float,
-                                                          monkeypatch):
+def test_a_memory_map_trains_as_the_same_array_in_memory(tmp_path, data, as_float, monkeypatch):
     # blocks of 50 rows, windows of 4 blocks: the two orders differ on 700 rows
     monkeypatch.setattr(shuffling, "BLOCK_BYTES", 50 * 30 * (4 if as_float else 1))
     monkeypatch.setattr(shuffling, "WINDOW_BLOCKS", 4)
@@ -48,13 +47,18 @@ def test_a_memory_map_trains_as_the_same_array_in_memory(tmp_path, data, as_floa
         in_memory = model(shuffle=shuffle).fit(X, y)
         from_disk = model(shuffle=shuffle).fit(X_mapped, y)
         np.testing.assert_array_equal(from_disk._params.data, in_memory._params.data)
-    assert not np.array_equal(model(shuffle="rows").fit(X, y)._params.data,
-                              model(shuffle="blocks").fit(X, y)._params.data)
+    assert not np.array_equal(
+        model(shuffle="rows").fit(X, y)._params.data,
+        model(shuffle="blocks").fit(X, y)._params.data,
+    )
     # shuffle=True picks the block shuffle for a memory map, rows for an array
-    np.testing.assert_array_equal(model(shuffle=True).fit(X_mapped, y)._params.data,
-                                  model(shuffle="blocks").fit(X, y)._params.data)
-    np.testing.assert_array_equal(model(shuffle=True).fit(X, y)._params.data,
-                                  model(shuffle="rows").fit(X, y)._params.data)
+    np.testing.assert_array_equal(
+        model(shuffle=True).fit(X_mapped, y)._params.data,
+        model(shuffle="blocks").fit(X, y)._params.data,
+    )
+    np.testing.assert_array_equal(
+        model(shuffle=True).fit(X, y)._params.data, model(shuffle="rows").fit(X, y)._params.data
+    )
 
 
 def test_a_memory_map_is_not_scanned_for_nan(tmp_path, data):
@@ -76,8 +80,9 @@ COPIED = {  # a memory map that fit must copy whole, and why
 
 
 @pytest.mark.parametrize("case", sorted(COPIED))
-def test_a_memory_map_that_must_be_copied_says_so_at_the_users_line(tmp_path, data, case,
-                                                                     monkeypatch):
+def test_a_memory_map_that_must_be_copied_says_so_at_the_users_line(
+    tmp_path, data, case, monkeypatch
+):
     from fastnn.estimators import validation
 
     monkeypatch.setattr(validation, "MAPPED_COPY_WARNING_BYTES", 0)
@@ -95,8 +100,7 @@ def test_a_memory_map_that_must_be_copied_says_so_at_the_users_line(tmp_path, da
 
 
 @pytest.mark.parametrize("as_float", [False, True], ids=["uint8", "float32"])
-def test_no_warning_for_a_memory_map_used_in_place_or_small(tmp_path, data, as_float,
-                                                             monkeypatch):
+def test_no_warning_for_a_memory_map_used_in_place_or_small(tmp_path, data, as_float, monkeypatch):
     import warnings
 
     from sklearn.exceptions import DataConversionWarning
@@ -144,8 +148,9 @@ def test_training_on_a_memory_map_keeps_anonymous_memory_flat(tmp_path):
     rows = 256_000
     X = np.lib.format.open_memmap(tmp_path / "X.npy", "w+", np.uint8, (rows, 784))
     for start in range(0, rows, 32_000):
-        X[start:start + 32_000] = np.random.default_rng(start).integers(
-            0, 256, (32_000, 784), dtype=np.uint8)
+        X[start : start + 32_000] = np.random.default_rng(start).integers(
+            0, 256, (32_000, 784), dtype=np.uint8
+        )
     X.flush()
     del X
     np.save(tmp_path / "y.npy", np.random.default_rng(1).integers(0, 10, rows))
@@ -182,8 +187,9 @@ def test_training_on_a_memory_map_keeps_anonymous_memory_flat(tmp_path):
     """)
     # one thread: two OpenBLAS threads crawl when another process holds a core
     one_thread = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=600, env=one_thread)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=one_thread
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     growth_mib = float(done.stdout.split()[-1])
     # X is 191 MiB; the order (intp), the labels and their encodings are about 8 MiB

@@ -38,8 +38,15 @@ def test_digits_accuracy_numba(digits, fitted):
 def test_digits_accuracy_both_solvers_and_backends(digits, solver, lr):
     X, X_test, y, y_test = digits
     for backend in ("numpy", "numba"):
-        model = MLPClassifier((64,), solver=solver, learning_rate_init=lr, max_iter=30,
-                              batch_size=32, random_state=0, backend=backend)
+        model = MLPClassifier(
+            (64,),
+            solver=solver,
+            learning_rate_init=lr,
+            max_iter=30,
+            batch_size=32,
+            random_state=0,
+            backend=backend,
+        )
         assert model.fit(X, y) is model
         assert model.score(X_test, y_test) >= 0.95, (solver, backend)
 
@@ -88,8 +95,9 @@ def test_clone_and_get_params_round_trip():
 
 def test_string_labels_and_batch_of_one(digits):
     X, _, y, _ = digits
-    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
-                      "eight", "nine"])
+    names = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
     model = MLPClassifier((16,), max_iter=2, batch_size=1, random_state=0)
     model.fit(X[:200], names[y[:200]])
     assert set(model.predict(X[:20])) <= set(names)
@@ -98,8 +106,16 @@ def test_string_labels_and_batch_of_one(digits):
 
 def test_full_batch_gradient_descent(digits):
     X, _, y, _ = digits
-    model = MLPClassifier((16,), solver="sgd", momentum=0.0, batch_size=10**6,
-                          learning_rate_init=0.5, max_iter=20, random_state=0, tol=0)
+    model = MLPClassifier(
+        (16,),
+        solver="sgd",
+        momentum=0.0,
+        batch_size=10**6,
+        learning_rate_init=0.5,
+        max_iter=20,
+        random_state=0,
+        tol=0,
+    )
     model.fit(X, y)
     # deterministic full-batch descent with a modest step lowers the loss every epoch
     assert np.all(np.diff(model.loss_curve_) < 0)
@@ -132,9 +148,14 @@ def test_partial_fit_continues_training(digits):
 
 def test_early_stopping_records_validation_scores(digits):
     X, _, y, _ = digits
-    model = MLPClassifier((32,), early_stopping=True, max_iter=15, n_iter_no_change=3,
-                          learning_rate_init=0.01,
-                          random_state=0).fit(X, y)
+    model = MLPClassifier(
+        (32,),
+        early_stopping=True,
+        max_iter=15,
+        n_iter_no_change=3,
+        learning_rate_init=0.01,
+        random_state=0,
+    ).fit(X, y)
     assert len(model.validation_scores_) == model.n_iter_
     assert model.best_validation_score_ == max(model.validation_scores_)
     assert model.best_validation_score_ > 0.9
@@ -152,8 +173,9 @@ def test_convergence_warning_when_max_iter_reached(digits):
 def test_save_load_round_trip(tmp_path, digits, dtype):
     X, X_test, y, _ = digits
     names = np.array(list("abcdefghij"))
-    model = MLPClassifier((12, 7), max_iter=3, random_state=0, dtype=dtype,
-                          backend="numpy").fit(X, names[y])
+    model = MLPClassifier((12, 7), max_iter=3, random_state=0, dtype=dtype, backend="numpy").fit(
+        X, names[y]
+    )
     path = tmp_path / "model.npz"
     model.save(path)
     loaded = fastnn.load(path)
@@ -224,10 +246,16 @@ def test_bad_data_is_rejected():
 def _after_fit_inputs(rng):
     X = rng.random((6, 4)) * 3
     return {
-        "float64": X, "float32": X.astype(np.float32), "fortran": np.asfortranarray(X),
-        "int": (X * 10).astype(np.int64), "bool": X > 1, "uint8": (X * 80).astype(np.uint8),
-        "uint8 fortran": np.asfortranarray((X * 80).astype(np.uint8)), "strided": X[::2],
-        "float16": X.astype(np.float16), "list": X.tolist(),
+        "float64": X,
+        "float32": X.astype(np.float32),
+        "fortran": np.asfortranarray(X),
+        "int": (X * 10).astype(np.int64),
+        "bool": X > 1,
+        "uint8": (X * 80).astype(np.uint8),
+        "uint8 fortran": np.asfortranarray((X * 80).astype(np.uint8)),
+        "strided": X[::2],
+        "float16": X.astype(np.float16),
+        "list": X.tolist(),
     }
 
 
@@ -240,13 +268,15 @@ def test_inputs_after_fit_are_checked_as_scikit_learn_checks_them(dtype):
     from fastnn.estimators.validation import validate_X
 
     rng = np.random.default_rng(0)
-    model = MLPClassifier((3,), max_iter=1, dtype=dtype).fit(rng.random((20, 4)),
-                                                             np.arange(20) % 3)
+    model = MLPClassifier((3,), max_iter=1, dtype=dtype).fit(
+        rng.random((20, 4)), np.arange(20) % 3
+    )
     for name, X in _after_fit_inputs(rng).items():
         ours = validate_X(model, X, reset=False)
         keep = isinstance(X, np.ndarray) and X.dtype == np.uint8
-        theirs = validate_data(model, X, reset=False, order="C",
-                               dtype=None if keep else model._dtype)
+        theirs = validate_data(
+            model, X, reset=False, order="C", dtype=None if keep else model._dtype
+        )
         assert ours.dtype == theirs.dtype and ours.flags.c_contiguous, name
         np.testing.assert_array_equal(ours, theirs, err_msg=name)
 
@@ -267,7 +297,7 @@ def test_bad_inputs_after_fit_get_scikit_learn_messages(dtype):
     if dtype == "float32":
         bad["Input X contains infinity or a value too large for dtype('float32')"] = X * 1e300
     for message, X_bad in bad.items():
-        for call in (model.predict, lambda X_: model.partial_fit(X_, y[:len(X_)])):
+        for call in (model.predict, lambda X_: model.partial_fit(X_, y[: len(X_)])):
             with pytest.raises(ValueError, match=re.escape(message)):
                 call(X_bad)
     with pytest.raises(ValueError, match=re.escape("y holds labels not in classes_: [7]")):

@@ -42,17 +42,29 @@ def round_trips(tmp_path):
     return {
         "pickle": lambda m: pickle.loads(pickle.dumps(m)),
         "deepcopy": copy.deepcopy,
-        "joblib": lambda m: (joblib.dump(m, tmp_path / "m.joblib"),
-                             joblib.load(tmp_path / "m.joblib"))[1],
+        "joblib": lambda m: (
+            joblib.dump(m, tmp_path / "m.joblib"),
+            joblib.load(tmp_path / "m.joblib"),
+        )[1],
     }
 
 
-@pytest.mark.parametrize("make", [
-    lambda: MLPClassifier((16,), max_iter=5, random_state=0),
-    lambda: MLPClassifier((16,), solver="lbfgs", max_iter=20, random_state=0),
-    lambda: MLPRegressor((16,), solver="sgd", learning_rate="adaptive", max_iter=5,
-                         random_state=0, dtype="float64"),
-], ids=["adam", "lbfgs", "regressor-sgd"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MLPClassifier((16,), max_iter=5, random_state=0),
+        lambda: MLPClassifier((16,), solver="lbfgs", max_iter=20, random_state=0),
+        lambda: MLPRegressor(
+            (16,),
+            solver="sgd",
+            learning_rate="adaptive",
+            max_iter=5,
+            random_state=0,
+            dtype="float64",
+        ),
+    ],
+    ids=["adam", "lbfgs", "regressor-sgd"],
+)
 def test_fitted_copies_predict_identically(tmp_path, digits, make):
     X, y = digits
     model = make().fit(X, y)
@@ -100,8 +112,7 @@ def test_a_pickle_holds_no_module_or_compiled_function(digits):
 
 def test_a_pickle_stores_the_weights_once(digits):
     X, y = digits
-    model = MLPClassifier((256,), max_iter=1, random_state=0, solver="sgd",
-                          momentum=0.0).fit(X, y)
+    model = MLPClassifier((256,), max_iter=1, random_state=0, solver="sgd", momentum=0.0).fit(X, y)
     n_bytes = model._params.data.nbytes
     assert len(pickle.dumps(model)) < 1.5 * n_bytes
 
@@ -109,8 +120,14 @@ def test_a_pickle_stores_the_weights_once(digits):
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_a_mid_run_pickle_resumes_exactly(digits, solver):
     X, y = digits
-    kwargs = dict(hidden_layer_sizes=(16,), solver=solver, learning_rate="invscaling",
-                  learning_rate_init=0.05, batch_size=64, random_state=3)
+    kwargs = dict(
+        hidden_layer_sizes=(16,),
+        solver=solver,
+        learning_rate="invscaling",
+        learning_rate_init=0.05,
+        batch_size=64,
+        random_state=3,
+    )
     whole = MLPClassifier(max_iter=6, **kwargs).fit(X, y)
     snapshots = {}
 
@@ -146,6 +163,7 @@ def test_grid_search_in_two_processes_picks_the_serial_model(digits):
     serial = GridSearchCV(base, grid, cv=3, n_jobs=1).fit(X, y)
     parallel = GridSearchCV(base, grid, cv=3, n_jobs=2).fit(X, y)
     assert parallel.best_params_ == serial.best_params_
-    np.testing.assert_array_equal(parallel.cv_results_["mean_test_score"],
-                                  serial.cv_results_["mean_test_score"])
+    np.testing.assert_array_equal(
+        parallel.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"]
+    )
     assert_same_model(parallel.best_estimator_, serial.best_estimator_, X)

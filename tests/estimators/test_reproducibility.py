@@ -54,10 +54,19 @@ np.savez(sys.argv[1], **out)
 
 
 def fit_in_subprocess(path, threads):
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-               OMP_NUM_THREADS=str(threads))
-    result = subprocess.run([sys.executable, "-c", FIT, str(path)], env=env,
-                            capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ,
+        NUMBA_NUM_THREADS=str(threads),
+        OPENBLAS_NUM_THREADS=str(threads),
+        OMP_NUM_THREADS=str(threads),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", FIT, str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
@@ -79,7 +88,8 @@ def assert_within_tolerance(actual, expected, key):
     scale = np.abs(expected).max()
     error = np.abs(actual.astype(np.float64) - expected).max()
     assert error <= TOLERANCE[dtype] * scale, (
-        f"{key}: {error:.3g} > {TOLERANCE[dtype]} x {scale:.3g}")
+        f"{key}: {error:.3g} > {TOLERANCE[dtype]} x {scale:.3g}"
+    )
 
 
 def test_same_settings_give_bit_identical_weights(runs):

@@ -54,9 +54,9 @@ def test_digits_accuracy_within_a_point_of_scikit_learn(activation, digits):
 def test_diabetes_r2_within_0_02_of_scikit_learn():
     X, y = load_diabetes(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
-        StandardScaler().fit_transform(X), y, random_state=0)
-    params = dict(hidden_layer_sizes=(64,), max_iter=500, learning_rate_init=0.01,
-                  random_state=0)
+        StandardScaler().fit_transform(X), y, random_state=0
+    )
+    params = dict(hidden_layer_sizes=(64,), max_iter=500, learning_rate_init=0.01, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = neural_network.MLPRegressor(**params).fit(X_train, y_train)

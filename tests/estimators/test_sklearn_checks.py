@@ -14,8 +14,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from fastnn import MLPClassifier, MLPRegressor
 
 FLOAT32_ROUNDING = {
-    f"check_sample_weight_equivalence_on_{kind}_data":
+    f"check_sample_weight_equivalence_on_{kind}_data": (
         "rtol=1e-7 is below float32 resolution; float64 passes it"
+    )
     for kind in ("dense", "sparse")
 }
 

@@ -28,18 +28,28 @@ MAY_SKIP = {"test_preserve_feature_names"}  # pandas
 
 @pytest.fixture(scope="module")
 def outcomes():
-    run = subprocess.run([sys.executable, str(REPO / "scripts" / "sklearn_parity.py")],
-                         capture_output=True, text=True, timeout=900, cwd=REPO)
-    found = {name: label for label, name in
-             re.findall(r"^  (pass|skip|FAIL)  (\w+)$", run.stdout, re.M)}
+    run = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "sklearn_parity.py")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
+    found = {
+        name: label for label, name in re.findall(r"^  (pass|skip|FAIL)  (\w+)$", run.stdout, re.M)
+    }
     assert found, run.stdout[-3000:] + run.stderr[-3000:]
     return found
 
 
 def test_every_scikit_learn_mlp_test_passes_but_the_named_differences(outcomes):
-    unexpected = {name: label for name, label in outcomes.items()
-                  if label != "pass" and name not in EXPECTED_FAILURES
-                  and not (label == "skip" and name in MAY_SKIP)}
+    unexpected = {
+        name: label
+        for name, label in outcomes.items()
+        if label != "pass"
+        and name not in EXPECTED_FAILURES
+        and not (label == "skip" and name in MAY_SKIP)
+    }
     assert not unexpected, f"failing scikit-learn tests: {unexpected}"
 
 

@@ -33,46 +33,71 @@ def assert_same_fit(ours, theirs, X, y, **fit_params):
     assert ours.n_iter_ == theirs.n_iter_
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
-    for name in ("t_", "loss_", "best_loss_", "validation_scores_", "best_validation_score_",
-                 "_no_improvement_count"):
+    for name in (
+        "t_",
+        "loss_",
+        "best_loss_",
+        "validation_scores_",
+        "best_validation_score_",
+        "_no_improvement_count",
+    ):
         if getattr(theirs, name, None) is None:
             assert getattr(ours, name, None) is None, name
         else:
-            np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-9,
-                                       err_msg=name)
+            np.testing.assert_allclose(
+                getattr(ours, name), getattr(theirs, name), rtol=1e-9, err_msg=name
+            )
     if hasattr(theirs, "loss_curve_"):
         np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
 
 
 def pair(estimator, **params):
     ours = {"classifier": MLPClassifier, "regressor": MLPRegressor}[estimator]
-    theirs = {"classifier": neural_network.MLPClassifier,
-              "regressor": neural_network.MLPRegressor}[estimator]
+    theirs = {
+        "classifier": neural_network.MLPClassifier,
+        "regressor": neural_network.MLPRegressor,
+    }[estimator]
     return ours(dtype="float64", **params), theirs(**params)
 
 
 @pytest.mark.parametrize("learning_rate", ["constant", "invscaling", "adaptive"])
 def test_sgd_learning_rate_schedules(learning_rate):
-    ours, theirs = pair("classifier", solver="sgd", learning_rate=learning_rate,
-                        learning_rate_init=0.5, power_t=0.3, tol=1e-3, n_iter_no_change=3,
-                        max_iter=40, **FULL_BATCHES)
+    ours, theirs = pair(
+        "classifier",
+        solver="sgd",
+        learning_rate=learning_rate,
+        learning_rate_init=0.5,
+        power_t=0.3,
+        tol=1e-3,
+        n_iter_no_change=3,
+        max_iter=40,
+        **FULL_BATCHES,
+    )
     assert_same_fit(ours, theirs, X_DIGITS, Y_DIGITS)
-    assert ours._optimizer.learning_rate == pytest.approx(theirs._optimizer.learning_rate,
-                                                          rel=1e-12)
+    assert ours._optimizer.learning_rate == pytest.approx(
+        theirs._optimizer.learning_rate, rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("y", [Y_DIGITS, Y_DIGITS == 1], ids=["multiclass", "binary"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_lbfgs(y, weighted):
     sw = np.random.default_rng(0).random(len(y)) if weighted else None
-    ours, theirs = pair("classifier", solver="lbfgs", max_iter=30, alpha=1e-3,
-                        hidden_layer_sizes=(8,), random_state=0)
+    ours, theirs = pair(
+        "classifier",
+        solver="lbfgs",
+        max_iter=30,
+        alpha=1e-3,
+        hidden_layer_sizes=(8,),
+        random_state=0,
+    )
     assert_same_fit(ours, theirs, X_DIGITS, y, sample_weight=sw)
 
 
 def test_lbfgs_stops_at_max_fun():
-    ours, theirs = pair("classifier", solver="lbfgs", max_fun=7, hidden_layer_sizes=(8,),
-                        random_state=0)
+    ours, theirs = pair(
+        "classifier", solver="lbfgs", max_fun=7, hidden_layer_sizes=(8,), random_state=0
+    )
     with pytest.warns(Warning, match="lbfgs failed to converge"):
         ours.fit(X_DIGITS, Y_DIGITS)
     assert_same_fit(ours, theirs, X_DIGITS, Y_DIGITS)
@@ -80,8 +105,14 @@ def test_lbfgs_stops_at_max_fun():
 
 def test_poisson_loss():
     X, y = make_regression(100, 5, random_state=0)
-    ours, theirs = pair("regressor", loss="poisson", solver="lbfgs", max_iter=30,
-                        hidden_layer_sizes=(8,), random_state=0)
+    ours, theirs = pair(
+        "regressor",
+        loss="poisson",
+        solver="lbfgs",
+        max_iter=30,
+        hidden_layer_sizes=(8,),
+        random_state=0,
+    )
     assert_same_fit(ours, theirs, X, np.exp(y / 200))
     assert ours.out_activation_ == theirs.out_activation_ == "exp"
 
@@ -92,17 +123,31 @@ def test_early_stopping(estimator, weighted):
     # tol above one validation row's worth of accuracy (1/20): a small gain is
     # no improvement, and the count of epochs without one decides when to stop
     sw = np.random.default_rng(1).random(len(Y_DIGITS)) * 2 if weighted else None
-    ours, theirs = pair(estimator, solver="adam", learning_rate_init=0.01, max_iter=60,
-                        early_stopping=True, tol=0.07, n_iter_no_change=4, **FULL_BATCHES)
+    ours, theirs = pair(
+        estimator,
+        solver="adam",
+        learning_rate_init=0.01,
+        max_iter=60,
+        early_stopping=True,
+        tol=0.07,
+        n_iter_no_change=4,
+        **FULL_BATCHES,
+    )
     assert_same_fit(ours, theirs, X_DIGITS, Y_DIGITS, sample_weight=sw)
     assert ours.best_loss_ is None and len(ours.validation_scores_) == ours.n_iter_ < 60
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 def test_warm_start(solver):
-    ours, theirs = pair("classifier", solver=solver, learning_rate="invscaling",
-                        learning_rate_init=0.5 if solver == "sgd" else 0.01, warm_start=True,
-                        max_iter=5, **FULL_BATCHES)
+    ours, theirs = pair(
+        "classifier",
+        solver=solver,
+        learning_rate="invscaling",
+        learning_rate_init=0.5 if solver == "sgd" else 0.01,
+        warm_start=True,
+        max_iter=5,
+        **FULL_BATCHES,
+    )
     for _ in range(3):
         assert_same_fit(ours, theirs, X_DIGITS, Y_DIGITS)
 
@@ -122,7 +167,7 @@ def test_partial_fit_trains_weights_assigned_to_an_unfitted_model(estimator, sol
     X, y = X_DIGITS, Y_DIGITS
     n_out = 3
     if estimator == "regressor":
-        y = np.column_stack([y, y ** 2]).astype(float)
+        y = np.column_stack([y, y**2]).astype(float)
         n_out = 2
     ours, theirs = pair(estimator, solver=solver, **FULL_BATCHES)
     for model in (ours, theirs):
@@ -143,10 +188,11 @@ def test_partial_fit_trains_weights_assigned_to_an_unfitted_model(estimator, sol
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
     if estimator == "classifier":  # 2 outputs: README, "Multi-output squared error is summed"
         np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)
-    np.testing.assert_allclose(ours.predict_proba(X) if estimator == "classifier"
-                               else ours.predict(X),
-                               theirs.predict_proba(X) if estimator == "classifier"
-                               else theirs.predict(X), rtol=1e-10)
+    np.testing.assert_allclose(
+        ours.predict_proba(X) if estimator == "classifier" else ours.predict(X),
+        theirs.predict_proba(X) if estimator == "classifier" else theirs.predict(X),
+        rtol=1e-10,
+    )
 
 
 @pytest.mark.parametrize("how", ["new lists", "one array in place of another"])
@@ -172,13 +218,13 @@ def test_partial_fit_continues_from_weights_replaced_after_fit(how):
 
 BAD_ASSIGNMENTS = {
     "a bias of the wrong length": (lambda c, b: (c, [b[0][:1], b[1]]), "shapes"),
-    "NaN in a weight": (lambda c, b: ([np.where(c[0] > 0, np.nan, c[0]), c[1]], b),
-                        "NaN or inf"),
-    "other hidden sizes": (lambda c, b: ([c[0][:, :4], c[1][:4]], [b[0][:4], b[1]]),
-                           "hidden_layer_sizes"),
+    "NaN in a weight": (lambda c, b: ([np.where(c[0] > 0, np.nan, c[0]), c[1]], b), "NaN or inf"),
+    "other hidden sizes": (
+        lambda c, b: ([c[0][:, :4], c[1][:4]], [b[0][:4], b[1]]),
+        "hidden_layer_sizes",
+    ),
     "another input width": (lambda c, b: ([c[0][:10], c[1]], b), "n_features_in_"),
-    "another output count": (lambda c, b: ([c[0], c[1][:, :2]], [b[0], b[1][:2]]),
-                             "n_outputs_"),
+    "another output count": (lambda c, b: ([c[0], c[1][:, :2]], [b[0], b[1][:2]]), "n_outputs_"),
     "strings": (lambda c, b: ([c[0].astype(str), c[1]], b), "real numbers"),
     "a missing layer": (lambda c, b: (c[:1], b[:1]), "hidden layers"),
 }

@@ -11,8 +11,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 import fastnn
 from fastnn import MLPClassifier
-from fastnn.estimators import serialization
 from fastnn.datasets import load_digits
+from fastnn.estimators import serialization
 from tests.helpers import assert_same_training_state
 
 
@@ -35,8 +35,13 @@ def params(model):
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, digits):
     X, y = digits
-    model = fit(MLPClassifier((8,), max_iter=2, random_state=0, batch_size=64,
-                              backend="numpy", dtype="float64"), X, y)
+    model = fit(
+        MLPClassifier(
+            (8,), max_iter=2, random_state=0, batch_size=64, backend="numpy", dtype="float64"
+        ),
+        X,
+        y,
+    )
     path = tmp_path_factory.mktemp("saved") / "model.npz"
     model.save(path)
     return model, path
@@ -109,9 +114,13 @@ def test_flipped_bytes_are_refused_or_harmless(tmp_path, saved):
     with zipfile.ZipFile(original) as archive:
         payload = set()
         for info in archive.infolist():
-            local = data[info.header_offset: info.header_offset + 30]
-            start = (info.header_offset + 30 + int.from_bytes(local[26:28], "little")
-                     + int.from_bytes(local[28:30], "little"))
+            local = data[info.header_offset : info.header_offset + 30]
+            start = (
+                info.header_offset
+                + 30
+                + int.from_bytes(local[26:28], "little")
+                + int.from_bytes(local[28:30], "little")
+            )
             payload |= set(range(start, start + info.compress_size))
     positions |= set(rng.choice(sorted(payload), 300, replace=False).tolist())
     path = tmp_path / "flipped.npz"
@@ -137,8 +146,11 @@ def test_another_format_version_is_refused(tmp_path, saved):
     path = tmp_path / "v.npz"
     for version in [1, serialization.FORMAT_VERSION + 1]:
         rewrite(original, path, format_version=np.array(version))
-        with pytest.raises(ValueError, match=f"format version {version}; this fastnn reads "
-                                             f"version {serialization.FORMAT_VERSION}"):
+        with pytest.raises(
+            ValueError,
+            match=f"format version {version}; this fastnn reads "
+            f"version {serialization.FORMAT_VERSION}",
+        ):
             fastnn.load(path)
     rewrite(original, path, format_version=None)
     with pytest.raises(ValueError, match="no format_version"):
@@ -181,8 +193,10 @@ def test_inconsistent_shapes_and_dtypes_are_refused(tmp_path, saved):
         ({"rng_keys": np.zeros(3, np.uint32)}, "rng_keys"),
         ({"state": np.array(state.replace('"adam_step": ', '"adam_step": "x'))}, "damaged"),
         ({"params": np.array(json.dumps({**params_json, "solver": "lbfgs"}))}, "solver"),
-        ({"params": np.array(json.dumps({**params_json, "hidden_layer_sizes": [9]}))},
-         "layer 0 has 8 units, hidden_layer_sizes says 9"),
+        (
+            {"params": np.array(json.dumps({**params_json, "hidden_layer_sizes": [9]}))},
+            "layer 0 has 8 units, hidden_layer_sizes says 9",
+        ),
         ({"intercept_0": None}, "intercept_0"),
     ]
     for changes, message in cases:
@@ -207,8 +221,15 @@ def test_not_a_zip_and_missing_file(tmp_path):
 @pytest.mark.parametrize("solver,lr", [("adam", 0.01), ("sgd", 0.1)])
 def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, digits, backend, solver, lr):
     X, y = digits
-    kwargs = dict(hidden_layer_sizes=(8,), solver=solver, learning_rate_init=lr,
-                  batch_size=50, random_state=7, backend=backend, dtype="float32")
+    kwargs = dict(
+        hidden_layer_sizes=(8,),
+        solver=solver,
+        learning_rate_init=lr,
+        batch_size=50,
+        random_state=7,
+        backend=backend,
+        dtype="float32",
+    )
     whole = fit(MLPClassifier(max_iter=5, **kwargs), X, y)
 
     path = tmp_path / "checkpoint.npz"

@@ -36,10 +36,20 @@ def test_divergence_names_epoch_batch_and_rate_and_restores_the_last_epoch(digit
         if record["epoch"] == 2:
             model._optimizer.learning_rate = 1e30
 
-    model = MLPClassifier((16,), solver="sgd", learning_rate_init=0.1, batch_size=100,
-                          max_iter=5, random_state=0, backend=backend)
-    with pytest.raises(DivergenceError, match=r"epoch 3, batch 2 of 2: the loss became NaN or inf "
-                                              r"\(learning rate 1e\+30\)") as caught:
+    model = MLPClassifier(
+        (16,),
+        solver="sgd",
+        learning_rate_init=0.1,
+        batch_size=100,
+        max_iter=5,
+        random_state=0,
+        backend=backend,
+    )
+    with pytest.raises(
+        DivergenceError,
+        match=r"epoch 3, batch 2 of 2: the loss became NaN or inf "
+        r"\(learning rate 1e\+30\)",
+    ) as caught:
         model.fit(X, y, epoch_callback=blow_up_after_epoch_2)
     assert (caught.value.epoch, caught.value.batch, caught.value.learning_rate) == (3, 2, 1e30)
     assert_weights_equal(model, ends[2])
@@ -51,8 +61,15 @@ def test_divergence_names_epoch_batch_and_rate_and_restores_the_last_epoch(digit
 def test_a_run_that_diverges_at_once_keeps_its_initial_weights(digits):
     X, y = digits
     # a step of 1e300 is inf in float32: the first update overflows
-    model = MLPClassifier((16,), solver="sgd", learning_rate_init=1e300, momentum=0.0,
-                          batch_size=50, max_iter=3, random_state=0)
+    model = MLPClassifier(
+        (16,),
+        solver="sgd",
+        learning_rate_init=1e300,
+        momentum=0.0,
+        batch_size=50,
+        max_iter=3,
+        random_state=0,
+    )
     initial = MLPClassifier((16,), max_iter=1, random_state=0)
     initial._validate_params()
     initial.n_outputs_, initial._head = 10, "softmax"
@@ -77,8 +94,15 @@ def test_weights_that_overflow_on_the_last_batch_are_caught(digits):
         model._optimizer.learning_rate = 1e300
 
     for backend in ("numpy", "numba"):
-        model = MLPClassifier((8,), solver="sgd", momentum=0.0, batch_size=len(X), max_iter=3,
-                              random_state=0, backend=backend)
+        model = MLPClassifier(
+            (8,),
+            solver="sgd",
+            momentum=0.0,
+            batch_size=len(X),
+            max_iter=3,
+            random_state=0,
+            backend=backend,
+        )
         with pytest.raises(DivergenceError, match="epoch 2, batch 1 of 1: the weights became"):
             model.fit(X, y, epoch_callback=overflow_the_next_update)
         assert_weights_equal(model, ends[1])

@@ -88,8 +88,9 @@ def run_child(env_changes, cwd=None, pythonpath=None, parallel=False):
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     code = CHILD.replace("# PARALLEL\n", PARALLEL if parallel else "")
-    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith("ok\n")
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines()[:-1])
@@ -100,8 +101,9 @@ def test_read_only_install_without_a_writable_cache_imports_and_trains(tmp_path)
     # A regular file where a directory should be makes every cache location
     # unusable, even for root (for whom permission bits do not apply).
     package = tmp_path / "site" / "fastnn"
-    shutil.copytree(Path(fastnn.__file__).parent, package,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        Path(fastnn.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__")
+    )
     folders = [package, *(p for p in package.rglob("*") if p.is_dir())]
     for folder in folders:  # every layer's folder has its own cache
         (folder / "__pycache__").write_text("not a directory")
@@ -114,9 +116,13 @@ def test_read_only_install_without_a_writable_cache_imports_and_trains(tmp_path)
         folder.chmod(0o555)
     try:
         lines, stderr = run_child(
-            {"NUMBA_CACHE_DIR": str(blocker / "numba"), "HOME": str(blocker),
-             "XDG_CACHE_HOME": str(blocker / "cache")},
-            cwd=tmp_path, pythonpath=str(package.parent),
+            {
+                "NUMBA_CACHE_DIR": str(blocker / "numba"),
+                "HOME": str(blocker),
+                "XDG_CACHE_HOME": str(blocker / "cache"),
+            },
+            cwd=tmp_path,
+            pythonpath=str(package.parent),
         )
     finally:
         for folder in folders:
@@ -142,14 +148,22 @@ def _omp_loads():
     return True
 
 
-@pytest.mark.parametrize("layer", [
-    "workqueue",  # built into Numba: always there
-    pytest.param("omp", marks=pytest.mark.skipif(not _omp_loads(),
-                                                 reason="Numba's OpenMP layer does not load")),
-])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        "workqueue",  # built into Numba: always there
+        pytest.param(
+            "omp",
+            marks=pytest.mark.skipif(
+                not _omp_loads(), reason="Numba's OpenMP layer does not load"
+            ),
+        ),
+    ],
+)
 def test_threading_layer(layer):
-    lines, stderr = run_child({"NUMBA_THREADING_LAYER": layer, "NUMBA_NUM_THREADS": "2"},
-                              parallel=True)
+    lines, stderr = run_child(
+        {"NUMBA_THREADING_LAYER": layer, "NUMBA_NUM_THREADS": "2"}, parallel=True
+    )
     assert lines["jitted"] == "True"
     # the layer that ran the prange loop is the one asked for, not a fallback,
     # and the loop's rows were shared between its two threads

@@ -20,14 +20,15 @@ from fastnn.datasets import load_digits
 FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
 
 
-@pytest.mark.parametrize("name,solver,head", [("v2_adam_multiclass", "adam", "softmax"),
-                                              ("v2_sgd_binary", "sgd", "softmax")])
+@pytest.mark.parametrize(
+    "name,solver,head",
+    [("v2_adam_multiclass", "adam", "softmax"), ("v2_sgd_binary", "sgd", "softmax")],
+)
 def test_version_2_files_load_predict_and_resume(name, solver, head):
     model = fastnn.load(FIXTURES / f"{name}.npz")
     X, X_test, y, _ = load_digits(dtype="float64")
     expected = np.load(FIXTURES / f"{name}_proba.npy")
-    np.testing.assert_allclose(model.predict_proba(X_test[:20]), expected, rtol=1e-12,
-                               atol=1e-15)
+    np.testing.assert_allclose(model.predict_proba(X_test[:20]), expected, rtol=1e-12, atol=1e-15)
     assert model.solver == solver and model.out_activation_ == head
     assert model.n_iter_ == 3
     # its optimizer state was read (per-layer arrays packed into the flat buffer)
@@ -61,8 +62,11 @@ def test_models_saved_before_the_layer_folders_load_and_predict_as_they_did(name
     else:
         model = joblib.load(path)
     _, X_test, _, _ = load_digits(dtype="float64")
-    out = (model.predict_proba(X_test[:20]) if hasattr(model, "classes_")
-           else model.predict(X_test[:20]))
+    out = (
+        model.predict_proba(X_test[:20])
+        if hasattr(model, "classes_")
+        else model.predict(X_test[:20])
+    )
     np.testing.assert_array_equal(out, np.load(FIXTURES / f"{name}_out.npy"))
     model.partial_fit(X_test[:40], model.predict(X_test[:40]))  # and trains on
     assert np.isfinite(model.coefs_[0]).all()

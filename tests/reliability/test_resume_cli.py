@@ -36,14 +36,20 @@ def test_a_run_resumed_from_a_checkpoint_equals_an_uninterrupted_one(tmp_path, m
 
     monkeypatch.setattr(MLPClassifier, "save", save_and_keep)
     path = tmp_path / "run.npz"
-    assert cli.main(["train", "--epochs", "5", "--checkpoint-every", "2", "--save", str(path),
-                     *TINY]) == 0
+    assert (
+        cli.main(["train", "--epochs", "5", "--checkpoint-every", "2", "--save", str(path), *TINY])
+        == 0
+    )
     monkeypatch.undo()
     assert [p.name for p in kept] == ["epoch2.npz", "epoch4.npz", "epoch5.npz"]
 
     resumed = tmp_path / "resumed.npz"
-    assert cli.main(["train", "--epochs", "5", "--resume", str(kept[0]), "--save", str(resumed),
-                     "--quiet"]) == 0
+    assert (
+        cli.main(
+            ["train", "--epochs", "5", "--resume", str(kept[0]), "--save", str(resumed), "--quiet"]
+        )
+        == 0
+    )
     assert_same_weights(fastnn.load(resumed), fastnn.load(whole))
 
 
@@ -60,28 +66,34 @@ def test_divergence_saves_the_last_finite_weights_and_fails(tmp_path, capsys):
     assert all(np.isfinite(w).all() for w in weights(model))
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--checkpoint-every", "2"], "--checkpoint-every needs --save"),
-    (["--resume", "{saved}", "--hidden", "4"], "drop --hidden"),
-    (["--resume", "{saved}", "--epochs", "2"], "trained 2 epochs already; pass --epochs above"),
-    (["--resume", "{damaged}"], "truncated or damaged"),
-    (["--resume", "{absent}"], "No such file"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--checkpoint-every", "2"], "--checkpoint-every needs --save"),
+        (["--resume", "{saved}", "--hidden", "4"], "drop --hidden"),
+        (
+            ["--resume", "{saved}", "--epochs", "2"],
+            "trained 2 epochs already; pass --epochs above",
+        ),
+        (["--resume", "{damaged}"], "truncated or damaged"),
+        (["--resume", "{absent}"], "No such file"),
+    ],
+)
 def test_bad_checkpoint_flags_are_clear_errors(tmp_path, capsys, flags, message):
     saved = tmp_path / "saved.npz"
     assert cli.main(["train", "--epochs", "2", "--save", str(saved), *TINY]) == 0
     damaged = tmp_path / "damaged.npz"
     damaged.write_bytes(saved.read_bytes()[:-50])
     capsys.readouterr()
-    flags = [f.format(saved=saved, damaged=damaged, absent=tmp_path / "absent.npz")
-             for f in flags]
+    flags = [f.format(saved=saved, damaged=damaged, absent=tmp_path / "absent.npz") for f in flags]
     assert cli.main(["train", *flags]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", [["info"], ["evaluate", "--data", "digits"],
-                                     ["predict", "--data", "digits"]])
+@pytest.mark.parametrize(
+    "command", [["info"], ["evaluate", "--data", "digits"], ["predict", "--data", "digits"]]
+)
 def test_commands_refuse_a_damaged_model_with_a_message(tmp_path, capsys, command):
     saved = tmp_path / "saved.npz"
     assert cli.main(["train", "--epochs", "1", "--save", str(saved), *TINY]) == 0

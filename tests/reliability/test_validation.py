@@ -34,8 +34,9 @@ def test_elementwise_out_may_be_the_input_but_not_a_shifted_view(backend):
     with pytest.raises(ValueError, match="out partly overlaps z"):
         backend.relu_forward(buf[:12].reshape(3, 4), out=buf[4:].reshape(3, 4))
     with pytest.raises(ValueError, match="probs_out partly overlaps logits"):
-        backend.softmax_cross_entropy(buf[:12].reshape(3, 4), np.zeros(3, np.int64),
-                                      probs_out=buf[1:13].reshape(3, 4))
+        backend.softmax_cross_entropy(
+            buf[:12].reshape(3, 4), np.zeros(3, np.int64), probs_out=buf[1:13].reshape(3, 4)
+        )
 
 
 def test_labels_must_not_share_memory_with_the_output(backend):
