@@ -52,6 +52,11 @@ IDX_FILES = {
 _IDX_UBYTE = 0x08  # IDX type code of unsigned bytes, the only one MNIST uses
 
 
+# What reading a damaged file raises from gzip, zlib and zipfile (a bad or cut
+# gzip stream, an unknown zip compression method): the loaders name the file.
+DAMAGED_FILE_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, NotImplementedError)
+
+
 class DataError(ValueError):
     """A data file exists but cannot be used; the message names the file."""
 
@@ -141,7 +146,7 @@ def read_idx(path, ndim):
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError, zlib.error) as exc:  # bad or truncated gzip stream
+    except DAMAGED_FILE_ERRORS as exc:
         raise DataError(f"{path}: cannot read: {exc}") from exc
     shape, header = idx_shape(path, data, ndim, len(data))
     return np.frombuffer(data, dtype=np.uint8, count=int(np.prod(shape)), offset=header).reshape(
@@ -276,7 +281,7 @@ def load_npz(path, dtype="float32", *, keep_bytes=False):
             y = data["y"] if "y" in data.files else None
     except (FileNotFoundError, DataError):
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except (ValueError, *DAMAGED_FILE_ERRORS) as exc:
         raise DataError(f"{path}: not a readable .npz file: {exc}") from exc
     if X.ndim == 3:
         X = X.reshape(X.shape[0], -1)
@@ -356,7 +361,9 @@ def csv_header(path):
             line = f.readline()
     except FileNotFoundError:
         raise
-    except (OSError, EOFError, UnicodeDecodeError) as exc:  # bad gzip, binary junk
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from exc
+    except DAMAGED_FILE_ERRORS as exc:
         raise DataError(f"{path}: cannot read as CSV text: {exc}") from exc
     if not line.strip():
         raise DataError(f"{path}: empty file")
@@ -383,9 +390,11 @@ def _parse_csv(path, n_columns, dtype):
                 f.readline()  # the header
                 raw = np.loadtxt(f, delimiter=",", dtype=parse_as, ndmin=2)
             break
+        except UnicodeDecodeError as exc:  # a ValueError, but no parse can mend it
+            raise not_utf8(path, exc) from exc
         except ValueError as exc:
             error = exc
-        except (OSError, EOFError) as exc:  # a gzip stream cut short
+        except DAMAGED_FILE_ERRORS as exc:
             raise DataError(f"{path}: cannot read: {exc}") from exc
     else:
         raise DataError(_locate_csv_error(path, n_columns) or f"{path}: {error}") from error
@@ -421,6 +430,31 @@ def find_bad_csv_line(path, lines, first_lineno, names):
         for name, field in zip(names, fields):
             if not _is_number(field):
                 return f"{path}, line {lineno}, column {name}: {field!r} is not a number"
+    return None
+
+
+def not_utf8(path, exc):
+    """The DataError for a text file holding bytes that are not UTF-8 (`exc`
+    from decoding it): it names the file, the line and the byte."""
+    line = _first_line_not_utf8(path)
+    where = f"{path}, line {line}" if line else f"{path}"
+    byte = exc.object[exc.start : exc.start + 1].hex()
+    return DataError(
+        f"{where}: not UTF-8 text (byte 0x{byte}); save the file as UTF-8 (in Excel: CSV UTF-8)"
+    )
+
+
+def _first_line_not_utf8(path):
+    """The number (1 = header) of the first line of `path` that is not UTF-8, or None."""
+    try:
+        with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
+            for lineno, line in enumerate(f, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return lineno
+    except DAMAGED_FILE_ERRORS:
+        pass
     return None
 
 

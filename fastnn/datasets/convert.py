@@ -23,6 +23,7 @@ whose row count is filled in at the end, then renamed: a failed or interrupted
 conversion leaves no half-written file behind.
 """
 
+import contextlib
 import gzip
 import io
 import os
@@ -144,28 +145,33 @@ def _convert_csv(path, directory, label, progress):
     if label_column is not None:
         writers["y"] = _NpyAppender(os.path.join(directory, "y.npy"), np.int64, ())
     try:
-        with open(path, "rb") as raw, _progress_bar(path, progress) as bar:
-            text = io.TextIOWrapper(_open_binary(raw, path), encoding="utf-8-sig")
-            text.readline()  # the header
-            lineno, low, high = 2, np.inf, -np.inf
-            while True:
-                lines = [line for line in (text.readline() for _ in range(CHUNK_ROWS)) if line]
-                if not lines:
-                    break
-                if not any(line.strip() for line in lines):
-                    lineno += len(lines)  # blank lines, as numpy skips them
-                    continue
-                values = _parse_lines(path, lines, lineno, names)
-                if label_column is not None:
-                    writers["y"].append(_labels(path, values[:, label_column], lines, lineno))
-                    values = np.delete(values, label_column, axis=1)
-                if values.size:
-                    low, high = min(low, values.min()), max(high, values.max())
-                if writers["X"].dtype == np.uint8 and not _bytes(values):
-                    writers["X"] = _widen(writers["X"], np.float32)
-                writers["X"].append(values)
-                lineno += len(lines)
-                bar.update(raw.tell() - bar.n)
+        try:
+            with open(path, "rb") as raw, _progress_bar(path, progress) as bar:
+                text = io.TextIOWrapper(_open_binary(raw, path), encoding="utf-8-sig")
+                text.readline()  # the header
+                lineno, low, high = 2, np.inf, -np.inf
+                while True:
+                    lines = [line for line in (text.readline() for _ in range(CHUNK_ROWS)) if line]
+                    if not lines:
+                        break
+                    if not any(line.strip() for line in lines):
+                        lineno += len(lines)  # blank lines, as numpy skips them
+                        continue
+                    values = _parse_lines(path, lines, lineno, names)
+                    if label_column is not None:
+                        writers["y"].append(_labels(path, values[:, label_column], lines, lineno))
+                        values = np.delete(values, label_column, axis=1)
+                    if values.size:
+                        low, high = min(low, values.min()), max(high, values.max())
+                    if writers["X"].dtype == np.uint8 and not _bytes(values):
+                        writers["X"] = _widen(writers["X"], np.float32)
+                    writers["X"].append(values)
+                    lineno += len(lines)
+                    bar.update(raw.tell() - bar.n)
+        except UnicodeDecodeError as exc:
+            raise datasets.not_utf8(path, exc) from exc
+        except datasets.DAMAGED_FILE_ERRORS as exc:
+            raise DataError(f"{path}: cannot read: {exc}") from exc
         if writers["X"].rows == 0:
             raise DataError(f"{path}: no data rows after the header")
         if writers["X"].dtype == np.uint8 and high <= 1:
@@ -284,7 +290,11 @@ def _convert_idx(source, directory, subset, progress):
     labels = datasets.read_idx(labels_path, ndim=1).astype(np.int64)
     X = None
     try:
-        with open(images_path, "rb") as raw, _progress_bar(images_path, progress) as bar:
+        with (
+            open(images_path, "rb") as raw,
+            _progress_bar(images_path, progress) as bar,
+            _named_read_errors(images_path),
+        ):
             stream = _open_binary(raw, images_path)
             start = stream.read(16)
             # a gzip stream's length shows only at its end: checked while reading
@@ -321,6 +331,14 @@ def _convert_idx(source, directory, subset, progress):
             X.discard()
         raise
     return n, np.dtype(np.uint8)
+
+
+@contextlib.contextmanager
+def _named_read_errors(path):
+    try:
+        yield
+    except datasets.DAMAGED_FILE_ERRORS as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from exc
 
 
 def _promised(start):
