@@ -53,6 +53,14 @@ def close(actual, expected, dtype, scale=1.0, terms=1):
     np.testing.assert_allclose(actual, expected, rtol=8 * eps * np.sqrt(terms), atol=bound)
 
 
+def load_script(name):
+    """scripts/NAME.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_fastnn(*args, timeout=300):
     """Run the `fastnn` program (``python -m fastnn ARGS``) in a fresh interpreter."""
     return subprocess.run(

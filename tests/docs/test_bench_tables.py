@@ -1,20 +1,11 @@
 """The README's performance tables are the committed benchmark results, verbatim,
 and each results .md is what its script renders from the .json of that run."""
 
-import importlib.util
 import json
 
 import pytest
 
-from tests.helpers import REPO
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from tests.helpers import REPO, load_script
 
 readme_tables = load_script("readme_tables")
 
