@@ -322,3 +322,25 @@ def head_args(z_name, z, y_name, y, out_name, out, labels_target):
     else:
         in_place_or_apart(out_name, out, (y_name, y))
     return out
+
+
+def dropout_args(names, arrays, rows, seed, step, rate, out):
+    """Check a dropout call; returns (out, seed, step, rate, scale): seed and step
+    as uint64 (one compiled signature for every value), `scale` is 1 / (1 - rate)
+    in the arrays' dtype, so that both backends multiply by the same number."""
+    out = elementwise_args(names, arrays, out)
+    n = arrays[0].shape[0]
+    if not isinstance(rows, np.ndarray) or rows.dtype != np.int64:
+        got = getattr(rows, "dtype", type(rows).__name__)
+        raise TypeError(f"rows must be an int64 numpy.ndarray, got {got}")
+    shape_is("rows", rows, (n,))
+    if n and rows.min() < 0:
+        raise ValueError("rows must be non-negative row numbers")
+    for name, value, high in (("seed", seed, 2**64), ("step", step, 2**63)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+        if not 0 <= value < high:
+            raise ValueError(f"{name} must be in [0, 2**{high.bit_length() - 1}), got {value}")
+    rate = real_scalar("rate", rate, low=0.0, high=1.0, high_inclusive=False)
+    scale = arrays[0].dtype.type(1.0 / (1.0 - rate))
+    return out, np.uint64(seed), np.uint64(step), rate, scale

@@ -316,3 +316,49 @@ def _l2_penalty(W, dW, scale):
 
 def l2_penalty(W, dW, scale):
     return _l2_penalty(W, dW, scale)
+
+
+# -- Dropout masks from a counter-based generator (numpy_ops has the reference) --------
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@njit(cache=True, inline="always")
+def _mix64(z):
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def dropout_row_key(seed, step, row):
+    """The hash state of one row at one step; unit j's uniform is `dropout_unit(key, j)`."""
+    key = _mix64(np.uint64(seed) + _GOLDEN * (np.uint64(step) + np.uint64(1)))
+    return _mix64(key + _GOLDEN * np.uint64(row))
+
+
+@njit(cache=True, inline="always")
+def dropout_unit(row_key, unit):
+    bits = _mix64(row_key + _GOLDEN * (np.uint64(unit) + np.uint64(1)))
+    return np.float64(bits >> np.uint64(11)) * 2.0**-53
+
+
+@njit(cache=True, error_model="numpy")
+def _dropout(a, rows, seed, step, rate, scale, out):
+    n, m = a.shape
+    for i in range(n):
+        key = dropout_row_key(seed, step, rows[i])
+        for j in range(m):
+            out[i, j] = a[i, j] * scale if dropout_unit(key, j) >= rate else 0.0
+    return out
+
+
+def dropout_forward(a, rows, seed, step, rate, scale, out):
+    return _dropout(a, rows, seed, step, rate, scale, out)
+
+
+def dropout_backward(dout, rows, seed, step, rate, scale, out):
+    # the same mask and scale as the forward pass: d(a * mask * scale)/da
+    return _dropout(dout, rows, seed, step, rate, scale, out)

@@ -190,3 +190,44 @@ def l2_penalty(W, dW, scale):
     # dW += scale * W; returns 0.5 * scale * ||W||^2 (scale = alpha / n)
     dW += W.dtype.type(scale) * W
     return 0.5 * scale * float(np.dot(W.ravel(), W.ravel()))
+
+
+# -- Dropout masks from a counter-based generator --------------------------------------
+# A unit's keep/drop decision is a hash of (seed, step, row, unit): no mask is stored
+# or drawn in sequence, so the backward pass recomputes the forward pass's mask, and
+# any split of a batch (threads, MPI ranks) draws the same masks. SplitMix64's
+# finaliser (Steele, Lea and Flood, 2014) mixes the counter into 64 random bits.
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(z):
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_uniform(seed, step, rows, n_units):
+    """(len(rows), n_units) uniforms in [0, 1): the hash of (seed, step, row, unit)."""
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps, as the hash intends
+        key = _mix64(np.uint64(seed) + _GOLDEN * (np.uint64(step) + np.uint64(1)))
+        row_keys = _mix64(key + _GOLDEN * rows.astype(np.uint64))
+        units = _GOLDEN * (np.arange(n_units, dtype=np.uint64) + np.uint64(1))
+        bits = _mix64(row_keys[:, None] + units[None, :])
+    return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _dropout(a, rows, seed, step, rate, scale, out):
+    keep = dropout_uniform(seed, step, rows, a.shape[1]) >= rate
+    np.multiply(a, scale, out=out)
+    out[~keep] = 0  # also where a is inf or NaN: a dropped unit gives nothing
+    return out
+
+
+def dropout_forward(a, rows, seed, step, rate, scale, out):
+    return _dropout(a, rows, seed, step, rate, scale, out)
+
+
+def dropout_backward(dout, rows, seed, step, rate, scale, out):
+    # the same mask and scale as the forward pass: d(a * mask * scale)/da
+    return _dropout(dout, rows, seed, step, rate, scale, out)

@@ -26,6 +26,8 @@ CONTRACT = (
     "linear_backward",
     "csr_linear_forward",
     "csr_linear_backward",
+    "dropout_forward",
+    "dropout_backward",
     "sgd_update",
     "adam_update",
     "l2_penalty",
@@ -232,6 +234,42 @@ def define_contract(namespace, ops):
         need_dx = checks.flag("need_dx", need_dx)
         dx, dW, db = checks.linear_backward_args(dout, x, W, dx, dW, db, need_dx)
         return ops.linear_backward(dout, x, W, dx, dW, db, need_dx)
+
+    def dropout_forward(a, rows, seed, step, rate, out=None):
+        """Inverted dropout: ``a * keep / (1 - rate)``, each unit kept with probability
+        ``1 - rate``.
+
+        The mask is not drawn from a stream but hashed from ``(seed, step, rows[i],
+        unit)``: the same arguments give the same mask on either backend, for any
+        split of the rows, and `dropout_backward` recomputes it instead of storing it.
+
+        Parameters
+        ----------
+        a : ndarray (n, m)
+            Activations of one layer for n rows.
+        rows : int64 ndarray (n,)
+            Each row's number in the data set (the key of its mask, so that a row
+            keeps its mask wherever it is in a batch).
+        seed : int in [0, 2**64)
+        step : int in [0, 2**63)
+            The training step: a new mask at each step.
+        rate : float in [0, 1)
+            The probability that a unit is dropped.
+        out : ndarray (n, m), optional
+            Written in place and returned; may be `a`.
+        """
+        out, seed, step, rate, scale = checks.dropout_args(
+            ("a",), (a,), rows, seed, step, rate, out
+        )
+        return ops.dropout_forward(a, rows, seed, step, rate, scale, out)
+
+    def dropout_backward(dout, rows, seed, step, rate, out=None):
+        """Gradient through `dropout_forward` with the same arguments:
+        ``dout * keep / (1 - rate)``, the forward pass's mask recomputed."""
+        out, seed, step, rate, scale = checks.dropout_args(
+            ("dout",), (dout,), rows, seed, step, rate, out
+        )
+        return ops.dropout_backward(dout, rows, seed, step, rate, scale, out)
 
     def sgd_update(param, grad, lr, velocity=None, momentum=0.0, nesterov=False):
         """Stochastic gradient descent step, in place.

@@ -63,6 +63,8 @@ RETURNS = {
     "linear_backward": ("dx", "dW", "db"),
     "csr_linear_forward": ("out",),
     "csr_linear_backward": ("dW",),
+    "dropout_forward": ("out",),
+    "dropout_backward": ("out",),
     "sgd_update": ("param",),
     "adam_update": ("param",),
     "l2_penalty": ("penalty",),
@@ -181,6 +183,16 @@ def valid_call(draw, name):
             args = dict(**csr, W=arr((k, m)), b=arr((m,)), out=out((n, m)))
         else:
             args = dict(**csr, dout=arr((n, m)), W=arr((k, m)), dW=out((k, m)))
+    elif name in ("dropout_forward", "dropout_backward"):
+        rows = rng.choice(10**6, n, replace=draw(st.booleans())).astype(np.int64)
+        args = {
+            "a" if name == "dropout_forward" else "dout": arr((n, m), special),
+            "rows": rows,
+            "seed": draw(st.sampled_from([0, 1, 2**63, 2**64 - 1])),
+            "step": draw(st.sampled_from([0, 1, 2**62])),
+            "rate": draw(st.sampled_from([0.0, 0.5, 0.999])),
+            "out": out((n, m)),
+        }
     else:
         shape = draw(st.sampled_from([(m,), (k, m)]))
         if name == "sgd_update":
@@ -421,8 +433,8 @@ def bounds(name, a, outputs):
             k = a["x"].shape[1]
             # every activation is 1-Lipschitz, and logistic/tanh add a few ulps
             return {"out": 2 * (k + 2) * u * (f["x"] @ f["W"] + f["b"]) + 4 * u + tiny}
-        if name in ("relu_forward", "relu_backward"):
-            return {"out": 0.0}
+        if name in ("relu_forward", "relu_backward", "dropout_forward", "dropout_backward"):
+            return {"out": 0.0}  # one multiplication (dropout: the same mask and scale)
         if name == "activation_forward":
             return {"out": 4 * u * (1 + f["z"]) + tiny}
         if name == "activation_backward":

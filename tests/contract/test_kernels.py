@@ -51,6 +51,8 @@ def contract_calls(rng):
         "sgd_update": (p.copy(), p, 0.1),
         "adam_update": (p.copy(), p, np.zeros(4), np.zeros(4), 1, 0.1),
         "l2_penalty": (W, np.zeros_like(W), 0.1),
+        "dropout_forward": (z, np.arange(3), 1, 2, 0.5),
+        "dropout_backward": (z, np.arange(3), 1, 2, 0.5),
         # x as CSR: every entry stored (indptr, indices, data)
         "csr_linear_forward": (np.array([0, 4, 8, 12]), np.tile(np.arange(4), 3), x.ravel(), W, b),
         "csr_linear_backward": (
