@@ -109,3 +109,26 @@ def test_every_cited_section_of_the_design_notes_exists(files):
     assert cited  # the pattern finds them
     missing = [(where, m.group()) for where, m in cited if m.group(1) not in headings]
     assert not missing, f"docs/design.md has no such section: {missing}"
+
+
+def module_map():
+    """The modules that docs/design.md's module map names, as paths under fastnn/."""
+    text = (REPO / "docs" / "design.md").read_text()
+    table = text.split("### Module map", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    return {path for row in rows for path in re.findall(r"`([\w/]+\.py)`", row.split("|")[2])}
+
+
+def test_the_module_map_names_every_module_and_only_modules_that_exist():
+    named = module_map()
+    assert "contract/spec.py" in named  # the pattern finds them
+    package = REPO / "fastnn"
+    present = {
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*.py")
+        # a layer folder's __init__ only says what the folder holds; the package's
+        # and the data layer's (fastnn.datasets itself) hold code
+        if p.name != "__init__.py" or p.parent.name in ("fastnn", "datasets")
+    }
+    assert not named - present, f"the map names modules that do not exist: {named - present}"
+    assert not present - named, f"modules missing from the map: {present - named}"
