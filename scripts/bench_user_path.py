@@ -15,6 +15,13 @@ after 10 and after 1,000 steps.
    seconds per epoch, as the difference of a 2- and a 6-epoch fit over 4.
 3. Peak RSS of a process that fits 10 steps against one that fits 1,000 (batch
    128, 784-128-10, float32).
+4. First contact, as a new user meets it: the README quickstart ``fastnn train``
+   and a whole digits script (imports, data, ``MLPClassifier((128,),
+   max_iter=30)``, ``score``) in a fresh process, with an empty Numba cache (a
+   fresh virtualenv, container or CI job: ``NUMBA_CACHE_DIR`` set to a new
+   folder) and again with that cache warm; the script's peer is scikit-learn's
+   own, the same lines with scikit-learn's MLPClassifier. Medians of
+   ``--repeats`` runs, each cold run with a new cache folder.
 
 Every measurement runs in a fresh process with `--threads` threads (Numba and
 BLAS) and, unless --coretype says otherwise, without OPENBLAS_CORETYPE and
@@ -153,6 +160,52 @@ print(json.dumps({"max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_max
 """
 
 
+DIGITS_SCRIPT = """
+import json, sys, time
+started = time.perf_counter()
+import warnings
+warnings.simplefilter("ignore")
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+if sys.argv[1] == "scikit-learn":
+    from sklearn.neural_network import MLPClassifier
+else:
+    from fastnn import MLPClassifier
+X, y = load_digits(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(X / 16, y, test_size=0.2, random_state=0)
+fit_started = time.perf_counter()
+model = MLPClassifier((128,), max_iter=30, random_state=0).fit(X_train, y_train)
+fitted = time.perf_counter()
+accuracy = model.score(X_test, y_test)
+done = time.perf_counter()
+print(json.dumps({"total": done - started, "fit": fitted - fit_started,
+                  "score": done - fitted, "accuracy": accuracy}))
+"""
+
+
+def first_contact(env, repeats):
+    """Cold (a new, empty Numba cache each run) and warm figures of the README
+    quickstart and the digits script; scikit-learn's script beside them."""
+    quickstart = [sys.executable, "-m", "fastnn", "train"]
+    result = {"quickstart_s": {"cold": [], "warm": []}, "script": {"cold": [], "warm": []}}
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as cache:
+            cached = dict(env, NUMBA_CACHE_DIR=cache)
+            for state in ("cold", "warm"):
+                started = time.perf_counter()
+                out = subprocess.run(quickstart, env=cached, capture_output=True, text=True)
+                assert "test accuracy" in out.stdout, out.stderr[-2000:]
+                result["quickstart_s"][state].append(time.perf_counter() - started)
+        with tempfile.TemporaryDirectory() as cache:
+            cached = dict(env, NUMBA_CACHE_DIR=cache)
+            for state in ("cold", "warm"):
+                result["script"][state].append(run_python(DIGITS_SCRIPT, cached, "fastnn"))
+    result["scikit-learn_script"] = [
+        run_python(DIGITS_SCRIPT, env, "scikit-learn") for _ in range(repeats)
+    ]
+    return result
+
+
 def cli_seconds(csv, iterations, env):
     started = time.perf_counter()
     subprocess.run(
@@ -206,6 +259,7 @@ def measure(args):
     report["peak_rss_mib"] = {
         steps: run_python(PEAK_MEMORY, env, steps // 10)["max_rss_mib"] for steps in (10, 1000)
     }
+    report["first_contact"] = first_contact(env, args.repeats)
     return report
 
 
@@ -251,8 +305,37 @@ def markdown(r):
             f"{fa:.3f} | {sk:.3f} | {sk / fa:.2f}x |",
             f"| peak RSS, MiB, after 10 / 1,000 steps of 784-128-10 | {rss[10]:.0f} / "
             f"{rss[1000]:.0f} | | |",
+            *first_contact_rows(r.get("first_contact")),
         ]
     )
+
+
+def first_contact_rows(fc):
+    """Rows of the first-contact figures (none in reports from before they were measured)."""
+    if fc is None:
+        return []
+
+    def median(runs, key=None):
+        return statistics.median(run[key] if key else run for run in runs)
+
+    quick = fc["quickstart_s"]
+    script, peer = fc["script"], fc["scikit-learn_script"]
+    cold, warm, theirs = (
+        median(script["cold"], "total"),
+        median(script["warm"], "total"),
+        median(peer, "total"),
+    )
+    return [
+        f"| `fastnn train` (the README quickstart), command start to `test accuracy`, s: "
+        f"empty Numba cache / warm | {median(quick['cold']):.1f} / {median(quick['warm']):.1f} "
+        "| | |",
+        f"| digits script (imports, data, `MLPClassifier((128,), max_iter=30)`, `score`), s: "
+        f"empty Numba cache / warm (peer: scikit-learn's) | {cold:.1f} / {warm:.1f} | "
+        f"{theirs:.1f} | {theirs / cold:.2f}x / {theirs / warm:.2f}x |",
+        f"| in it, the first `fit` / the first `score`, s, empty Numba cache | "
+        f"{median(script['cold'], 'fit'):.2f} / {median(script['cold'], 'score'):.2f} | "
+        f"{median(peer, 'fit'):.2f} / {median(peer, 'score'):.2f} | |",
+    ]
 
 
 def main(argv=None):

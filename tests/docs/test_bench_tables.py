@@ -184,3 +184,24 @@ def test_chart_draws_each_fit_median():
         for t, ms in by_threads.items()
     }
     assert drawn == expected
+
+
+def test_first_contact_rows_show_medians_and_ratios_against_scikit_learn():
+    bench_user_path = load_script("bench_user_path")
+
+    def run(total, fit, score):
+        return {"total": total, "fit": fit, "score": score, "accuracy": 0.97}
+
+    fc = {
+        "quickstart_s": {"cold": [9.0, 7.0, 8.0], "warm": [2.0, 1.0, 3.0]},
+        "script": {
+            "cold": [run(6.0, 4.0, 0.3), run(5.0, 3.0, 0.2), run(9.0, 7.0, 0.4)],
+            "warm": [run(1.5, 0.4, 0.01)] * 3,
+        },
+        "scikit-learn_script": [run(3.0, 1.0, 0.01), run(4.0, 1.2, 0.01), run(3.5, 1.1, 0.01)],
+    }
+    rows = bench_user_path.first_contact_rows(fc)
+    assert "| 8.0 / 2.0 |" in rows[0]  # medians, cold / warm
+    assert "| 6.0 / 1.5 | 3.5 | 0.58x / 2.33x |" in rows[1]  # scikit-learn's over fastnn's
+    assert "| 4.00 / 0.30 | 1.10 / 0.01 |" in rows[2]
+    assert bench_user_path.first_contact_rows(None) == []  # reports from before render as then
