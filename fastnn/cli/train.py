@@ -251,6 +251,8 @@ def _build_model(settings, n_fit, args):
         random_state=args.seed,
         backend=args.backend,
         dtype=settings["dtype"],
+        # the loaders keep pixels as uint8 bytes 0..255 (every uint8 X here is pixels)
+        input_scale=1 / 255,
     )
 
 

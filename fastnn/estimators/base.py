@@ -35,6 +35,7 @@ from fastnn.estimators.monitor import EpochMonitor
 from fastnn.estimators.pickling import PicklableParameters
 from fastnn.estimators.run_state import RunState
 from fastnn.estimators.validation import (
+    data_dtype,
     is_memory_mapped,
     validate_layers,
     validate_params,
@@ -83,8 +84,8 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         n_iter_no_change=10,
         max_fun=15000,
         backend="numba",
-        dtype="float32",
-        input_scale=1 / 255,
+        dtype=None,
+        input_scale=1.0,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -123,9 +124,11 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         Parameters
         ----------
         X : array-like or sparse matrix (n_samples, n_features)
-            float, or uint8 (pixels 0..255), which is kept as it is and scaled
-            by `input_scale` on the fly: no float copy of X is made. A
-            C-contiguous array of the model's dtype (or a memory map) is not copied.
+            With ``dtype=None`` a fresh fit trains in X's dtype as scikit-learn
+            does (float32 X in float32, any other in float64). uint8 X (pixels
+            0..255, say) is kept as it is and multiplied by `input_scale` on the
+            fly: no float copy of X is made. A C-contiguous array of the model's
+            dtype (or a memory map) is not copied.
             CSR and CSC matrices stay sparse (`fastnn.engine.sparse_step`).
         y : array-like
             Targets (see the estimator).
@@ -247,13 +250,17 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         ----------
         coefs, intercepts : lists of ndarray
             (fan_in, fan_out) weights and (fan_out,) biases of every layer, of
-            the model's dtype; copied into one flat buffer.
+            the model's dtype (with ``dtype=None``, float32 or float64: the
+            model takes theirs); copied into one flat buffer.
         classes : array-like, optional
             A classifier's `classes_` (required for one).
         multilabel : bool
             A classifier of multilabel indicator targets (logistic outputs).
         """
         self._validate_params()
+        if self.dtype is None and len(coefs):
+            # the weights' own; float64 for any other, which validate_layers refuses
+            self._dtype = data_dtype(coefs[0])
         coefs, intercepts = validate_layers(coefs, intercepts, self._hidden, self._dtype)
         self._params = FlatParameters.pack(coefs, intercepts, self._dtype)
         self.coefs_, self.intercepts_ = self._params.coefs, self._params.intercepts
@@ -270,7 +277,18 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
     # -- checks ---------------------------------------------------------------
 
     def _validate_params(self):
-        self._hidden, self._dtype = validate_params(self)
+        self._hidden, forced = validate_params(self)
+        self._dtype = forced if forced is not None else self._trained_dtype()
+
+    def _trained_dtype(self):
+        """With ``dtype=None``: the dtype the model trains and predicts in once it has
+        weights (its flat buffer's, or float32 weights assigned by the user), else
+        float64 until a fit takes X's (`validate_X`)."""
+        params = getattr(self, "_params", None)
+        if params is not None:
+            return params.data.dtype
+        coefs = getattr(self, "coefs_", None)
+        return data_dtype(coefs[0] if coefs else None)
 
     def _validate_predict_input(self, X):
         check_is_fitted(self, "coefs_")

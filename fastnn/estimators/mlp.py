@@ -72,12 +72,18 @@ _PARAMETERS_DOC = """
     max_fun : int, default=15000
         L-BFGS's limit on loss evaluations.
     backend : {"numba", "numpy"}, default="numba"
-    dtype : {"float32", "float64"}, default="float32"
-        The weights' dtype; float X is converted to it (not copied when it
-        already is, C-contiguous).
-    input_scale : float, default=1/255
-        uint8 X (pixels 0..255) is kept as bytes and multiplied by this on the
-        fly; it does not apply to float X.
+    dtype : {None, "float32", "float64"}, default=None
+        The weights' dtype. None takes X's as scikit-learn does: float32 X
+        trains in float32, any other X (float64, integers, bools, uint8,
+        most dataframes) in float64. "float32" forces float32 whatever X is:
+        half the bytes per step and twice the SIMD width, so fastnn's fastest
+        setting. X is converted to the weights' dtype (not copied when it
+        already is, C-contiguous); predictions read X in it too.
+    input_scale : float, default=1.0
+        uint8 X is kept as bytes and multiplied by this on the fly (no float
+        copy): the default reads its values 0..255 as scikit-learn does, 1/255
+        reads pixels as [0, 1] (what `fastnn train` passes). It does not apply
+        to other X.
 
     Pressing Ctrl-C during `fit` or `partial_fit` stops training after the
     current batch, returns the model to the end of its last finished epoch
@@ -333,8 +339,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         n_iter_no_change=10,
         max_fun=15000,
         backend="numba",
-        dtype="float32",
-        input_scale=1 / 255,
+        dtype=None,
+        input_scale=1.0,
     ):
         super().__init__(
             hidden_layer_sizes,
