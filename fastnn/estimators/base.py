@@ -160,6 +160,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             y, X.shape[0], first=not continuing, same_classes=warm and not resume
         )
         sw = validate_sample_weight(sample_weight, X)
+        rows_sw = self._row_weights(targets, sw, recompute=not resume)
         monitor_data = None
         if validation_data is not None:
             X_val, y_val = validation_data
@@ -176,19 +177,20 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
                 )
             from fastnn.estimators.lbfgs import fit_lbfgs
 
-            fit_lbfgs(self, X, targets, sw)
+            fit_lbfgs(self, X, targets, rows_sw)
             return self
         epochs = self.max_iter - self.n_iter_
         with self._rollback_on_interrupt() as interrupt:
             self._train(
                 X,
                 targets,
-                sw,
+                rows_sw,
                 epochs,
                 incremental=False,
                 monitor_data=monitor_data,
                 epoch_callback=epoch_callback,
                 interrupt=interrupt,
+                score_weight=sw,
             )
         return self
 
@@ -217,7 +219,9 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             if not hasattr(self, "history_"):  # none after L-BFGS; a user may set a few
                 self._reset_curves()
             self._start_optimizer()
-        sw = validate_sample_weight(sample_weight, X)
+        sw = self._row_weights(
+            targets, validate_sample_weight(sample_weight, X), recompute=new_targets
+        )
         with self._rollback_on_interrupt() as interrupt:
             self._train(X, targets, sw, 1, incremental=True, interrupt=interrupt)
         return self
@@ -272,6 +276,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         self.n_iter_ = 0
         self.t_ = 0
         self._reset_curves()
+        self.__dict__.pop("class_weight_", None)  # a trained model's; `load` sets it again
         return self
 
     # -- checks ---------------------------------------------------------------
@@ -399,7 +404,11 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         monitor_data=None,
         epoch_callback=None,
         interrupt=None,
+        score_weight=None,
     ):
+        """Train `epochs` epochs on rows weighted by `sw`; the early-stopping
+        validation rows are scored with `score_weight` (the user's sample_weight,
+        without class weights)."""
         self._ensure_flat()
         self._check_width(X)
         labels, Y = targets
@@ -468,7 +477,15 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             shard=shard,
         )
         monitor = EpochMonitor(
-            self, X, targets, sw, val_rows, monitor_data, incremental, epoch_callback, group
+            self,
+            X,
+            targets,
+            score_weight,
+            val_rows,
+            monitor_data,
+            incremental,
+            epoch_callback,
+            group,
         )
         scheme = shuffling.resolve(self.shuffle, is_memory_mapped(X))
         self._save_epoch_state()
@@ -545,6 +562,10 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
 
     def _stratify(self, targets):
         return None
+
+    def _row_weights(self, targets, sample_weight, recompute):
+        """The rows' training weights (MLPClassifier multiplies in `class_weight`)."""
+        return sample_weight
 
     def _predict_output(self, X, rows=None):
         """Output pre-activations (logits) of X, or of X[rows] gathered chunk by chunk."""

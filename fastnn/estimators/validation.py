@@ -42,6 +42,8 @@ def validate_params(est):
     _choice("learning_rate", est.learning_rate, LEARNING_RATES)
     if hasattr(est, "loss"):
         _choice("loss", est.loss, REGRESSION_LOSSES)
+    if hasattr(est, "class_weight"):
+        _class_weight(est.class_weight)
     forced = None if est.dtype is None else _forced_dtype(est.dtype)
     get_backend(est.backend)  # raises for an unknown name
     for name in ("learning_rate_init", "epsilon", "input_scale"):
@@ -257,6 +259,26 @@ def validate_layers(coefs, intercepts, hidden, dtype=None, where="weights"):
         if not (np.isfinite(W).all() and np.isfinite(b).all()):
             raise ValueError(f"{where}: layer {i} holds NaN or inf")
     return coefs, intercepts
+
+
+def _class_weight(value):
+    """None, "balanced", a dict {label: weight}, or (multilabel y) a list of such dicts."""
+    if value is None or (isinstance(value, str) and value == "balanced"):
+        return
+    dicts = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not dicts or not all(isinstance(d, dict) for d in dicts):
+        raise ValueError(
+            "class_weight must be None, 'balanced', a dict {class label: weight} or, for "
+            f"multilabel y, a list of one such dict per label; got {value!r}"
+        )
+    for d in dicts:
+        for label, weight in d.items():
+            ok = isinstance(weight, numbers.Real) and not isinstance(weight, bool)
+            if not (ok and np.isfinite(weight) and weight >= 0):
+                raise ValueError(
+                    f"class_weight: the weight of class {label!r} must be a finite "
+                    f"number >= 0, got {weight!r}"
+                )
 
 
 def _choice(name, value, choices):

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 import fastnn
 from fastnn.datasets import load_digits
@@ -68,6 +69,10 @@ def test_models_saved_before_the_layer_folders_load_and_predict_as_they_did(name
         else model.predict(X_test[:20])
     )
     np.testing.assert_array_equal(out, np.load(FIXTURES / f"{name}_out.npy"))
+    # parameters added since (class_weight) take their defaults: get_params, clone work
+    if hasattr(model, "classes_"):
+        assert model.get_params()["class_weight"] is None
+    clone(model)
     model.partial_fit(X_test[:40], model.predict(X_test[:40]))  # and trains on
     assert np.isfinite(model.coefs_[0]).all()
 
