@@ -102,6 +102,8 @@ def train(args):
         max_iter=1,
         random_state=0,
         shuffle=args.shuffle,
+        dtype="float32",
+        input_scale=1 / 255,  # the pixels, as fastnn train reads them
     )
     import warnings
 

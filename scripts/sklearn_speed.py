@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""fit time of fastnn against scikit-learn at equal settings, per solver.
+"""fit time of fastnn against scikit-learn at equal settings and dtype, per solver.
 
 The data sets are those of scikit-learn's own MLP tests (test_mlp.py: 200
 rows of 3-class and of 2-class digits, scaled to [0, 1]; make_regression's
@@ -10,6 +10,8 @@ solver runs a fixed amount of work in both libraries: the stochastic solvers
 `random_state`). Each library runs in its own process (NumPy's and SciPy's
 OpenBLAS pools must not alternate, docs/design.md section 7); each timing is
 the best of `--repeats` fits after one warm-up fit (Numba compiles once).
+Both libraries train in X's dtype: float64 X against float64 X, float32 X
+against float32 X.
 
     python scripts/sklearn_speed.py               # a table in Markdown, a few minutes
     OPENBLAS_NUM_THREADS=1 python scripts/sklearn_speed.py   # steadier on a shared machine
@@ -128,9 +130,11 @@ def main(argv=None):
     if args.worker:
         worker(args.worker, args.dtype, solvers, args.repeats)
         return
-    sk = run_worker("sklearn", "float64", solvers, args.repeats)
-    f32 = run_worker("fastnn", "float32", solvers, args.repeats)
-    f64 = run_worker("fastnn", "float64", solvers, args.repeats)
+    runs = {
+        (library, dtype): run_worker(library, dtype, solvers, args.repeats)
+        for dtype in ("float64", "float32")
+        for library in ("sklearn", "fastnn")
+    }
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset (every core)")
     print(
         f"fit seconds, best of {args.repeats} (hidden_layer_sizes=(100,), random_state=0; "
@@ -138,18 +142,21 @@ def main(argv=None):
         f"{os.cpu_count()} CPUs\n"
     )
     print(
-        "| data set | solver | scikit-learn | fastnn float32 | fastnn float64 "
-        "| speed-up f32 | speed-up f64 |"
+        "| data set | solver | scikit-learn f64 | fastnn f64 | speed-up f64 "
+        "| scikit-learn f32 | fastnn f32 | speed-up f32 |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-    for key in sk:
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for key in runs["sklearn", "float64"]:
         name, solver = key.split("|")
-        a, b, c = sk[key], f32[key], f64[key]
-        print(
-            f"| {name} | {solver} | {a['seconds']:.3f} ({a['n_iter']}) "
-            f"| {b['seconds']:.3f} ({b['n_iter']}) | {c['seconds']:.3f} ({c['n_iter']}) "
-            f"| {a['seconds'] / b['seconds']:.1f}x | {a['seconds'] / c['seconds']:.1f}x |"
-        )
+        cells = []
+        for dtype in ("float64", "float32"):
+            theirs, ours = runs["sklearn", dtype][key], runs["fastnn", dtype][key]
+            cells += [
+                f"{theirs['seconds']:.3f} ({theirs['n_iter']})",
+                f"{ours['seconds']:.3f} ({ours['n_iter']})",
+                f"{theirs['seconds'] / ours['seconds']:.1f}x",
+            ]
+        print(f"| {name} | {solver} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ class FitSteps:
         scale = 1.0
         if config == "a-uint8":
             X, scale = np.rint(X * 255).astype(np.uint8), 1 / 255
-        self.X, self.y, self.sizes, self.batch = X, y, sizes, batch
+        self.X, self.y, self.sizes, self.batch, self.scale = X, y, sizes, batch, scale
         self.steps_per_epoch = rows // batch
         step = bare_step(backend, coefs, intercepts, batch, scale)
         self.batches = [(X[s : s + batch], y[s : s + batch]) for s in range(0, rows, batch)]
@@ -165,7 +165,8 @@ class FitSteps:
         self.time_bare_steps(backend, config)
 
     def _fit(self, backend, epochs):
-        quiet_fit(sgd_model(backend, self.sizes[1:-1], self.batch, epochs), self.X, self.y)
+        model = sgd_model(backend, self.sizes[1:-1], self.batch, epochs, input_scale=self.scale)
+        quiet_fit(model, self.X, self.y)
 
     def time_fit(self, backend, config):
         self._fit(backend, FIT_EPOCHS[config])
@@ -204,7 +205,7 @@ class PerCall:
         rng = np.random.default_rng(0)
         self.X = rng.random((64, 784))
         self.y = rng.integers(0, 10, 64)
-        self.model = MLPClassifier(HIDDEN, backend=backend, random_state=0)
+        self.model = MLPClassifier(HIDDEN, backend=backend, dtype="float32", random_state=0)
         self.model.partial_fit(self.X, self.y, classes=np.arange(10))  # compiles
         self.row = self.X[:1]
         self.model.predict_proba(self.row)

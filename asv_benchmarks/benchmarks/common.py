@@ -101,7 +101,7 @@ def train_step(backend, config, dtype):
     return lambda: step(X, y)
 
 
-def sgd_model(backend, hidden, batch, epochs, dtype="float32"):
+def sgd_model(backend, hidden, batch, epochs, dtype="float32", input_scale=1.0):
     """An MLPClassifier doing what `train_step` does: plain SGD, lr 0.1, no L2, rows in order.
 
     tol=0 and a huge n_iter_no_change: it runs exactly `epochs` epochs.
@@ -121,6 +121,7 @@ def sgd_model(backend, hidden, batch, epochs, dtype="float32"):
         n_iter_no_change=10**9,
         backend=backend,
         dtype=dtype,
+        input_scale=input_scale,
         random_state=0,
     )
 

@@ -177,6 +177,12 @@ def _add_train_parser(commands):
         type=_positive(int),
         help="number of epochs (default: 40); with --batch-size full, one epoch is one step",
     )
+    train.add_argument(
+        "--class-weight",
+        choices=["balanced"],
+        help="weigh each class's rows by n_rows / (n_classes * its count), so that rare "
+        "classes count as much as common ones (classification; default: none)",
+    )
     train.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     train.add_argument("--dtype", choices=["float32", "float64"], help="(default: float32)")
     held_out = train.add_mutually_exclusive_group()

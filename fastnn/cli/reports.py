@@ -91,6 +91,7 @@ def info(args):
     print(f"backend: {model.backend}")
     if not is_regressor(model):
         print(f"classes: {' '.join(str(c) for c in model.classes_)}")
+        print(f"class_weight: {_class_weights(model)}")
     settings = f"solver {model.solver}, learning rate {model.learning_rate_init:g}"
     settings += f", batch size {model.batch_size}, alpha {model.alpha:g}"
     if model.solver == "sgd":
@@ -100,6 +101,20 @@ def info(args):
     for line in _history_summary(model.history_):
         print(line)
     return 0
+
+
+def _class_weights(model):
+    """`class_weight` and, when set, the weight it gave each class."""
+    if model.class_weight is None:
+        return "none"
+    table = getattr(model, "class_weight_", None)
+    if table is None:
+        return repr(model.class_weight)
+    if table.ndim == 1:
+        pairs = ", ".join(f"{c}: {w:.4g}" for c, w in zip(model.classes_, table))
+    else:  # multilabel: the weights of 0 and 1 of each label
+        pairs = ", ".join(f"{c}: {w0:.4g}/{w1:.4g}" for c, (w0, w1) in zip(model.classes_, table))
+    return f"{model.class_weight!r} ({pairs})"
 
 
 def _history_summary(history):

@@ -145,6 +145,8 @@ def _resumable(args):
     """The model saved at --resume, checked against the flags; None without --resume."""
     if args.checkpoint_every and not args.save:
         raise ValueError("--checkpoint-every needs --save PATH to write the checkpoints to")
+    if args.class_weight and args.task == "regression":
+        raise ValueError("--class-weight weighs classes: it needs --task classification")
     if not args.resume:
         return None
     fixed = [
@@ -160,6 +162,7 @@ def _resumable(args):
             "batch_size",
             "dtype",
             "shuffle",
+            "class_weight",
         )
         if getattr(args, key) is not None
     ]
@@ -235,7 +238,9 @@ def _build_model(settings, n_fit, args):
     from fastnn.estimators.mlp import MLPClassifier, MLPRegressor
 
     full_batch = settings["batch_size"] == "full"
-    estimator = MLPRegressor if args.task == "regression" else MLPClassifier
+    regression = args.task == "regression"
+    estimator = MLPRegressor if regression else MLPClassifier
+    extra = {} if regression else {"class_weight": args.class_weight}
     return estimator(
         hidden_layer_sizes=settings["hidden"],
         activation=settings["activation"],
@@ -251,6 +256,9 @@ def _build_model(settings, n_fit, args):
         random_state=args.seed,
         backend=args.backend,
         dtype=settings["dtype"],
+        # the loaders keep pixels as uint8 bytes 0..255 (every uint8 X here is pixels)
+        input_scale=1 / 255,
+        **extra,
     )
 
 
@@ -267,6 +275,8 @@ def _print_setup(model, X_fit, y_fit, validation, test):
     if test is not None:
         parts.append(f"{test[0].shape[0]:,} test rows")
     kind = f"{model.activation}, " if model.activation != "relu" else ""
+    if getattr(model, "class_weight", None) is not None:
+        kind += f"class_weight {model.class_weight}, "
     print(
         f"network {sizes}, {kind}{model.solver}, batch {model.batch_size}, "
         f"{model.max_iter} epochs; " + ", ".join(parts)

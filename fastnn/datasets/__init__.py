@@ -10,7 +10,8 @@ Feature values are scaled the same way in every format: values already within
 255, anything else is an error (scale such data before saving it). With
 ``keep_bytes=True`` pixel intensities (integers in 0..255) stay uint8 bytes,
 unscaled: a quarter of float32's memory, and fastnn's estimators scale them by
-their `input_scale` (1/255) on the fly, with no float copy of the data.
+their `input_scale` on the fly, with no float copy of the data (pass
+``input_scale=1/255``, as ``fastnn train`` does; the default, 1, reads 0..255).
 A regression file (``task="regression"``) keeps its feature values and reads
 float targets.
 
@@ -307,7 +308,8 @@ def load_npy_directory(directory, *, task="classification"):
     ----------
     directory : path
         Holds X.npy, (n, features) or (n, rows, cols) images (flattened as a
-        view), of uint8 (pixels 0..255, scaled by the model's `input_scale`)
+        view), of uint8 (pixels 0..255, scaled by the model's `input_scale`, 1/255
+        in ``fastnn train``)
         or float32/float64 (used as they are); and y.npy, (n,) integer labels,
         or float targets for regression (unlabelled data have no y.npy).
     task : {"classification", "regression"}

@@ -35,6 +35,7 @@ from fastnn.estimators.monitor import EpochMonitor
 from fastnn.estimators.pickling import PicklableParameters
 from fastnn.estimators.run_state import RunState
 from fastnn.estimators.validation import (
+    data_dtype,
     is_memory_mapped,
     validate_layers,
     validate_params,
@@ -83,8 +84,8 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         n_iter_no_change=10,
         max_fun=15000,
         backend="numba",
-        dtype="float32",
-        input_scale=1 / 255,
+        dtype=None,
+        input_scale=1.0,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -123,9 +124,11 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         Parameters
         ----------
         X : array-like or sparse matrix (n_samples, n_features)
-            float, or uint8 (pixels 0..255), which is kept as it is and scaled
-            by `input_scale` on the fly: no float copy of X is made. A
-            C-contiguous array of the model's dtype (or a memory map) is not copied.
+            With ``dtype=None`` a fresh fit trains in X's dtype as scikit-learn
+            does (float32 X in float32, any other in float64). uint8 X (pixels
+            0..255, say) is kept as it is and multiplied by `input_scale` on the
+            fly: no float copy of X is made. A C-contiguous array of the model's
+            dtype (or a memory map) is not copied.
             CSR and CSC matrices stay sparse (`fastnn.engine.sparse_step`).
         y : array-like
             Targets (see the estimator).
@@ -157,6 +160,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             y, X.shape[0], first=not continuing, same_classes=warm and not resume
         )
         sw = validate_sample_weight(sample_weight, X)
+        rows_sw = self._row_weights(targets, sw, recompute=not resume)
         monitor_data = None
         if validation_data is not None:
             X_val, y_val = validation_data
@@ -173,19 +177,20 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
                 )
             from fastnn.estimators.lbfgs import fit_lbfgs
 
-            fit_lbfgs(self, X, targets, sw)
+            fit_lbfgs(self, X, targets, rows_sw)
             return self
         epochs = self.max_iter - self.n_iter_
         with self._rollback_on_interrupt() as interrupt:
             self._train(
                 X,
                 targets,
-                sw,
+                rows_sw,
                 epochs,
                 incremental=False,
                 monitor_data=monitor_data,
                 epoch_callback=epoch_callback,
                 interrupt=interrupt,
+                score_weight=sw,
             )
         return self
 
@@ -214,7 +219,9 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             if not hasattr(self, "history_"):  # none after L-BFGS; a user may set a few
                 self._reset_curves()
             self._start_optimizer()
-        sw = validate_sample_weight(sample_weight, X)
+        sw = self._row_weights(
+            targets, validate_sample_weight(sample_weight, X), recompute=new_targets
+        )
         with self._rollback_on_interrupt() as interrupt:
             self._train(X, targets, sw, 1, incremental=True, interrupt=interrupt)
         return self
@@ -247,13 +254,17 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         ----------
         coefs, intercepts : lists of ndarray
             (fan_in, fan_out) weights and (fan_out,) biases of every layer, of
-            the model's dtype; copied into one flat buffer.
+            the model's dtype (with ``dtype=None``, float32 or float64: the
+            model takes theirs); copied into one flat buffer.
         classes : array-like, optional
             A classifier's `classes_` (required for one).
         multilabel : bool
             A classifier of multilabel indicator targets (logistic outputs).
         """
         self._validate_params()
+        if self.dtype is None and len(coefs):
+            # the weights' own; float64 for any other, which validate_layers refuses
+            self._dtype = data_dtype(coefs[0])
         coefs, intercepts = validate_layers(coefs, intercepts, self._hidden, self._dtype)
         self._params = FlatParameters.pack(coefs, intercepts, self._dtype)
         self.coefs_, self.intercepts_ = self._params.coefs, self._params.intercepts
@@ -265,12 +276,24 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         self.n_iter_ = 0
         self.t_ = 0
         self._reset_curves()
+        self.__dict__.pop("class_weight_", None)  # a trained model's; `load` sets it again
         return self
 
     # -- checks ---------------------------------------------------------------
 
     def _validate_params(self):
-        self._hidden, self._dtype = validate_params(self)
+        self._hidden, forced = validate_params(self)
+        self._dtype = forced if forced is not None else self._trained_dtype()
+
+    def _trained_dtype(self):
+        """With ``dtype=None``: the dtype the model trains and predicts in once it has
+        weights (its flat buffer's, or float32 weights assigned by the user), else
+        float64 until a fit takes X's (`validate_X`)."""
+        params = getattr(self, "_params", None)
+        if params is not None:
+            return params.data.dtype
+        coefs = getattr(self, "coefs_", None)
+        return data_dtype(coefs[0] if coefs else None)
 
     def _validate_predict_input(self, X):
         check_is_fitted(self, "coefs_")
@@ -381,7 +404,11 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         monitor_data=None,
         epoch_callback=None,
         interrupt=None,
+        score_weight=None,
     ):
+        """Train `epochs` epochs on rows weighted by `sw`; the early-stopping
+        validation rows are scored with `score_weight` (the user's sample_weight,
+        without class weights)."""
         self._ensure_flat()
         self._check_width(X)
         labels, Y = targets
@@ -450,7 +477,15 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             shard=shard,
         )
         monitor = EpochMonitor(
-            self, X, targets, sw, val_rows, monitor_data, incremental, epoch_callback, group
+            self,
+            X,
+            targets,
+            score_weight,
+            val_rows,
+            monitor_data,
+            incremental,
+            epoch_callback,
+            group,
         )
         scheme = shuffling.resolve(self.shuffle, is_memory_mapped(X))
         self._save_epoch_state()
@@ -527,6 +562,10 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
 
     def _stratify(self, targets):
         return None
+
+    def _row_weights(self, targets, sample_weight, recompute):
+        """The rows' training weights (MLPClassifier multiplies in `class_weight`)."""
+        return sample_weight
 
     def _predict_output(self, X, rows=None):
         """Output pre-activations (logits) of X, or of X[rows] gathered chunk by chunk."""

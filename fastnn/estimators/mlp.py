@@ -72,12 +72,18 @@ _PARAMETERS_DOC = """
     max_fun : int, default=15000
         L-BFGS's limit on loss evaluations.
     backend : {"numba", "numpy"}, default="numba"
-    dtype : {"float32", "float64"}, default="float32"
-        The weights' dtype; float X is converted to it (not copied when it
-        already is, C-contiguous).
-    input_scale : float, default=1/255
-        uint8 X (pixels 0..255) is kept as bytes and multiplied by this on the
-        fly; it does not apply to float X.
+    dtype : {None, "float32", "float64"}, default=None
+        The weights' dtype. None takes X's as scikit-learn does: float32 X
+        trains in float32, any other X (float64, integers, bools, uint8,
+        most dataframes) in float64. "float32" forces float32 whatever X is:
+        half the bytes per step and twice the SIMD width, so fastnn's fastest
+        setting. X is converted to the weights' dtype (not copied when it
+        already is, C-contiguous); predictions read X in it too.
+    input_scale : float, default=1.0
+        uint8 X is kept as bytes and multiplied by this on the fly (no float
+        copy): the default reads its values 0..255 as scikit-learn does, 1/255
+        reads pixels as [0, 1] (what `fastnn train` passes). It does not apply
+        to other X.
 
     Pressing Ctrl-C during `fit` or `partial_fit` stops training after the
     current batch, returns the model to the end of its last finished epoch
@@ -100,8 +106,26 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     """
         + _PARAMETERS_DOC
         + """
+    class_weight : None, "balanced", dict or list of dicts, default=None
+        Weights of the classes, as scikit-learn's other classifiers take it:
+        each row's loss is multiplied by its class's weight (and by its
+        `sample_weight`). A dict maps class labels to weights; "balanced" is
+        ``n_samples / (n_classes * bincount(y))`` (`compute_class_weight`).
+        They are computed by every `fit` (a warm start's too) and by the
+        first `partial_fit` (every class of `classes` must be in its y with
+        "balanced"), then kept while the run continues (`partial_fit`,
+        ``fit(resume=True)``), in `class_weight_`. For multilabel y:
+        "balanced" per label, or a list of one dict ``{0: w0, 1: w1}`` per
+        label; a row's weight is the product over the labels, as
+        `compute_sample_weight` makes it. The early-stopping validation score
+        is weighted by `sample_weight` alone, as `SGDClassifier` scores it.
+
     Attributes
     ----------
+    class_weight_ : ndarray (n_classes,), or (n_labels, 2) for multilabel y
+        The weights `class_weight` gave each class (`classes_` order; for
+        multilabel y the weights of 0 and 1 of each label); absent without
+        `class_weight`.
     classes_, coefs_, intercepts_, loss_, n_iter_, n_features_in_,
     feature_names_in_, n_layers_, n_outputs_, out_activation_, t_, as
     scikit-learn's; with the stochastic solvers also loss_curve_, best_loss_
@@ -113,6 +137,67 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         reports it); "val_accuracy" with `validation_data`.
     """
     )
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend="numba",
+        dtype=None,
+        input_scale=1.0,
+        class_weight=None,
+    ):
+        super().__init__(
+            hidden_layer_sizes,
+            activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            backend=backend,
+            dtype=dtype,
+            input_scale=input_scale,
+        )
+        self.class_weight = class_weight
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -240,6 +325,66 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         else:
             raise ValueError(f"{self.n_outputs_} outputs for {n_classes} classes")
 
+    def _row_weights(self, targets, sample_weight, recompute):
+        """`sample_weight` times each row's class weight (`class_weight_`, computed
+        from these targets when `recompute`)."""
+        if recompute:
+            self.__dict__.pop("class_weight_", None)
+            if self.class_weight is not None:
+                self.class_weight_ = self._class_weights(targets)
+        table = getattr(self, "class_weight_", None)
+        if table is None:
+            return sample_weight
+        labels, Y = targets
+        if labels is not None:
+            weights = table[labels]
+        elif table.ndim == 1:  # binary: one 0/1 column
+            weights = table[Y[:, 0].astype(np.intp)]
+        else:  # multilabel: the product of every label's weight
+            weights = table[np.arange(Y.shape[1]), Y.astype(np.intp)].prod(axis=1)
+        if sample_weight is not None:
+            weights = weights * sample_weight
+        return np.ascontiguousarray(weights, dtype=np.float64)
+
+    def _class_weights(self, targets):
+        """`class_weight` as an array over `classes_` (multilabel: (n_labels, 2))."""
+        from sklearn.utils.class_weight import compute_class_weight
+
+        labels, Y = targets
+        cw = self.class_weight
+        multilabel = self._label_binarizer.y_type_ == "multilabel-indicator"
+        try:
+            if not multilabel:
+                if isinstance(cw, (list, tuple)):
+                    raise ValueError(
+                        "a list of dicts is for multilabel y; this y is "
+                        f"{self._label_binarizer.y_type_}: pass one dict or 'balanced'"
+                    )
+                index = labels if labels is not None else Y[:, 0].astype(np.intp)
+                missing = np.setdiff1d(np.arange(len(self.classes_)), index)
+                if cw == "balanced" and missing.size:
+                    raise ValueError(
+                        f"'balanced' needs every class in y, which lacks "
+                        f"{self.classes_[missing].tolist()}: the first partial_fit computes "
+                        "the weights, so give it every class, or pass a dict"
+                    )
+                return compute_class_weight(cw, classes=self.classes_, y=self.classes_[index])
+            n_labels = Y.shape[1]
+            per_label = [cw] * n_labels if cw == "balanced" else cw
+            if isinstance(cw, dict) or len(per_label) != n_labels:
+                raise ValueError(
+                    f"multilabel y of {n_labels} labels needs 'balanced' or a list of "
+                    f"{n_labels} dicts {{0: weight, 1: weight}}, one per label"
+                )
+            table = np.ones((n_labels, 2))
+            for j, label_weight in enumerate(per_label):
+                column = Y[:, j].astype(np.intp)
+                present = np.unique(column)  # as compute_sample_weight: the values seen
+                table[j, present] = compute_class_weight(label_weight, classes=present, y=column)
+            return table
+        except ValueError as exc:
+            raise ValueError(f"class_weight={cw!r}: {exc}") from None
+
     def _training_metrics(self, result):
         return {"train_accuracy": result.correct / result.rows if result.rows else 0.0}
 
@@ -333,8 +478,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         n_iter_no_change=10,
         max_fun=15000,
         backend="numba",
-        dtype="float32",
-        input_scale=1 / 255,
+        dtype=None,
+        input_scale=1.0,
     ):
         super().__init__(
             hidden_layer_sizes,

@@ -8,6 +8,8 @@ made anew by each `fit`, so a pickle holds only arrays and plain Python
 objects, and a loaded model needs no Numba until it predicts or trains.
 """
 
+import inspect
+
 from fastnn.engine.optim import own_arrays
 from fastnn.engine.params import FlatParameters
 from fastnn.estimators.validation import validate_layers
@@ -30,6 +32,11 @@ class PicklableParameters:
     def __setstate__(self, state):
         flat = state.pop("_flat_parameters", None)
         super().__setstate__(state)
+        # parameters added since the pickle was written take their defaults
+        # (get_params, clone and save read every parameter)
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if param.default is not param.empty and name not in self.__dict__:
+                setattr(self, name, param.default)
         if flat is not None:
             sizes, data = flat
             # a read-only buffer (joblib's mmap_mode) predicts as it is; fit copies it

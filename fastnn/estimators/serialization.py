@@ -1,15 +1,16 @@
 """Saving and loading fitted models as .npz files, without pickle.
 
-A file holds the format version, the estimator's kind and parameters as JSON,
-the classes (classifier), the weights, the loss curve and history, and the
-training state (`fastnn.engine.training_state.TrainingState`: optimizer arrays, learning rate
-and step count, shuffling RNG, early-stopping counters), so
-that a saved model is also a checkpoint that ``fit(..., resume=True)``
-continues exactly. A SHA-256 checksum over every stored array makes a
-truncated or altered file fail to load with a clear error instead of yielding
-wrong weights. Writes are atomic (temporary file, fsync, rename, fsync of the
-directory): an interrupted save never leaves a half-written model in place of
-a good one.
+A file holds the format version, the estimator's kind and parameters as JSON
+(a `class_weight` dict as [label, weight] pairs, so that integer labels stay
+integers), the classes and class weights (classifier), the weights, the loss
+curve and history, and the training state
+(`fastnn.engine.training_state.TrainingState`: optimizer arrays, learning
+rate and step count, shuffling RNG, early-stopping counters), so that a saved
+model is also a checkpoint that ``fit(..., resume=True)`` continues exactly.
+A SHA-256 checksum over every stored array makes a truncated or altered file
+fail to load with a clear error instead of yielding wrong weights. Writes are
+atomic (temporary file, fsync, rename, fsync of the directory): an
+interrupted save never leaves a half-written model in place of a good one.
 """
 
 import hashlib
@@ -42,6 +43,8 @@ def save_model(model, path):
     seed = params["random_state"]
     # a RandomState object is not portable; its current state is saved below
     params["random_state"] = int(seed) if isinstance(seed, numbers.Integral) else None
+    if "class_weight" in params:
+        params["class_weight"] = _class_weight_to_json(params["class_weight"])
     arrays = {
         "format_version": np.array(FORMAT_VERSION),
         "estimator": np.array(kind),
@@ -59,6 +62,8 @@ def save_model(model, path):
             classes = classes.astype(str)
         arrays["classes"] = classes
         arrays["multilabel"] = np.array(model._label_binarizer.y_type_.startswith("multilabel"))
+        if hasattr(model, "class_weight_"):
+            arrays["class_weight"] = np.asarray(model.class_weight_, np.float64)
     for i, (W, b) in enumerate(zip(model.coefs_, model.intercepts_)):
         arrays[f"coef_{i}"] = W
         arrays[f"intercept_{i}"] = b
@@ -67,6 +72,28 @@ def save_model(model, path):
         arrays.update(_state_arrays(state))
     arrays["checksum"] = np.array(_checksum(arrays))
     _atomic_savez(os.fspath(path), arrays)
+
+
+def _class_weight_to_json(class_weight):
+    """A dict's labels as they are: JSON object keys are strings, so [label, weight] pairs."""
+    if isinstance(class_weight, dict):
+        return {
+            "pairs": [
+                [label.item() if isinstance(label, np.generic) else label, float(weight)]
+                for label, weight in class_weight.items()
+            ]
+        }
+    if isinstance(class_weight, (list, tuple)):
+        return [_class_weight_to_json(d) for d in class_weight]
+    return class_weight
+
+
+def _class_weight_from_json(stored):
+    if isinstance(stored, dict):
+        return {label: weight for label, weight in stored["pairs"]}
+    if isinstance(stored, list):
+        return [_class_weight_from_json(d) for d in stored]
+    return stored
 
 
 def _state_arrays(state):
@@ -166,6 +193,8 @@ def read_model(path, estimators):
             raise ValueError(f"unknown estimator {kind!r}")
         params = json.loads(str(contents["params"]))
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        if "class_weight" in params:
+            params["class_weight"] = _class_weight_from_json(params["class_weight"])
         model = estimators[kind](**params)
         n_layers = len(params["hidden_layer_sizes"]) + 1
         coefs = [contents[f"coef_{i}"] for i in range(n_layers)]
@@ -173,6 +202,8 @@ def read_model(path, estimators):
         classes = contents["classes"] if kind == "MLPClassifier" else None
         multilabel = bool(contents["multilabel"]) if "multilabel" in contents else False
         model.set_weights(coefs, intercepts, classes, multilabel)
+        if "class_weight" in contents:
+            model.class_weight_ = contents["class_weight"]
         model.n_iter_ = int(contents["n_iter"])
         model.loss_curve_ = contents["loss_curve"].tolist()
         model.history_ = json.loads(str(contents["history"]))

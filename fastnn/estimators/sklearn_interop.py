@@ -69,9 +69,9 @@ def from_sklearn(estimator, estimator_class, **params):
     estimator_class : fastnn.MLPClassifier or fastnn.MLPRegressor
         The class to fill (`fastnn.from_sklearn` picks it).
     **params
-        fastnn parameters to set as well (`backend`, `dtype`, ...). `dtype`
-        defaults to the weights' own (float32 or float64); the weights are
-        cast to it.
+        fastnn parameters to set as well (`backend`, `dtype`, ...). With
+        `dtype` the weights are cast to it; without, the model keeps theirs
+        (float32 or float64), as scikit-learn's does.
 
     Returns
     -------
@@ -82,11 +82,11 @@ def from_sklearn(estimator, estimator_class, **params):
     classifier = is_classifier(estimator)
     ours = estimator_class()
     shared = {k: v for k, v in estimator.get_params().items() if k in ours.get_params()}
-    dtype = np.dtype(params.pop("dtype", estimator.coefs_[0].dtype)).name
-    ours.set_params(**shared, dtype=dtype, **params)
+    ours.set_params(**shared, **params)
     ours._validate_params()
-    coefs = [np.asarray(W, ours._dtype) for W in estimator.coefs_]
-    intercepts = [np.asarray(b, ours._dtype) for b in estimator.intercepts_]
+    dtype = ours._dtype if ours.dtype is not None else estimator.coefs_[0].dtype
+    coefs = [np.asarray(W, dtype) for W in estimator.coefs_]
+    intercepts = [np.asarray(b, dtype) for b in estimator.intercepts_]
     if classifier:
         binarizer = estimator._label_binarizer
         ours.set_weights(

@@ -27,7 +27,8 @@ REGRESSION_LOSSES = ("squared_error", "poisson")
 
 
 def validate_params(est):
-    """Check `est`'s parameters; returns ``(hidden_layer_sizes as a tuple, numpy dtype)``."""
+    """Check `est`'s parameters; returns ``(hidden_layer_sizes as a tuple, the numpy
+    dtype that `dtype` forces, or None to take X's)``."""
     sizes = est.hidden_layer_sizes
     if isinstance(sizes, numbers.Integral):
         sizes = (sizes,)
@@ -41,8 +42,9 @@ def validate_params(est):
     _choice("learning_rate", est.learning_rate, LEARNING_RATES)
     if hasattr(est, "loss"):
         _choice("loss", est.loss, REGRESSION_LOSSES)
-    if est.dtype not in DTYPES and np.dtype(est.dtype).name not in DTYPES:
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {est.dtype!r}")
+    if hasattr(est, "class_weight"):
+        _class_weight(est.class_weight)
+    forced = None if est.dtype is None else _forced_dtype(est.dtype)
     get_backend(est.backend)  # raises for an unknown name
     for name in ("learning_rate_init", "epsilon", "input_scale"):
         _real(name, getattr(est, name), low=0, low_closed=False)
@@ -65,7 +67,23 @@ def validate_params(est):
             raise ValueError(f"{name} must be a bool, got {getattr(est, name)!r}")
     if est.early_stopping and est.validation_fraction == 0:
         raise ValueError("validation_fraction must be above 0 with early_stopping=True")
-    return sizes, np.dtype(DTYPES.get(est.dtype, est.dtype))
+    return sizes, forced
+
+
+def _forced_dtype(dtype):
+    try:
+        resolved = np.dtype(DTYPES.get(dtype, dtype))
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in DTYPES:
+        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+    return resolved
+
+
+def data_dtype(X):
+    """The dtype scikit-learn trains X in: float32 X (dense or sparse) in float32,
+    any other (integers, bools, uint8, float16, float64) in float64."""
+    return np.dtype(np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64)
 
 
 def validate_X(est, X, reset):
@@ -74,7 +92,10 @@ def validate_X(est, X, reset):
     A valid C-contiguous array (or memory map) of that dtype is not copied.
     Sparse X (CSR, CSC) stays sparse, as CSR (`fastnn.engine.sparse_step`).
     `reset` records `n_features_in_` and `feature_names_in_` (fit); otherwise
-    they are checked, with scikit-learn's messages.
+    they are checked, with scikit-learn's messages. With `reset` and
+    ``dtype=None``, it also sets the model's dtype (`est._dtype`) from X's, as
+    scikit-learn does (`data_dtype`; lists and dataframes through
+    scikit-learn's own choice).
 
     A C-contiguous memory-mapped X (`is_memory_mapped`) of the model's dtype
     is neither copied nor read here: it is not scanned for NaN or inf (a pass
@@ -86,6 +107,13 @@ def validate_X(est, X, reset):
         checked = _plain_array_checked(est, X)
         if checked is not None:
             return checked
+    elif est.dtype is None:
+        if not (isinstance(X, np.ndarray) or is_sparse(X)):
+            # lists, dataframes: float32 kept, anything else float64, as check_array picks
+            X = validate_data(est, X, reset=True, dtype=(np.float64, np.float32), order="C")
+            est._dtype = X.dtype
+            return X
+        est._dtype = data_dtype(X)
     if isinstance(X, np.ndarray) and is_memory_mapped(X):
         _warn_if_copied(X, est._dtype)
     if (
@@ -231,6 +259,26 @@ def validate_layers(coefs, intercepts, hidden, dtype=None, where="weights"):
         if not (np.isfinite(W).all() and np.isfinite(b).all()):
             raise ValueError(f"{where}: layer {i} holds NaN or inf")
     return coefs, intercepts
+
+
+def _class_weight(value):
+    """None, "balanced", a dict {label: weight}, or (multilabel y) a list of such dicts."""
+    if value is None or (isinstance(value, str) and value == "balanced"):
+        return
+    dicts = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not dicts or not all(isinstance(d, dict) for d in dicts):
+        raise ValueError(
+            "class_weight must be None, 'balanced', a dict {class label: weight} or, for "
+            f"multilabel y, a list of one such dict per label; got {value!r}"
+        )
+    for d in dicts:
+        for label, weight in d.items():
+            ok = isinstance(weight, numbers.Real) and not isinstance(weight, bool)
+            if not (ok and np.isfinite(weight) and weight >= 0):
+                raise ValueError(
+                    f"class_weight: the weight of class {label!r} must be a finite "
+                    f"number >= 0, got {weight!r}"
+                )
 
 
 def _choice(name, value, choices):

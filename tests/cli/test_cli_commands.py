@@ -360,11 +360,37 @@ def test_info_describes_the_model(saved_model, capsys):
         "12,730 parameters" in out
     )
     assert "dtype: float32" in out and "backend: numba" in out
+    assert "class_weight: none" in out
     assert "training: solver adam, learning rate 0.001, batch size 32" in out
     assert "epochs trained: 3" in out
     history = fastnn.load(saved_model).history_
     assert f"history: 3 epochs in {sum(history['seconds']):.2f} s" in out
     assert f"validation accuracy {history['val_accuracy'][-1]:.4f}" in out
+
+
+def test_train_class_weight_balanced_weighs_the_training_rows_and_info_shows_it(
+    kaggle, tmp_path, capsys
+):
+    path = tmp_path / "balanced.npz"
+    args = ["train", "--data", str(kaggle[0]), "--hidden", "8", "--epochs", "2", "--quiet"]
+    assert (
+        cli.main([*args, "--val-rows", "200", "--class-weight", "balanced", "--save", str(path)])
+        == 0
+    )
+    model = fastnn.load(path)
+    assert model.class_weight == "balanced"
+    # the first 200 rows are held out: the weights come from the others
+    y_fit = datasets.load_csv(kaggle[0])[1][200:]
+    np.testing.assert_allclose(model.class_weight_, len(y_fit) / (10 * np.bincount(y_fit)))
+    capsys.readouterr()
+    assert cli.main(["info", str(path)]) == 0
+    weights = ", ".join(f"{c}: {w:.4g}" for c, w in enumerate(model.class_weight_))
+    assert f"class_weight: 'balanced' ({weights})" in capsys.readouterr().out
+    resume = ["train", "--data", str(kaggle[0]), "--epochs", "3", "--resume", str(path)]
+    assert cli.main([*resume, "--class-weight", "balanced"]) == 1
+    assert "drop --class-weight" in capsys.readouterr().err
+    assert cli.main([*args, "--task", "regression", "--class-weight", "balanced"]) == 1
+    assert "--class-weight weighs classes" in capsys.readouterr().err
 
 
 # -- errors and help ---------------------------------------------------------------

@@ -65,6 +65,16 @@ def scenarios():
             y,
             None,
         ),
+        # class_weight="balanced" times row weights: the class weights come from
+        # every rank's whole y, the row weights' global sum normalises each slice
+        "balanced_weighted_float32": (
+            MLPClassifier(
+                (16,), class_weight="balanced", dtype="float32", learning_rate_init=0.01, **common
+            ),
+            X32,
+            np.where(y == 3, 3, 0),
+            weights,
+        ),
         # the NumPy backend, a regression head
         "regressor_numpy_float64": (
             MLPRegressor(

@@ -109,7 +109,7 @@ def test_uint8_pixels_train_like_their_float_copy(case, backend, dtype):
     rng = np.random.default_rng(1)
     pixels = rng.integers(0, 256, shape, dtype=np.uint8)
     y = (pixels[:, :3].sum(axis=1) // 200) % 4
-    as_bytes = fit(params, pixels, y, backend, dtype)
+    as_bytes = fit({**params, "input_scale": 1 / 255}, pixels, y, backend, dtype)
     as_float = fit(params, (pixels / 255).astype(dtype), y, backend, dtype)
     tol = 2e-4 if dtype == np.float32 else 1e-10
     assert_same(as_bytes, as_float, rtol=tol, atol=tol)
@@ -118,6 +118,24 @@ def test_uint8_pixels_train_like_their_float_copy(case, backend, dtype):
         as_float.predict_proba((pixels / 255).astype(dtype)),
         rtol=tol,
         atol=tol,
+    )
+
+
+@pytest.mark.parametrize("case", ["adam-l2", "narrow-adam"])
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_uint8_x_means_its_values_by_default_and_trains_in_float64(case, backend):
+    # scikit-learn's reading of uint8 X: the float64 values 0..255, here still
+    # read as bytes (no float copy); input_scale=1 multiplies exactly
+    params, shape = CASES[case]
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 256, shape, dtype=np.uint8)
+    y = (X[:, :3].sum(axis=1) // 200) % 4
+    as_bytes = fit(params, X, y, backend, None)
+    as_float = fit(params, X.astype(np.float64), y, backend, None)
+    assert as_bytes.coefs_[0].dtype == np.float64
+    assert_same(as_bytes, as_float, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        as_bytes.predict_proba(X), as_float.predict_proba(X.astype(np.float64)), rtol=1e-10
     )
 
 

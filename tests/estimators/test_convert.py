@@ -68,7 +68,9 @@ def test_from_sklearn_predicts_what_scikit_learn_predicts(name):
     extra = {"loss": "poisson"} if name == "poisson" else {}
     theirs = sk(hidden_layer_sizes=(12,), max_iter=20, random_state=0, **extra).fit(X, y)
     ours = fastnn.from_sklearn(theirs, backend="numpy")
-    assert ours.dtype == "float64" and ours.backend == "numpy"
+    # dtype=None, as scikit-learn's: the weights keep theirs
+    assert ours.dtype is None and ours.backend == "numpy"
+    assert all(W.dtype == np.float64 for W in ours.coefs_ + ours.intercepts_)
     mine, other = _predictions(ours, X), _predictions(theirs, X)
     for method in mine:
         if mine[method].dtype.kind == "f":
@@ -85,6 +87,17 @@ def test_from_sklearn_casts_to_the_requested_dtype(digits):
     ours = fastnn.from_sklearn(theirs, dtype="float32")
     assert all(W.dtype == np.float32 for W in ours.coefs_ + ours.intercepts_)
     assert (ours.predict(X_test) == theirs.predict(X_test)).mean() > 0.99
+
+
+def test_from_sklearn_keeps_float32_weights_and_trains_on_in_float32(digits):
+    X, y, X_test = digits
+    X = X.astype(np.float32)  # scikit-learn trains float32 X in float32
+    theirs = neural_network.MLPClassifier((8,), max_iter=30, random_state=0).fit(X, y)
+    ours = fastnn.from_sklearn(theirs)
+    assert all(W.dtype == np.float32 for W in ours.coefs_ + ours.intercepts_)
+    np.testing.assert_array_equal(ours.predict(X_test), theirs.predict(X_test))
+    ours.partial_fit(X_test, theirs.predict(X_test))  # float64 X, read in float32
+    assert ours.coefs_[0].dtype == np.float32
 
 
 def test_onnx_export_through_scikit_learn(digits):

@@ -9,9 +9,11 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import DataConversionWarning
 
 from fastnn import DivergenceError, MLPClassifier
 from fastnn.engine import shuffling
@@ -31,6 +33,8 @@ def data():
 
 
 def model(**params):
+    # float32 weights and pixels read times 1/255, as fastnn train trains on such files
+    params = {"dtype": "float32", "input_scale": 1 / 255, **params}
     return MLPClassifier((16,), batch_size=64, max_iter=3, random_state=0, **params)
 
 
@@ -88,7 +92,6 @@ def test_a_memory_map_that_must_be_copied_says_so_at_the_users_line(
     monkeypatch.setattr(validation, "MAPPED_COPY_WARNING_BYTES", 0)
     make, why = COPIED[case]
     X = mapped(tmp_path, "X.npy", make(data[0]))
-    from sklearn.exceptions import DataConversionWarning
 
     with pytest.warns(DataConversionWarning, match="copied whole into memory") as caught:
         fitted = model().fit(X, data[1])
@@ -99,12 +102,23 @@ def test_a_memory_map_that_must_be_copied_says_so_at_the_users_line(
             call()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_with_dtype_none_a_float_memory_map_is_trained_in_its_own_dtype_without_a_copy(
+    tmp_path, data, dtype, monkeypatch
+):
+    from fastnn.estimators import validation
+
+    monkeypatch.setattr(validation, "MAPPED_COPY_WARNING_BYTES", 0)
+    X = mapped(tmp_path, "X.npy", data[0].astype(dtype) / 255)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataConversionWarning)
+        fitted = model(dtype=None).fit(X, data[1])
+        fitted.predict(X)
+    assert fitted.coefs_[0].dtype == dtype
+
+
 @pytest.mark.parametrize("as_float", [False, True], ids=["uint8", "float32"])
 def test_no_warning_for_a_memory_map_used_in_place_or_small(tmp_path, data, as_float, monkeypatch):
-    import warnings
-
-    from sklearn.exceptions import DataConversionWarning
-
     from fastnn.estimators import validation
 
     X = mapped(tmp_path, "X.npy", data[0].astype(np.float32) if as_float else data[0])

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SklearnMLP
@@ -66,7 +67,7 @@ def test_parameter_names_follow_scikit_learn():
     ours = inspect.signature(MLPClassifier).parameters
     theirs = inspect.signature(SklearnMLP).parameters
     for name in ours:
-        if name in ("backend", "dtype", "input_scale"):
+        if name in ("backend", "dtype", "input_scale", "class_weight"):
             continue
         assert name in theirs, name
         assert ours[name].default == theirs[name].default, name
@@ -206,6 +207,7 @@ def test_save_load_round_trip(tmp_path, digits, dtype):
         ({"warm_start": "yes"}, "warm_start"),
         ({"backend": "cuda"}, "backend"),
         ({"dtype": "float16"}, "dtype"),
+        ({"dtype": "floaty"}, "dtype"),
         ({"batch_size": 0}, "batch_size"),
         ({"learning_rate_init": 0.0}, "learning_rate_init"),
         ({"max_iter": 0}, "max_iter"),
@@ -219,6 +221,54 @@ def test_bad_parameters_are_named(params, match):
     y = np.arange(20) % 2
     with pytest.raises(ValueError, match=match):
         MLPClassifier(**params).fit(X, y)
+
+
+def _x_kinds():
+    X = np.random.default_rng(0).random((40, 4))
+    return {
+        "float64": X,
+        "float32": X.astype(np.float32),
+        "float16": X.astype(np.float16),
+        "uint8": (X * 255).astype(np.uint8),
+        "int64": (X * 10).astype(np.int64),
+        "bool": X > 0.5,
+        "list": X.tolist(),
+        "frame float64": pd.DataFrame(X, columns=list("abcd")),
+        "frame float32": pd.DataFrame(X.astype(np.float32), columns=list("abcd")),
+        "frame mixed": pd.DataFrame({"a": X[:, 0], "b": X[:, 1].astype(np.float32)}),
+        "csr float32": sp.csr_matrix(X.astype(np.float32)),
+        "csr float64": sp.csr_matrix(X),
+    }
+
+
+X_KINDS = _x_kinds()
+
+
+@pytest.mark.parametrize("kind", sorted(X_KINDS))
+def test_dtype_none_trains_in_the_dtype_scikit_learn_picks_for_x(kind):
+    X = X_KINDS[kind]
+    y = np.arange(40) % 3
+    theirs = SklearnMLP((3,), max_iter=2).fit(X, y)
+    ours = MLPClassifier((3,), max_iter=2).fit(X, y)
+    assert ours.coefs_[0].dtype == theirs.coefs_[0].dtype, kind
+    assert ours.predict_proba(X).dtype == theirs.predict_proba(X).dtype
+    # a forced dtype wins over X's
+    for forced in ("float32", "float64"):
+        model = MLPClassifier((3,), max_iter=2, dtype=forced).fit(X, y)
+        assert all(a.dtype == forced for a in model.coefs_ + model.intercepts_)
+
+
+def test_dtype_none_follows_each_fit_and_keeps_the_weights_dtype_when_continuing():
+    X = np.random.default_rng(0).random((40, 4))
+    y = np.arange(40) % 3
+    model = MLPClassifier((3,), max_iter=2, random_state=0)
+    assert model.fit(X.astype(np.float32), y).coefs_[0].dtype == np.float32
+    assert model.fit(X, y).coefs_[0].dtype == np.float64  # a new fit takes the new X's
+    model = MLPClassifier((3,), max_iter=2).partial_fit(X.astype(np.float32), y, classes=[0, 1, 2])
+    model.partial_fit(X, y)  # float64 X read into the float32 model
+    model.set_params(warm_start=True).fit(X, y)
+    assert all(a.dtype == np.float32 for a in model.coefs_ + model.intercepts_)
+    assert model.predict_proba(X).dtype == np.float32
 
 
 def test_bad_data_is_rejected():

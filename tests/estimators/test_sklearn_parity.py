@@ -18,9 +18,6 @@ EXPECTED_FAILURES = {
     # scikit-learn's private method (with its buffer arguments), which fastnn's
     # estimators do not have
     "test_gradient": "calls scikit-learn's private _loss_grad_lbfgs",
-    # fastnn trains in float32 unless dtype="float64"
-    "test_mlp_param_dtypes": "float64 X gives float32 weights by default",
-    "test_nonfinite_params": "X of 1e308 does not fit in float32: check_array refuses it",
 }
 # skipped by scikit-learn itself when an optional dependency is missing
 MAY_SKIP = {"test_preserve_feature_names"}  # pandas

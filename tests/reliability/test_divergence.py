@@ -69,8 +69,9 @@ def test_a_run_that_diverges_at_once_keeps_its_initial_weights(digits):
         batch_size=50,
         max_iter=3,
         random_state=0,
+        dtype="float32",
     )
-    initial = MLPClassifier((16,), max_iter=1, random_state=0)
+    initial = MLPClassifier((16,), max_iter=1, random_state=0, dtype="float32")
     initial._validate_params()
     initial.n_outputs_, initial._head = 10, "softmax"
     initial._initialize(X.shape[1])

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 import fastnn
 from fastnn.datasets import load_digits
@@ -68,6 +69,10 @@ def test_models_saved_before_the_layer_folders_load_and_predict_as_they_did(name
         else model.predict(X_test[:20])
     )
     np.testing.assert_array_equal(out, np.load(FIXTURES / f"{name}_out.npy"))
+    # parameters added since (class_weight) take their defaults: get_params, clone work
+    if hasattr(model, "classes_"):
+        assert model.get_params()["class_weight"] is None
+    clone(model)
     model.partial_fit(X_test[:40], model.predict(X_test[:40]))  # and trains on
     assert np.isfinite(model.coefs_[0]).all()
 
@@ -79,3 +84,40 @@ def test_module_names_from_before_the_layer_folders_import_as_the_moved_modules(
 
     for old, new in MOVED.items():
         assert importlib.import_module(old) is importlib.import_module(new)
+
+
+def _load(path, fmt):
+    import joblib
+
+    if fmt == "npz":
+        return fastnn.load(path)
+    if fmt == "pkl":
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    return joblib.load(path)
+
+
+@pytest.mark.parametrize("fmt", ["npz", "pkl", "joblib"])
+@pytest.mark.parametrize("name", ["v3_default_uint8_pixels", "v3_default_lbfgs_regressor"])
+def test_models_of_the_float32_defaults_load_and_predict_as_they_did(name, fmt):
+    # written by tests/fixtures/make_v3_default_fixtures.py at commit a771a34, when
+    # dtype defaulted to float32 and input_scale to 1/255: the models keep both
+    model = _load(FIXTURES / f"{name}.{fmt}", fmt)
+    assert model.dtype == "float32" and model.input_scale == 1 / 255
+    assert model.coefs_[0].dtype == np.float32
+    _, X_test, _, y_test = load_digits(dtype="float64")
+    if name.endswith("pixels"):
+        rows = np.round(X_test[:40] * 255).astype(np.uint8)
+        np.testing.assert_array_equal(
+            model.predict_proba(rows[:20]), np.load(FIXTURES / f"{name}_out.npy")
+        )
+        model.partial_fit(rows, y_test[:40])  # and trains on
+    else:
+        rows = X_test[:40]
+        np.testing.assert_array_equal(
+            model.predict(rows[:20]), np.load(FIXTURES / f"{name}_out.npy")
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.set_params(warm_start=True, max_iter=2).fit(rows, y_test[:40].astype(float))
+    assert model.coefs_[0].dtype == np.float32 and np.isfinite(model.coefs_[0]).all()
