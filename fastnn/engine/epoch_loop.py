@@ -160,7 +160,6 @@ class EpochRunner:
                 self.grads.data,
                 self.params.n_coef,
                 self.alpha,
-                solver,
                 lr,
                 momentum,
                 nesterov,
@@ -175,7 +174,7 @@ class EpochRunner:
             started = time.perf_counter()
             if self.use_narrow:
                 xs = 1.0 if self.X.dtype == step.dtype else self.input_scale
-                t = self._numba.run_narrow_batches(
+                t = self._numba.narrow_epoch(solver)(
                     self.X,
                     self.y,
                     xs,
@@ -194,7 +193,7 @@ class EpochRunner:
                     *update,
                 )
             else:
-                t = self._numba.run_batches(
+                t = self._numba.gemm_epoch(step.act, step.head, solver)(
                     self.X,
                     self.y,
                     self.Y,
@@ -209,8 +208,6 @@ class EpochRunner:
                     self.yb,
                     self.Yb,
                     self.swb,
-                    step.act,
-                    step.head,
                     *step.gemm_args(),
                     *update,
                 )
@@ -282,7 +279,7 @@ class EpochRunner:
             solver, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t = (
                 opt.compiled_args()
             )
-            t = self._numba.finish_batch(
+            t = self._numba.finish_any_batch(
                 loss,
                 weight,
                 scale,
