@@ -20,7 +20,6 @@ import numpy as np
 from numba.extending import overload
 
 from fastnn.contract.jit import INTERNAL, njit, specialise
-from fastnn.contract.numba_math import ACTIVATION_GRADS, HEAD_GRADS
 from fastnn.contract.numba_ops import _adam, _l2_penalty, _sgd_momentum, _sgd_plain
 from fastnn.contract.tables import (
     ACTIVATIONS,
@@ -37,7 +36,7 @@ from fastnn.contract.tables import (
     WEIGHT,
     WEIGHTS_NOT_FINITE,
 )
-from fastnn.engine.numba_step import FORWARDS, batch_grads, narrow_batch
+from fastnn.engine.numba_step import STEPS, narrow_batch
 
 
 def fetch_rows(X, rows, start, stop, xs, xb):
@@ -135,7 +134,7 @@ def adam_step(params, grads, lr, momentum, nesterov, beta1, beta2, eps, state1, 
     return t + 1
 
 
-# indexed by solver code (a namedtuple: see contract.numba_math.HEAD_GRADS)
+# indexed by solver code (a namedtuple: see numba_step.STEPS)
 UPDATES = namedtuple("Updates", SOLVERS)(sgd_step, adam_step)
 
 
@@ -335,7 +334,7 @@ def gemm_epoch(act, head, solver):
             ww = take_rows(sw, rows, start, stop, swb)
             weight, scale = batch_weight(ww, start, stop)
             x = fetch_rows(X, rows, start, stop, xs, xb)
-            loss, correct = batch_grads(
+            loss, correct = STEPS[act][head](
                 x,
                 yy,
                 YY,
@@ -348,9 +347,6 @@ def gemm_epoch(act, head, solver):
                 coef_grads,
                 intercept_grads,
                 acc,
-                FORWARDS[act],
-                ACTIVATION_GRADS[act],
-                HEAD_GRADS[head],
             )
             t = finish_batch(
                 loss,

@@ -2,12 +2,12 @@
 
 Two ways to the same numbers:
 
-- `batch_grads`, the GEMM path, for any network, activation and head: every
+- The GEMM path's step, for any network, activation and head: every
   GEMM through Numba's np.dot (SciPy's OpenBLAS), each element-wise pass fused
   into the GEMM that produces its input (bias+activation, head+loss+gradient+
-  bias gradient, activation derivative+bias gradient). Its forward pass is
-  `FORWARDS[act]`, which predictions call too; `gemm_step(act, head)` is the
-  step compiled for one activation and head.
+  bias gradient, activation derivative+bias gradient): `STEPS[act][head]`,
+  compiled for one activation and head. Its forward pass is `FORWARDS[act]`,
+  which predictions call too.
 - `NarrowStep`, a BLAS-free single pass for narrow one-hidden-layer ReLU
   networks with a softmax head (the seed recipe, 784-10-10): with 10 hidden
   units a GEMM's inner dimension is too short for BLAS, and the step is bound by
@@ -20,7 +20,6 @@ scaled loss and the number of rows predicted right. The L2 term is the
 caller's (`fastnn.engine.numba_epoch`), over the flat parameter buffer.
 """
 
-import functools
 import os
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
@@ -30,13 +29,35 @@ import numpy as np
 
 from fastnn.contract.jit import INTERNAL, njit, specialise
 from fastnn.contract.numba_math import (
-    ACTIVATION_GRADS,
-    BIAS_ACTIVATIONS,
-    HEAD_GRADS,
     bias_identity,
+    bias_logistic,
+    bias_relu,
+    bias_tanh,
+    grad_identity,
+    grad_logistic,
+    grad_relu,
+    grad_tanh,
+    head_exp,
+    head_identity,
+    head_logistic,
+    head_softmax,
 )
 from fastnn.contract.numba_ops import _DOT
-from fastnn.contract.tables import ACTIVATIONS, HEADS, RELU, SOFTMAX_HEAD
+from fastnn.contract.tables import (
+    ACTIVATIONS,
+    EXP_HEAD,
+    HEADS,
+    LOGISTIC,
+    LOGISTIC_HEAD,
+    RELU,
+    SOFTMAX_HEAD,
+    TANH,
+)
+
+# Compiled per activation (the forward pass) and per activation and head (the
+# step): closures over the codes, compiled by contract.jit.specialise. Numba
+# prunes `if act == RELU:` before typing when both sides are constants (a
+# closure cell, a global), so only the code's functions are typed, and inlined.
 
 
 def _forward_for(act):
@@ -52,7 +73,15 @@ def _forward_for(act):
         for i in range(last):
             out = activations[i][:n]
             np.dot(a, coefs[i], out)
-            BIAS_ACTIVATIONS[act](out, intercepts[i])
+            b = intercepts[i]
+            if act == RELU:
+                bias_relu(out, b)
+            elif act == TANH:
+                bias_tanh(out, b)
+            elif act == LOGISTIC:
+                bias_logistic(out, b)
+            else:
+                bias_identity(out, b)
             a = out
         out = activations[last][:n]
         np.dot(a, coefs[last], out)
@@ -62,88 +91,69 @@ def _forward_for(act):
     return specialise(forward, ACTIVATIONS[act], error_model="numpy", nogil=True)
 
 
-# The forward pass per activation code, shared by the training step (which
-# links it) and predictions (which call it): one compile serves both.
-FORWARDS = namedtuple("Forwards", ACTIVATIONS)(*(_forward_for(a) for a in range(len(ACTIVATIONS))))
+def _step_for(act, head):
+    def batch_grads(x, y, Y, sw, scale, coefs, intercepts, activations, deltas, cg, ig, acc):
+        """Loss of batch x and every gradient, over preallocated buffers.
 
-
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def batch_grads(
-    x,
-    y,
-    Y,
-    sw,
-    scale,
-    coefs,
-    intercepts,
-    activations,
-    deltas,
-    coef_grads,
-    intercept_grads,
-    acc,
-    forward,
-    act_grad,
-    head_grad,
-):
-    """Loss of batch x and every gradient, over preallocated buffers.
-
-    x (n, k0) of the weights' dtype; y (n,) labels or Y (n, C) targets (the
-    other empty); sw (n,) row weights or empty. coefs[i] (k_i, m_i),
-    activations[i] (>= n, m_i), deltas[i] (>= n, k_i) for i >= 1 (deltas[0] is
-    unused), all tuples of one array type; acc float64 scratch as wide as the
-    widest layer. forward is the activation's of FORWARDS, act_grad and
-    head_grad the activation's and the head's functions (contract.numba_math).
-    Returns ``(loss, correct)``.
-    """
-    n = x.shape[0]
-    last = len(coefs) - 1
-    if n == 0:  # a rank's empty slice of a small sharded batch
-        for i in range(last + 1):
-            coef_grads[i][...] = 0
-            intercept_grads[i][...] = 0
-        return 0.0, 0
-    delta = forward(x, coefs, intercepts, activations)
-    loss, correct = head_grad(delta, y, Y, sw, scale, intercept_grads[last], acc)
-    for i in range(last, -1, -1):
-        a_in = x if i == 0 else activations[i - 1][:n]
-        np.dot(a_in.T, delta, coef_grads[i])
-        if i > 0:
-            dx = deltas[i][:n]
-            np.dot(delta, coefs[i].T, dx)
-            act_grad(dx, a_in, dx, intercept_grads[i - 1], True, acc)
-            delta = dx
-    return loss, correct
-
-
-# Compiled per activation and head, for the callers from Python: the codes are
-# closure constants, so only their functions are typed.
-
-
-@functools.cache
-def gemm_step(act, head):
-    """`batch_grads` for activation `act` and head `head`, without the three functions."""
-
-    def step(x, y, Y, sw, scale, coefs, intercepts, activations, deltas, cg, ig, acc):
-        return batch_grads(
-            x,
-            y,
-            Y,
-            sw,
-            scale,
-            coefs,
-            intercepts,
-            activations,
-            deltas,
-            cg,
-            ig,
-            acc,
-            FORWARDS[act],
-            ACTIVATION_GRADS[act],
-            HEAD_GRADS[head],
-        )
+        x (n, k0) of the weights' dtype; y (n,) labels or Y (n, C) targets (the
+        other empty); sw (n,) row weights or empty. coefs[i] (k_i, m_i),
+        activations[i] (>= n, m_i), deltas[i] (>= n, k_i) for i >= 1 (deltas[0]
+        is unused), the gradients cg[i], ig[i] as coefs[i], intercepts[i], all
+        tuples of one array type; acc float64 scratch as wide as the widest
+        layer. Returns ``(loss, correct)``.
+        """
+        n = x.shape[0]
+        last = len(coefs) - 1
+        if n == 0:  # a rank's empty slice of a small sharded batch
+            for i in range(last + 1):
+                cg[i][...] = 0
+                ig[i][...] = 0
+            return 0.0, 0
+        delta = FORWARDS[act](x, coefs, intercepts, activations)
+        db = ig[last]
+        if head == SOFTMAX_HEAD:
+            loss, correct = head_softmax(delta, y, Y, sw, scale, db, acc)
+        elif head == LOGISTIC_HEAD:
+            loss, correct = head_logistic(delta, y, Y, sw, scale, db, acc)
+        elif head == EXP_HEAD:
+            loss, correct = head_exp(delta, y, Y, sw, scale, db, acc)
+        else:
+            loss, correct = head_identity(delta, y, Y, sw, scale, db, acc)
+        for i in range(last, -1, -1):
+            a_in = x if i == 0 else activations[i - 1][:n]
+            np.dot(a_in.T, delta, cg[i])
+            if i > 0:
+                dx = deltas[i][:n]
+                np.dot(delta, coefs[i].T, dx)
+                db = ig[i - 1]
+                if act == RELU:
+                    grad_relu(dx, a_in, dx, db, True, acc)
+                elif act == TANH:
+                    grad_tanh(dx, a_in, dx, db, True, acc)
+                elif act == LOGISTIC:
+                    grad_logistic(dx, a_in, dx, db, True, acc)
+                else:
+                    grad_identity(dx, a_in, dx, db, True, acc)
+                delta = dx
+        return loss, correct
 
     suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}"
-    return specialise(step, suffix, error_model="numpy", nogil=True)
+    return specialise(batch_grads, suffix, error_model="numpy", nogil=True)
+
+
+# Indexed by the codes: FORWARDS[act], STEPS[act][head]. A constant index into a
+# global namedtuple is resolved before typing, so a caller compiles (or loads
+# from the cache) the one it uses; the forward pass is shared by the step and
+# by predictions. A namedtuple, not a tuple: Numba types a tuple of jitted
+# functions through its experimental first-class functions, with a warning.
+_codes = range(len(ACTIVATIONS))
+FORWARDS = namedtuple("Forwards", ACTIVATIONS)(*(_forward_for(a) for a in _codes))
+STEPS = namedtuple("Steps", ACTIVATIONS)(
+    *(
+        namedtuple("HeadSteps", HEADS)(*(_step_for(a, h) for h in range(len(HEADS))))
+        for a in _codes
+    )
+)
 
 
 # -- single pass for narrow networks -----------------------------------------

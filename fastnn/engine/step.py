@@ -215,7 +215,7 @@ class TrainStep(ForwardPass):
         if self.narrow is not None and sw.shape[0] == 0:
             xs = 1.0 if x.dtype == self.dtype else input_scale
             return self.narrow(x, y, scale, xs)
-        return self.step_module.gemm_step(self.act, self.head)(
+        return self.step_module.STEPS[self.act][self.head](
             self._float_batch(x, input_scale), y, Y, sw, scale, *self.gemm_args()
         )
 
