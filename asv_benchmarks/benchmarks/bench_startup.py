@@ -167,3 +167,36 @@ class FirstFitWarmCache:
 
     def timeraw_first_fit(self, config):
         return _fit_code(config)
+
+
+# The user's first contact: digits (1,797 x 64, scikit-learn's bundled copy),
+# the default MLPClassifier((128,)) (GEMM path) and (10,) (the single pass), one
+# epoch, from an empty cache; then the first predict, which reuses the forward
+# pass the fit compiled.
+_BUILD_DIGITS = """
+import warnings
+from sklearn.datasets import load_digits
+from fastnn import MLPClassifier
+X, y = load_digits(return_X_y=True)
+warnings.simplefilter("ignore")  # the ConvergenceWarning of max_iter=1
+"""
+_DIGITS_FIT = "model = MLPClassifier({hidden!r}, max_iter=1, random_state=0).fit(X, y)\n"
+DIGITS_CONFIGS = {"gemm": (128,), "single_pass": (10,)}
+
+
+class DigitsCold:
+    """A new user's first `fit` and first `predict` on digits, Numba cache empty."""
+
+    params = [list(DIGITS_CONFIGS)]
+    param_names = ["path"]
+    number = 1
+    repeat = 3
+    warmup_time = 0
+    timeout = 600
+
+    def timeraw_first_fit(self, path):
+        return _DIGITS_FIT.format(hidden=DIGITS_CONFIGS[path]), _COLD_CACHE + _BUILD_DIGITS
+
+    def timeraw_first_predict_after_fit(self, path):
+        fit = _DIGITS_FIT.format(hidden=DIGITS_CONFIGS[path])
+        return "model.predict(X)", _COLD_CACHE + _BUILD_DIGITS + fit

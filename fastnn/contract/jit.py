@@ -1,4 +1,4 @@
-"""`njit` that survives a read-only install.
+"""`njit` that survives a read-only install, and the specialisation of jitted closures.
 
 With ``cache=True``, Numba raises RuntimeError at decoration time, i.e. while
 fastnn is imported, when neither the package's ``__pycache__`` nor
@@ -14,9 +14,14 @@ _warned = False
 
 
 def njit(*args, **kwargs):
-    """`numba.njit`, falling back to ``cache=False`` when no cache is writable."""
+    """`numba.njit`, falling back to ``cache=False`` when no cache is writable.
+
+    No C callback wrapper is built (``no_cfunc_wrapper``): nothing in fastnn
+    takes a jitted function's address, and each wrapper costs ~0.04 s of compile.
+    """
     if args and callable(args[0]):  # bare @njit
         return njit(**kwargs)(args[0])
+    kwargs.setdefault("no_cfunc_wrapper", True)
 
     def decorate(func):
         global _warned
@@ -37,3 +42,19 @@ def njit(*args, **kwargs):
         return numba.njit(*args, **{**kwargs, "cache": False})(func)
 
     return decorate
+
+
+# For functions that only jitted code calls: no Python entry point is built for
+# them, about 0.1 s of compile each (they still cache, and callers link them).
+INTERNAL = {"no_cpython_wrapper": True}
+
+
+def specialise(func, suffix, **options):
+    """`njit(cache=True)` of closure `func`, whose constant codes are its closure variables.
+
+    The closure's cells (plain ints) are part of Numba's cache key; the name
+    `suffix` gives each specialisation its own index file, so that processes
+    compiling different ones at once never write the same index.
+    """
+    func.__qualname__ = func.__name__ = f"{func.__name__}_{suffix}"
+    return njit(cache=True, **options)(func)

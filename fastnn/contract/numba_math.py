@@ -1,21 +1,14 @@
 """Jitted building blocks shared by the contract kernels and the fused step.
 
-Activations and output heads are selected by the integer codes of
-`fastnn.contract.tables`. Each element-wise pass branches on the code once, outside
-its loops, so that every branch is a plain loop LLVM can vectorise.
+One function per activation and per output head, each a plain loop LLVM can
+vectorise; the contract kernels choose them by the integer codes of
+`fastnn.contract.tables` at run time, the trainer's loops at compile time.
 """
 
 import numpy as np
 
 from fastnn.contract.jit import njit
-from fastnn.contract.tables import (
-    EXP_HEAD,
-    LOGISTIC,
-    LOGISTIC_HEAD,
-    RELU,
-    SOFTMAX_HEAD,
-    TANH,
-)
+from fastnn.contract.tables import LOGISTIC, RELU, TANH
 
 
 @njit(cache=True, error_model="numpy")
@@ -24,30 +17,280 @@ def logistic(v):
     return 1.0 / (1.0 + np.exp(-v))
 
 
+# -- one function per activation and per head ---------------------------------
+#
+# Inlined at the IR level where they are called (inlined, their loops vectorise
+# as well as the fused step's did; called, the step was 3-4 % slower). A
+# specialised loop calls one of each, chosen by a constant code, so that the
+# others are never typed (fastnn.engine).
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def bias_identity(out, b):
+    """out += b row-wise."""
+    n, m = out.shape
+    for i in range(n):
+        for j in range(m):
+            out[i, j] += b[j]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def bias_logistic(out, b):
+    """out = logistic(out + b) row-wise."""
+    n, m = out.shape
+    one = out.dtype.type(1)
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = one / (one + np.exp(-(out[i, j] + b[j])))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def bias_tanh(out, b):
+    """out = tanh(out + b) row-wise."""
+    n, m = out.shape
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = np.tanh(out[i, j] + b[j])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def bias_relu(out, b):
+    """out = max(out + b, 0) row-wise."""
+    n, m = out.shape
+    zero = out.dtype.type(0)
+    for i in range(n):
+        for j in range(m):
+            v = out[i, j] + b[j]
+            # NaN passes through, as np.maximum does
+            out[i, j] = zero if v <= zero else v
+
+
+# out = d * f'(z), with the derivative written through the output a = f(z), as
+# scikit-learn's DERIVATIVES: identity 1, logistic a (1 - a), tanh 1 - a^2, ReLU
+# a gate (d where a > 0: inf * 0 would give NaN). With `want_db`, db receives
+# the column sums of out, accumulated in float64 in acc (>= m entries; passed in,
+# so that no compiled loop allocates: np.zeros costs 0.4 s of compile).
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _clear(acc, m, want):
+    if want:
+        for j in range(m):
+            acc[j] = 0.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _column_sums_into(out, i, acc, want_db):
+    if want_db:
+        for j in range(out.shape[1]):
+            acc[j] += out[i, j]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _store_db(acc, db, want_db):
+    if want_db:
+        for j in range(db.shape[0]):
+            db[j] = acc[j]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def grad_identity(d, a, out, db, want_db, acc):
+    n, m = d.shape
+    _clear(acc, m, want_db)
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = d[i, j]
+        _column_sums_into(out, i, acc, want_db)
+    _store_db(acc, db, want_db)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def grad_logistic(d, a, out, db, want_db, acc):
+    n, m = d.shape
+    one = d.dtype.type(1)
+    _clear(acc, m, want_db)
+    for i in range(n):
+        for j in range(m):
+            v = a[i, j]
+            out[i, j] = d[i, j] * (v * (one - v))
+        _column_sums_into(out, i, acc, want_db)
+    _store_db(acc, db, want_db)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def grad_tanh(d, a, out, db, want_db, acc):
+    n, m = d.shape
+    one = d.dtype.type(1)
+    _clear(acc, m, want_db)
+    for i in range(n):
+        for j in range(m):
+            v = a[i, j]
+            out[i, j] = d[i, j] * (one - v * v)
+        _column_sums_into(out, i, acc, want_db)
+    _store_db(acc, db, want_db)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def grad_relu(d, a, out, db, want_db, acc):
+    n, m = d.shape
+    zero = d.dtype.type(0)
+    _clear(acc, m, want_db)
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = d[i, j] if a[i, j] > zero else zero
+        _column_sums_into(out, i, acc, want_db)
+    _store_db(acc, db, want_db)
+
+
+# Output heads: loss of output pre-activations z (n, C) and, in place, its
+# gradient with respect to z. Targets: integer labels y (n,) for softmax, float
+# Y (n, C) for the others (the unused one may be empty). sw holds per-row
+# weights, or is empty for weight 1. Each returns ``(loss, correct)``:
+# ``loss = scale * sum_i sw_i loss_i`` (float64), with ``loss_i`` the row's
+# cross-entropy (softmax), binary cross-entropy summed over outputs (logistic),
+# ``0.5 * sum_j (z_ij - Y_ij)^2`` (identity) or half the Poisson deviance
+# ``sum_j Y log(Y / e^z) - Y + e^z`` (exp); z becomes
+# ``scale * sw_i * (f(z_i) - target_i)`` and db its column sums (accumulated
+# in acc, float64 of >= C entries). `correct` counts the rows predicted right before the update
+# (argmax == y; every output on the right side of 0.5), 0 for the regressions.
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def head_softmax(z, y, Y, sw, scale, db, acc):
+    n, m = z.shape
+    weighted = sw.shape[0] > 0
+    _clear(acc, m, True)
+    loss = 0.0
+    correct = 0
+    for i in range(n):
+        w = float(sw[i]) if weighted else 1.0
+        # the max is private to the row: shared, it races under prange (docs/design.md s. 6)
+        row_max = z[i, 0]
+        best = 0
+        for j in range(1, m):
+            if z[i, j] > row_max:
+                row_max = z[i, j]
+                best = j
+        target = y[i]
+        correct += best == target
+        shifted_target = float(z[i, target] - row_max)  # read before z is overwritten
+        total = 0.0
+        for j in range(m):
+            e = np.exp(z[i, j] - row_max)
+            z[i, j] = e
+            total += e
+        row_loss = np.log(total) - shifted_target
+        g = scale * w
+        factor = z.dtype.type(g / total)
+        for j in range(m):
+            z[i, j] *= factor
+        z[i, target] -= z.dtype.type(g)
+        loss += w * row_loss
+        for j in range(m):
+            acc[j] += z[i, j]
+    for j in range(m):
+        db[j] = acc[j]
+    return loss * scale, correct
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def head_logistic(z, y, Y, sw, scale, db, acc):
+    n, m = z.shape
+    weighted = sw.shape[0] > 0
+    _clear(acc, m, True)
+    loss = 0.0
+    correct = 0
+    one = z.dtype.type(1)
+    zero = z.dtype.type(0)
+    for i in range(n):
+        w = float(sw[i]) if weighted else 1.0
+        row_loss = 0.0
+        right = True
+        g = z.dtype.type(scale * w)
+        for j in range(m):
+            v = z[i, j]
+            t = Y[i, j]
+            right = right and ((v > zero) == (t > 0.5))
+            # log(1 + exp(v)) - t v without overflow, for logits of +-1000
+            av = abs(v)
+            row_loss += float(max(v, zero) - t * v) + np.log1p(np.exp(-float(av)))
+            if v >= zero:
+                p = one / (one + np.exp(-v))
+            else:
+                e = np.exp(v)
+                p = e / (one + e)
+            z[i, j] = g * (p - t)
+        correct += right
+        loss += w * row_loss
+        for j in range(m):
+            acc[j] += z[i, j]
+    for j in range(m):
+        db[j] = acc[j]
+    return loss * scale, correct
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def head_identity(z, y, Y, sw, scale, db, acc):
+    n, m = z.shape
+    weighted = sw.shape[0] > 0
+    _clear(acc, m, True)
+    loss = 0.0
+    for i in range(n):
+        w = float(sw[i]) if weighted else 1.0
+        row_loss = 0.0
+        g = z.dtype.type(scale * w)
+        for j in range(m):
+            diff = z[i, j] - Y[i, j]
+            row_loss += 0.5 * float(diff) * float(diff)
+            z[i, j] = g * diff
+        loss += w * row_loss
+        for j in range(m):
+            acc[j] += z[i, j]
+    for j in range(m):
+        db[j] = acc[j]
+    return loss * scale, 0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def head_exp(z, y, Y, sw, scale, db, acc):
+    n, m = z.shape
+    weighted = sw.shape[0] > 0
+    _clear(acc, m, True)
+    loss = 0.0
+    for i in range(n):
+        w = float(sw[i]) if weighted else 1.0
+        row_loss = 0.0
+        g = z.dtype.type(scale * w)
+        for j in range(m):
+            t = Y[i, j]
+            mu = np.exp(z[i, j])
+            # t log t - t z - t + e^z (t log t = 0 at t = 0, as scipy's xlogy)
+            tlogt = float(t) * np.log(float(t)) if t > 0 else 0.0
+            row_loss += tlogt - float(t) * float(z[i, j]) - float(t) + float(mu)
+            z[i, j] = g * (mu - t)
+        loss += w * row_loss
+        for j in range(m):
+            acc[j] += z[i, j]
+    for j in range(m):
+        db[j] = acc[j]
+    return loss * scale, 0
+
+
+# The contract kernels take the activation code at run time: they compile every
+# activation's function.
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def bias_activation_inplace(out, b, code):
     """out = f(out + b) row-wise, for activation `code`."""
-    n, m = out.shape
-    one = out.dtype.type(1)
-    zero = out.dtype.type(0)
     if code == RELU:
-        for i in range(n):
-            for j in range(m):
-                v = out[i, j] + b[j]
-                # NaN passes through, as np.maximum does
-                out[i, j] = zero if v <= zero else v
+        bias_relu(out, b)
     elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                out[i, j] = np.tanh(out[i, j] + b[j])
+        bias_tanh(out, b)
     elif code == LOGISTIC:
-        for i in range(n):
-            for j in range(m):
-                out[i, j] = one / (one + np.exp(-(out[i, j] + b[j])))
+        bias_logistic(out, b)
     else:
-        for i in range(n):
-            for j in range(m):
-                out[i, j] += b[j]
+        bias_identity(out, b)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -76,125 +319,16 @@ def activation_inplace(z, out, code):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def activation_backward_inplace(d, a, out, code, db, want_db):
-    """out = d * f'(z), with the derivative written through the output a = f(z).
-
-    As scikit-learn's DERIVATIVES: logistic a (1 - a), tanh 1 - a^2, ReLU a
-    gate (d where a > 0: inf * 0 would give NaN), identity 1. With `want_db`,
-    db receives the column sums of out, accumulated in float64.
-    """
-    n, m = d.shape
-    one = d.dtype.type(1)
-    zero = d.dtype.type(0)
-    acc = np.zeros(m if want_db else 0, dtype=np.float64)
-    for i in range(n):
-        if code == RELU:
-            for j in range(m):
-                out[i, j] = d[i, j] if a[i, j] > zero else zero
-        elif code == TANH:
-            for j in range(m):
-                v = a[i, j]
-                out[i, j] = d[i, j] * (one - v * v)
-        elif code == LOGISTIC:
-            for j in range(m):
-                v = a[i, j]
-                out[i, j] = d[i, j] * (v * (one - v))
-        else:
-            for j in range(m):
-                out[i, j] = d[i, j]
-        if want_db:
-            for j in range(m):
-                acc[j] += out[i, j]
-    if want_db:
-        for j in range(m):
-            db[j] = acc[j]
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def head_grad_inplace(z, y, Y, sw, head, scale, db):
-    """Loss of output pre-activations z and, in place, its gradient with respect to z.
-
-    z is (n, C). Targets: integer labels y (n,) for the softmax head, float
-    Y (n, C) for the others (the unused one may be empty). sw holds per-row
-    weights, or is empty for weight 1. Returns ``(loss, correct)``:
-    ``loss = scale * sum_i sw_i loss_i`` (float64), with ``loss_i`` the row's
-    cross-entropy (softmax), binary cross-entropy summed over outputs
-    (logistic), ``0.5 * sum_j (z_ij - Y_ij)^2`` (identity) or half the Poisson
-    deviance ``sum_j Y log(Y / e^z) - Y + e^z`` (exp); z becomes
-    ``scale * sw_i * (f(z_i) - target_i)`` and db its column sums (float64
-    accumulation). `correct` counts the rows predicted right before the update
-    (argmax == y; every output on the right side of 0.5), 0 for identity.
-    """
-    n, m = z.shape
-    weighted = sw.shape[0] > 0
-    acc = np.zeros(m, dtype=np.float64)
-    loss = 0.0
-    correct = 0
-    one = z.dtype.type(1)
-    zero = z.dtype.type(0)
-    for i in range(n):
-        w = float(sw[i]) if weighted else 1.0
-        row_loss = 0.0
-        if head == SOFTMAX_HEAD:
-            # the max is private to the row: shared, it races under prange (docs/design.md s. 6)
-            row_max = z[i, 0]
-            best = 0
-            for j in range(1, m):
-                if z[i, j] > row_max:
-                    row_max = z[i, j]
-                    best = j
-            target = y[i]
-            correct += best == target
-            shifted_target = float(z[i, target] - row_max)  # read before z is overwritten
-            total = 0.0
-            for j in range(m):
-                e = np.exp(z[i, j] - row_max)
-                z[i, j] = e
-                total += e
-            row_loss = np.log(total) - shifted_target
-            g = scale * w
-            factor = z.dtype.type(g / total)
-            for j in range(m):
-                z[i, j] *= factor
-            z[i, target] -= z.dtype.type(g)
-        elif head == LOGISTIC_HEAD:
-            right = True
-            g = z.dtype.type(scale * w)
-            for j in range(m):
-                v = z[i, j]
-                t = Y[i, j]
-                right = right and ((v > zero) == (t > 0.5))
-                # log(1 + exp(v)) - t v without overflow, for logits of +-1000
-                av = abs(v)
-                row_loss += float(max(v, zero) - t * v) + np.log1p(np.exp(-float(av)))
-                if v >= zero:
-                    p = one / (one + np.exp(-v))
-                else:
-                    e = np.exp(v)
-                    p = e / (one + e)
-                z[i, j] = g * (p - t)
-            correct += right
-        elif head == EXP_HEAD:
-            g = z.dtype.type(scale * w)
-            for j in range(m):
-                t = Y[i, j]
-                mu = np.exp(z[i, j])
-                # t log t - t z - t + e^z (t log t = 0 at t = 0, as scipy's xlogy)
-                tlogt = float(t) * np.log(float(t)) if t > 0 else 0.0
-                row_loss += tlogt - float(t) * float(z[i, j]) - float(t) + float(mu)
-                z[i, j] = g * (mu - t)
-        else:
-            g = z.dtype.type(scale * w)
-            for j in range(m):
-                diff = z[i, j] - Y[i, j]
-                row_loss += 0.5 * float(diff) * float(diff)
-                z[i, j] = g * diff
-        loss += w * row_loss
-        for j in range(m):
-            acc[j] += z[i, j]
-    for j in range(m):
-        db[j] = acc[j]
-    return loss * scale, correct
+def activation_backward_inplace(d, a, out, code, db, want_db, acc):
+    """out = d * f'(z) for activation `code`, db its column sums with `want_db`."""
+    if code == RELU:
+        grad_relu(d, a, out, db, want_db, acc)
+    elif code == TANH:
+        grad_tanh(d, a, out, db, want_db, acc)
+    elif code == LOGISTIC:
+        grad_logistic(d, a, out, db, want_db, acc)
+    else:
+        grad_identity(d, a, out, db, want_db, acc)
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -170,18 +170,19 @@ def activation_forward(z, code, out):
 
 
 _NO_DB = {}
+_NO_ACC = np.empty(0)
 
 
 @njit(cache=True, error_model="numpy")
-def _activation_backward(dout, a, code, out, db):
-    activation_backward_inplace(dout, a, out, code, db, False)
+def _activation_backward(dout, a, code, out, db, acc):
+    activation_backward_inplace(dout, a, out, code, db, False, acc)
     return out
 
 
 def activation_backward(dout, a, code, out):
-    # no bias gradient wanted: an empty placeholder of the dtype
+    # no bias gradient wanted: empty placeholders of the dtypes
     db = _NO_DB.setdefault(out.dtype, np.empty(0, out.dtype))
-    return _activation_backward(dout, a, code, out, db)
+    return _activation_backward(dout, a, code, out, db, _NO_ACC)
 
 
 @njit(cache=True, error_model="numpy")

@@ -38,7 +38,8 @@ def head_code(name):
 
 
 # Solvers, as the compiled epoch loop takes them
-SGD, ADAM = 0, 1
+SOLVERS = ("sgd", "adam")
+SGD, ADAM = range(2)
 
 # Slots of the statistics array an epoch accumulates into, and its status codes
 LOSS, WEIGHT, CORRECT, BATCHES, STATUS, BAD_BATCH = range(6)

@@ -162,7 +162,6 @@ class EpochRunner:
                 self.grads.data,
                 self.params.n_coef,
                 self.alpha,
-                solver,
                 lr,
                 momentum,
                 nesterov,
@@ -177,7 +176,7 @@ class EpochRunner:
             started = time.perf_counter()
             if self.use_narrow:
                 xs = 1.0 if self.X.dtype == step.dtype else self.input_scale
-                t = self._numba.run_narrow_batches(
+                t = self._numba.narrow_epoch(solver)(
                     self.X,
                     self.y,
                     xs,
@@ -196,7 +195,7 @@ class EpochRunner:
                     *update,
                 )
             else:
-                t = self._numba.run_batches(
+                t = self._numba.gemm_epoch(step.act, step.head, solver)(
                     self.X,
                     self.y,
                     self.Y,
@@ -211,8 +210,6 @@ class EpochRunner:
                     self.yb,
                     self.Yb,
                     self.swb,
-                    step.act,
-                    step.head,
                     *step.gemm_args(),
                     *update,
                 )
@@ -286,7 +283,7 @@ class EpochRunner:
             solver, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t = (
                 opt.compiled_args()
             )
-            t = self._numba.finish_batch(
+            t = self._numba.finish_any_batch(
                 loss,
                 weight,
                 scale,

@@ -1,10 +1,11 @@
 """The compiled epoch loop: many training steps per call, no Python per batch.
 
-`run_batches` takes an epoch's row order and runs a range of its batches:
-gather (or read in place), fused forward/backward, L2, optimizer update on the
-flat parameter buffer, divergence check. The trainer calls it once per epoch,
-or in slices of bounded time so that Ctrl-C is seen within a fraction of a
-second. It releases the GIL.
+`gemm_epoch(act, head, solver)` and `narrow_epoch(solver)` return the loop of
+each path, compiled for one activation, head and solver: it takes an epoch's
+row order and runs a range of its batches: gather (or read in place), fused
+forward/backward, L2, optimizer update on the flat parameter buffer,
+divergence check. The trainer calls it once per epoch, or in slices of bounded
+time so that Ctrl-C is seen within a fraction of a second. It releases the GIL.
 
 Rows may be read from float X of the weights' dtype in place (no shuffling,
 contiguous rows: no copy at all), or gathered by index into a batch buffer;
@@ -12,24 +13,30 @@ uint8 X is widened and scaled by the input scale (1/255 for pixels) while it is
 gathered, so a float copy of the data set is never made.
 """
 
+import functools
+from collections import namedtuple
+
 import numpy as np
 from numba.extending import overload
 
-from fastnn.contract.jit import njit
+from fastnn.contract.jit import INTERNAL, njit, specialise
 from fastnn.contract.numba_ops import _adam, _l2_penalty, _sgd_momentum, _sgd_plain
 from fastnn.contract.tables import (
+    ACTIVATIONS,
     BAD_BATCH,
     BATCHES,
     CORRECT,
+    HEADS,
     LOSS,
     LOSS_NOT_FINITE,
     OK,
     SGD,
+    SOLVERS,
     STATUS,
     WEIGHT,
     WEIGHTS_NOT_FINITE,
 )
-from fastnn.engine.numba_step import batch_grads, narrow_batch
+from fastnn.engine.numba_step import STEPS, narrow_batch
 
 
 def fetch_rows(X, rows, start, stop, xs, xb):
@@ -101,7 +108,7 @@ def take_rows_2d(a, rows, start, stop, buf):
     return buf[:m]
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, **INTERNAL)
 def _all_finite(a):
     for i in range(a.shape[0]):
         if not np.isfinite(a[i]):
@@ -109,8 +116,74 @@ def _all_finite(a):
     return True
 
 
+# The optimizers' updates of the flat buffers, with one signature: returns Adam's t
+
+
+@njit(cache=True, error_model="numpy", nogil=True, **INTERNAL)
+def sgd_step(params, grads, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t):
+    if momentum > 0:
+        _sgd_momentum(params, grads, lr, state1, momentum, nesterov)
+    else:
+        _sgd_plain(params, grads, lr)
+    return t
+
+
+@njit(cache=True, error_model="numpy", nogil=True, **INTERNAL)
+def adam_step(params, grads, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t):
+    _adam(params, grads, state1, state2, t + 1, lr, beta1, beta2, eps)
+    return t + 1
+
+
+# indexed by solver code (a namedtuple: see numba_step.STEPS)
+UPDATES = namedtuple("Updates", SOLVERS)(sgd_step, adam_step)
+
+
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def finish_batch(
+    loss,
+    weight,
+    scale,
+    b,
+    params,
+    grads,
+    n_coef,
+    alpha,
+    update,
+    lr,
+    momentum,
+    nesterov,
+    beta1,
+    beta2,
+    eps,
+    state1,
+    state2,
+    t,
+    stats,
+):
+    """After a batch's gradients: the L2 term, the divergence check, the update.
+
+    `loss` and the gradients are the batch's (scaled by `scale`, the batch
+    holding `weight` rows or weight); `params`/`grads` are the flat buffers,
+    whose first n_coef entries are the weights (the L2 term's, as in
+    scikit-learn's packing); `update` is one of UPDATES. On a NaN or inf loss,
+    sets STATUS and BAD_BATCH and leaves the parameters alone. Returns Adam's
+    step count t.
+    """
+    if alpha > 0:
+        loss += _l2_penalty(params[:n_coef], grads[:n_coef], alpha * scale)
+    if not np.isfinite(loss):
+        stats[STATUS] = LOSS_NOT_FINITE
+        stats[BAD_BATCH] = b
+        return t
+    t = update(params, grads, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t)
+    stats[LOSS] += loss * weight
+    stats[WEIGHT] += weight
+    stats[BATCHES] += 1
+    return t
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def finish_any_batch(
     loss,
     weight,
     scale,
@@ -131,32 +204,50 @@ def finish_batch(
     t,
     stats,
 ):
-    """After a batch's gradients: the L2 term, the divergence check, the update.
-
-    `loss` and the gradients are the batch's (scaled by `scale`, the batch
-    holding `weight` rows or weight); `params`/`grads` are the flat buffers,
-    whose first n_coef entries are the weights (the L2 term's, as in
-    scikit-learn's packing). On a NaN or inf loss, sets STATUS and BAD_BATCH
-    and leaves the parameters alone. Returns Adam's step count t.
-    """
-    if alpha > 0:
-        loss += _l2_penalty(params[:n_coef], grads[:n_coef], alpha * scale)
-    if not np.isfinite(loss):
-        stats[STATUS] = LOSS_NOT_FINITE
-        stats[BAD_BATCH] = b
-        return t
+    """`finish_batch` for the Python loop over batches, with the solver's code."""
     if solver == SGD:
-        if momentum > 0:
-            _sgd_momentum(params, grads, lr, state1, momentum, nesterov)
-        else:
-            _sgd_plain(params, grads, lr)
-    else:
-        t += 1
-        _adam(params, grads, state1, state2, t, lr, beta1, beta2, eps)
-    stats[LOSS] += loss * weight
-    stats[WEIGHT] += weight
-    stats[BATCHES] += 1
-    return t
+        return finish_batch(
+            loss,
+            weight,
+            scale,
+            b,
+            params,
+            grads,
+            n_coef,
+            alpha,
+            sgd_step,
+            lr,
+            momentum,
+            nesterov,
+            beta1,
+            beta2,
+            eps,
+            state1,
+            state2,
+            t,
+            stats,
+        )
+    return finish_batch(
+        loss,
+        weight,
+        scale,
+        b,
+        params,
+        grads,
+        n_coef,
+        alpha,
+        adam_step,
+        lr,
+        momentum,
+        nesterov,
+        beta1,
+        beta2,
+        eps,
+        state1,
+        state2,
+        t,
+        stats,
+    )
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
@@ -170,202 +261,217 @@ def check_weights(params, n_batches, stats):
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def batch_weight(ww, start, stop):
     """The batch's weight (rows, or the sum of its row weights) and its loss scale."""
-    weight = float(stop - start) if ww.shape[0] == 0 else float(ww.sum())
+    if ww.shape[0] == 0:
+        weight = float(stop - start)
+    else:  # ww.sum() in its order, without compiling NumPy's sum (0.3 s)
+        weight = 0.0
+        for i in range(ww.shape[0]):
+            weight += ww[i]
     return weight, (1.0 / weight if weight > 0 else 0.0)
 
 
-# Two entry points, one per path, so that a fit compiles only the path it runs:
-# each is a large call graph that LLVM optimises whole.
+# One compiled entry point per path and per (activation, head, solver), so that
+# a fit compiles only what it runs: the codes are closure constants, and the
+# branches of the others are pruned before typing (contract.jit.PruneInlined).
+# Each is a large call graph that LLVM optimises whole.
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def run_batches(
-    X,
-    y,
-    Y,
-    sw,
-    xs,
-    rows,
-    n,
-    batch_size,
-    first,
-    stop_batch,
-    xb,
-    yb,
-    Yb,
-    swb,
-    act,
-    head,
-    coefs,
-    intercepts,
-    activations,
-    deltas,
-    coef_grads,
-    intercept_grads,
-    params,
-    grads,
-    n_coef,
-    alpha,
-    solver,
-    lr,
-    momentum,
-    nesterov,
-    beta1,
-    beta2,
-    eps,
-    state1,
-    state2,
-    t,
-    stats,
-):
-    """Batches [first, stop_batch) of an epoch of n rows on the GEMM path; returns Adam's t.
+@functools.cache
+def gemm_epoch(act, head, solver):
+    """The GEMM path's epoch loop for activation `act`, head `head` and `solver` (codes)."""
 
-    X (float of the weights' dtype, or uint8 scaled by xs) is read in place
-    or gathered into xb. Each batch as `finish_batch` describes; `stats`
-    accumulates LOSS (batch losses times their weight), WEIGHT, CORRECT and
-    BATCHES, and stops at the first non-finite loss. After the epoch's last
-    batch, `check_weights`.
-    """
-    n_batches = (n + batch_size - 1) // batch_size
-    for b in range(first, stop_batch):
-        start = b * batch_size
-        stop = min(start + batch_size, n)
-        yy = take_rows(y, rows, start, stop, yb)
-        YY = take_rows_2d(Y, rows, start, stop, Yb)
-        ww = take_rows(sw, rows, start, stop, swb)
-        weight, scale = batch_weight(ww, start, stop)
-        x = fetch_rows(X, rows, start, stop, xs, xb)
-        loss, correct = batch_grads(
-            x,
-            yy,
-            YY,
-            ww,
-            scale,
-            act,
-            head,
-            coefs,
-            intercepts,
-            activations,
-            deltas,
-            coef_grads,
-            intercept_grads,
-        )
-        t = finish_batch(
-            loss,
-            weight,
-            scale,
-            b,
-            params,
-            grads,
-            n_coef,
-            alpha,
-            solver,
-            lr,
-            momentum,
-            nesterov,
-            beta1,
-            beta2,
-            eps,
-            state1,
-            state2,
-            t,
-            stats,
-        )
-        if stats[STATUS] != OK:
-            return t
-        stats[CORRECT] += correct
-    if stop_batch == n_batches:
-        check_weights(params, n_batches, stats)
-    return t
+    def run_batches(
+        X,
+        y,
+        Y,
+        sw,
+        xs,
+        rows,
+        n,
+        batch_size,
+        first,
+        stop_batch,
+        xb,
+        yb,
+        Yb,
+        swb,
+        coefs,
+        intercepts,
+        activations,
+        deltas,
+        coef_grads,
+        intercept_grads,
+        acc,
+        params,
+        grads,
+        n_coef,
+        alpha,
+        lr,
+        momentum,
+        nesterov,
+        beta1,
+        beta2,
+        eps,
+        state1,
+        state2,
+        t,
+        stats,
+    ):
+        """Batches [first, stop_batch) of an epoch of n rows on the GEMM path; returns Adam's t.
+
+        X (float of the weights' dtype, or uint8 scaled by xs) is read in place
+        or gathered into xb. Each batch as `finish_batch` describes; `stats`
+        accumulates LOSS (batch losses times their weight), WEIGHT, CORRECT and
+        BATCHES, and stops at the first non-finite loss. After the epoch's last
+        batch, `check_weights`.
+        """
+        n_batches = (n + batch_size - 1) // batch_size
+        for b in range(first, stop_batch):
+            start = b * batch_size
+            stop = min(start + batch_size, n)
+            yy = take_rows(y, rows, start, stop, yb)
+            YY = take_rows_2d(Y, rows, start, stop, Yb)
+            ww = take_rows(sw, rows, start, stop, swb)
+            weight, scale = batch_weight(ww, start, stop)
+            x = fetch_rows(X, rows, start, stop, xs, xb)
+            loss, correct = STEPS[act][head](
+                x,
+                yy,
+                YY,
+                ww,
+                scale,
+                coefs,
+                intercepts,
+                activations,
+                deltas,
+                coef_grads,
+                intercept_grads,
+                acc,
+            )
+            t = finish_batch(
+                loss,
+                weight,
+                scale,
+                b,
+                params,
+                grads,
+                n_coef,
+                alpha,
+                UPDATES[solver],
+                lr,
+                momentum,
+                nesterov,
+                beta1,
+                beta2,
+                eps,
+                state1,
+                state2,
+                t,
+                stats,
+            )
+            if stats[STATUS] != OK:
+                return t
+            stats[CORRECT] += correct
+        if stop_batch == n_batches:
+            check_weights(params, n_batches, stats)
+        return t
+
+    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}_{SOLVERS[solver]}"
+    return specialise(run_batches, suffix, error_model="numpy", nogil=True)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def run_narrow_batches(
-    X,
-    y,
-    xs,
-    rows,
-    n,
-    batch_size,
-    first,
-    stop_batch,
-    xnb,
-    yb,
-    coefs,
-    intercepts,
-    coef_grads,
-    intercept_grads,
-    narrow_buffers,
-    params,
-    grads,
-    n_coef,
-    alpha,
-    solver,
-    lr,
-    momentum,
-    nesterov,
-    beta1,
-    beta2,
-    eps,
-    state1,
-    state2,
-    t,
-    stats,
-):
-    """As `run_batches`, on the single pass (one hidden ReLU layer, softmax head, no weights).
+@functools.cache
+def narrow_epoch(solver):
+    """The single pass's epoch loop (one hidden ReLU layer, softmax head) for `solver`."""
 
-    X is read in its own dtype (uint8 pixels widened in registers and scaled
-    by xs; xs is 1 for float X), gathered into xnb when the rows are shuffled.
-    """
-    n_batches = (n + batch_size - 1) // batch_size
-    W1T, p_dW1T, p_dW2, p_db1, p_db2, p_acc, scratch = narrow_buffers
-    for b in range(first, stop_batch):
-        start = b * batch_size
-        stop = min(start + batch_size, n)
-        yy = take_rows(y, rows, start, stop, yb)
-        weight, scale = float(stop - start), 1.0 / (stop - start)
-        xr = take_rows_2d(X, rows, start, stop, xnb)
-        loss, correct = narrow_batch(
-            xr,
-            yy,
-            scale,
-            xs,
-            coefs,
-            intercepts,
-            coef_grads,
-            intercept_grads,
-            W1T,
-            p_dW1T,
-            p_dW2,
-            p_db1,
-            p_db2,
-            p_acc,
-            scratch,
-        )
-        t = finish_batch(
-            loss,
-            weight,
-            scale,
-            b,
-            params,
-            grads,
-            n_coef,
-            alpha,
-            solver,
-            lr,
-            momentum,
-            nesterov,
-            beta1,
-            beta2,
-            eps,
-            state1,
-            state2,
-            t,
-            stats,
-        )
-        if stats[STATUS] != OK:
-            return t
-        stats[CORRECT] += correct
-    if stop_batch == n_batches:
-        check_weights(params, n_batches, stats)
-    return t
+    def run_narrow_batches(
+        X,
+        y,
+        xs,
+        rows,
+        n,
+        batch_size,
+        first,
+        stop_batch,
+        xnb,
+        yb,
+        coefs,
+        intercepts,
+        coef_grads,
+        intercept_grads,
+        narrow_buffers,
+        params,
+        grads,
+        n_coef,
+        alpha,
+        lr,
+        momentum,
+        nesterov,
+        beta1,
+        beta2,
+        eps,
+        state1,
+        state2,
+        t,
+        stats,
+    ):
+        """As the GEMM path's loop, on the single pass (no row weights).
+
+        X is read in its own dtype (uint8 pixels widened in registers and
+        scaled by xs; xs is 1 for float X), gathered into xnb when the rows
+        are shuffled.
+        """
+        n_batches = (n + batch_size - 1) // batch_size
+        W1T, p_dW1T, p_dW2, p_db1, p_db2, p_acc, scratch = narrow_buffers
+        for b in range(first, stop_batch):
+            start = b * batch_size
+            stop = min(start + batch_size, n)
+            yy = take_rows(y, rows, start, stop, yb)
+            weight, scale = float(stop - start), 1.0 / (stop - start)
+            xr = take_rows_2d(X, rows, start, stop, xnb)
+            loss, correct = narrow_batch(
+                xr,
+                yy,
+                scale,
+                xs,
+                coefs,
+                intercepts,
+                coef_grads,
+                intercept_grads,
+                W1T,
+                p_dW1T,
+                p_dW2,
+                p_db1,
+                p_db2,
+                p_acc,
+                scratch,
+            )
+            t = finish_batch(
+                loss,
+                weight,
+                scale,
+                b,
+                params,
+                grads,
+                n_coef,
+                alpha,
+                UPDATES[solver],
+                lr,
+                momentum,
+                nesterov,
+                beta1,
+                beta2,
+                eps,
+                state1,
+                state2,
+                t,
+                stats,
+            )
+            if stats[STATUS] != OK:
+                return t
+            stats[CORRECT] += correct
+        if stop_batch == n_batches:
+            check_weights(params, n_batches, stats)
+        return t
+
+    return specialise(run_narrow_batches, SOLVERS[solver], error_model="numpy", nogil=True)

@@ -2,10 +2,12 @@
 
 Two ways to the same numbers:
 
-- `batch_grads`, the GEMM path, for any network, activation and head: every
+- The GEMM path's step, for any network, activation and head: every
   GEMM through Numba's np.dot (SciPy's OpenBLAS), each element-wise pass fused
   into the GEMM that produces its input (bias+activation, head+loss+gradient+
-  bias gradient, activation derivative+bias gradient).
+  bias gradient, activation derivative+bias gradient): `STEPS[act][head]`,
+  compiled for one activation and head. Its forward pass is `FORWARDS[act]`,
+  which predictions call too.
 - `NarrowStep`, a BLAS-free single pass for narrow one-hidden-layer ReLU
   networks with a softmax head (the seed recipe, 784-10-10): with 10 hidden
   units a GEMM's inner dimension is too short for BLAS, and the step is bound by
@@ -19,83 +21,139 @@ caller's (`fastnn.engine.numba_epoch`), over the flat parameter buffer.
 """
 
 import os
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
-from fastnn.contract.jit import njit
+from fastnn.contract.jit import INTERNAL, njit, specialise
 from fastnn.contract.numba_math import (
-    activation_backward_inplace,
-    bias_activation_inplace,
-    head_grad_inplace,
+    bias_identity,
+    bias_logistic,
+    bias_relu,
+    bias_tanh,
+    grad_identity,
+    grad_logistic,
+    grad_relu,
+    grad_tanh,
+    head_exp,
+    head_identity,
+    head_logistic,
+    head_softmax,
 )
 from fastnn.contract.numba_ops import _DOT
-from fastnn.contract.tables import IDENTITY, RELU, SOFTMAX_HEAD
+from fastnn.contract.tables import (
+    ACTIVATIONS,
+    EXP_HEAD,
+    HEADS,
+    LOGISTIC,
+    LOGISTIC_HEAD,
+    RELU,
+    SOFTMAX_HEAD,
+    TANH,
+)
+
+# Compiled per activation (the forward pass) and per activation and head (the
+# step): closures over the codes, compiled by contract.jit.specialise. Numba
+# prunes `if act == RELU:` before typing when both sides are constants (a
+# closure cell, a global), so only the code's functions are typed, and inlined.
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def forward(x, act, coefs, intercepts, activations):
-    """Every layer's output for batch x into activations[i][:n]; returns the last.
+def _forward_for(act):
+    def forward(x, coefs, intercepts, activations):
+        """Every layer's output for batch x into activations[i][:n]; returns the last.
 
-    The last layer's is the output pre-activation (logits): the head applies
-    its own function.
-    """
-    n = x.shape[0]
-    last = len(coefs) - 1
-    a = x
-    for i in range(last):
-        out = activations[i][:n]
-        np.dot(a, coefs[i], out)
-        bias_activation_inplace(out, intercepts[i], act)
-        a = out
-    out = activations[last][:n]
-    np.dot(a, coefs[last], out)
-    bias_activation_inplace(out, intercepts[last], IDENTITY)
-    return out
+        The last layer's is the output pre-activation (logits): the head
+        applies its own function.
+        """
+        n = x.shape[0]
+        last = len(coefs) - 1
+        a = x
+        for i in range(last):
+            out = activations[i][:n]
+            np.dot(a, coefs[i], out)
+            b = intercepts[i]
+            if act == RELU:
+                bias_relu(out, b)
+            elif act == TANH:
+                bias_tanh(out, b)
+            elif act == LOGISTIC:
+                bias_logistic(out, b)
+            else:
+                bias_identity(out, b)
+            a = out
+        out = activations[last][:n]
+        np.dot(a, coefs[last], out)
+        bias_identity(out, intercepts[last])
+        return out
+
+    return specialise(forward, ACTIVATIONS[act], error_model="numpy", nogil=True)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def batch_grads(
-    x,
-    y,
-    Y,
-    sw,
-    scale,
-    act,
-    head,
-    coefs,
-    intercepts,
-    activations,
-    deltas,
-    coef_grads,
-    intercept_grads,
-):
-    """Loss of batch x and every gradient, over preallocated buffers.
+def _step_for(act, head):
+    def batch_grads(x, y, Y, sw, scale, coefs, intercepts, activations, deltas, cg, ig, acc):
+        """Loss of batch x and every gradient, over preallocated buffers.
 
-    x (n, k0) of the weights' dtype; y (n,) labels or Y (n, C) targets (the
-    other empty); sw (n,) row weights or empty. coefs[i] (k_i, m_i),
-    activations[i] (>= n, m_i), deltas[i] (>= n, k_i) for i >= 1 (deltas[0] is
-    unused), all tuples of one array type. Returns ``(loss, correct)``.
-    """
-    n = x.shape[0]
-    last = len(coefs) - 1
-    if n == 0:  # a rank's empty slice of a small sharded batch
-        for i in range(last + 1):
-            coef_grads[i][...] = 0
-            intercept_grads[i][...] = 0
-        return 0.0, 0
-    delta = forward(x, act, coefs, intercepts, activations)
-    loss, correct = head_grad_inplace(delta, y, Y, sw, head, scale, intercept_grads[last])
-    for i in range(last, -1, -1):
-        a_in = x if i == 0 else activations[i - 1][:n]
-        np.dot(a_in.T, delta, coef_grads[i])
-        if i > 0:
-            dx = deltas[i][:n]
-            np.dot(delta, coefs[i].T, dx)
-            activation_backward_inplace(dx, a_in, dx, act, intercept_grads[i - 1], True)
-            delta = dx
-    return loss, correct
+        x (n, k0) of the weights' dtype; y (n,) labels or Y (n, C) targets (the
+        other empty); sw (n,) row weights or empty. coefs[i] (k_i, m_i),
+        activations[i] (>= n, m_i), deltas[i] (>= n, k_i) for i >= 1 (deltas[0]
+        is unused), the gradients cg[i], ig[i] as coefs[i], intercepts[i], all
+        tuples of one array type; acc float64 scratch as wide as the widest
+        layer. Returns ``(loss, correct)``.
+        """
+        n = x.shape[0]
+        last = len(coefs) - 1
+        if n == 0:  # a rank's empty slice of a small sharded batch
+            for i in range(last + 1):
+                cg[i][...] = 0
+                ig[i][...] = 0
+            return 0.0, 0
+        delta = FORWARDS[act](x, coefs, intercepts, activations)
+        db = ig[last]
+        if head == SOFTMAX_HEAD:
+            loss, correct = head_softmax(delta, y, Y, sw, scale, db, acc)
+        elif head == LOGISTIC_HEAD:
+            loss, correct = head_logistic(delta, y, Y, sw, scale, db, acc)
+        elif head == EXP_HEAD:
+            loss, correct = head_exp(delta, y, Y, sw, scale, db, acc)
+        else:
+            loss, correct = head_identity(delta, y, Y, sw, scale, db, acc)
+        for i in range(last, -1, -1):
+            a_in = x if i == 0 else activations[i - 1][:n]
+            np.dot(a_in.T, delta, cg[i])
+            if i > 0:
+                dx = deltas[i][:n]
+                np.dot(delta, coefs[i].T, dx)
+                db = ig[i - 1]
+                if act == RELU:
+                    grad_relu(dx, a_in, dx, db, True, acc)
+                elif act == TANH:
+                    grad_tanh(dx, a_in, dx, db, True, acc)
+                elif act == LOGISTIC:
+                    grad_logistic(dx, a_in, dx, db, True, acc)
+                else:
+                    grad_identity(dx, a_in, dx, db, True, acc)
+                delta = dx
+        return loss, correct
+
+    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}"
+    return specialise(batch_grads, suffix, error_model="numpy", nogil=True)
+
+
+# Indexed by the codes: FORWARDS[act], STEPS[act][head]. A constant index into a
+# global namedtuple is resolved before typing, so a caller compiles (or loads
+# from the cache) the one it uses; the forward pass is shared by the step and
+# by predictions. A namedtuple, not a tuple: Numba types a tuple of jitted
+# functions through its experimental first-class functions, with a warning.
+_codes = range(len(ACTIVATIONS))
+FORWARDS = namedtuple("Forwards", ACTIVATIONS)(*(_forward_for(a) for a in _codes))
+STEPS = namedtuple("Steps", ACTIVATIONS)(
+    *(
+        namedtuple("HeadSteps", HEADS)(*(_step_for(a, h) for h in range(len(HEADS))))
+        for a in _codes
+    )
+)
 
 
 # -- single pass for narrow networks -----------------------------------------
@@ -107,7 +165,7 @@ def batch_grads(
 # instead of to every pixel.
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT, **INTERNAL)
 def _dots4(x0, x1, x2, x3, WT, pre):
     # pre[4 j + t] = x_t . WT[j] for four rows, two j at a time: each vector load
     # of x serves two FMAs and each of WT four, and the 8 accumulators and 6
@@ -144,7 +202,7 @@ def _dots4(x0, x1, x2, x3, WT, pre):
         pre[4 * j], pre[4 * j + 1], pre[4 * j + 2], pre[4 * j + 3] = s0, s1, s2, s3
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT, **INTERNAL)
 def _axpy4(dWT, g, x0, x1, x2, x3):
     # dWT[j] += sum_t g[4 j + t] * x_t, two j at a time (x loads shared by both),
     # as a chain of four FMAs: fewer instructions than a tree of products and sums
@@ -295,6 +353,15 @@ def narrow_rows(x, y, start, stop, W1T, b1, W2, b2, dW1T, db1, dW2, db2, scratch
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _sum_rows(a, rows, j):
+    # a[:rows, j].sum() in its order, without compiling NumPy's sum (0.3 s)
+    s = 0.0
+    for t in range(rows):
+        s += a[t, j]
+    return s
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def narrow_finish(
     parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, chunks, coef_grads, intercept_grads
 ):
@@ -316,9 +383,9 @@ def narrow_finish(
             dW2[j, c] = s
     # the biases' float64 partial sums, rounded once
     for j in range(nh):
-        db1[j] = parts_db1[:chunks, j].sum()
+        db1[j] = _sum_rows(parts_db1, chunks, j)
     for c in range(db2.shape[0]):
-        db2[c] = parts_db2[:chunks, c].sum()
+        db2[c] = _sum_rows(parts_db2, chunks, c)
     loss = 0.0
     correct = 0.0
     for t in range(chunks):

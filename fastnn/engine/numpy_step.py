@@ -1,6 +1,6 @@
 """The NumPy backend's training step: the readable reference of `fastnn.engine.numba_step`.
 
-Same arguments and results as the Numba `forward` and `batch_grads`, written
+The same results as the Numba `FORWARDS[act]` and `STEPS[act][head]` (codes as arguments), written
 as plain array expressions, with activations (`fastnn.contract.numpy_ops`) and heads in tables
 as in scikit-learn's `_base.py`. The Numba step is tested against this one.
 """

@@ -98,8 +98,8 @@ class ForwardPass:
         x = self._float_batch(x, input_scale)
         if self.backend == "numpy":
             return self.step_module.forward(x, self.act, self.coefs, self.intercepts)
-        return self.step_module.forward(
-            x, self.act, tuple(self.coefs), tuple(self.intercepts), self.activations
+        return self.step_module.FORWARDS[self.act](
+            x, tuple(self.coefs), tuple(self.intercepts), self.activations
         )
 
 
@@ -152,6 +152,8 @@ class TrainStep(ForwardPass):
             np.empty((max_batch, W.shape[0]), dtype) for W in self.coefs[1:]
         )
         self.empty_targets = np.empty((0, self.coefs[-1].shape[1]), dtype)
+        # float64 column sums of the widest layer's gradients (the bias gradients)
+        self.acc = np.empty(max(W.shape[1] for W in self.coefs))
         self.narrow = None
         if self.backend == "numba":
             from fastnn.engine.numba_step import NarrowStep, narrow_applies
@@ -171,7 +173,7 @@ class TrainStep(ForwardPass):
         return self.coef_grads + self.intercept_grads
 
     def gemm_args(self):
-        """The Numba GEMM path's network arguments, after (x, y, Y, sw, scale, act, head)."""
+        """The Numba GEMM path's network arguments, after (x, y, Y, sw, scale)."""
         return (
             tuple(self.coefs),
             tuple(self.intercepts),
@@ -179,6 +181,7 @@ class TrainStep(ForwardPass):
             self.deltas,
             tuple(self.coef_grads),
             tuple(self.intercept_grads),
+            self.acc,
         )
 
     def batch_grads(self, x, y=None, Y=None, sample_weight=None, scale=None, input_scale=1.0):
@@ -212,15 +215,8 @@ class TrainStep(ForwardPass):
         if self.narrow is not None and sw.shape[0] == 0:
             xs = 1.0 if x.dtype == self.dtype else input_scale
             return self.narrow(x, y, scale, xs)
-        return self.step_module.batch_grads(
-            self._float_batch(x, input_scale),
-            y,
-            Y,
-            sw,
-            scale,
-            self.act,
-            self.head,
-            *self.gemm_args(),
+        return self.step_module.STEPS[self.act][self.head](
+            self._float_batch(x, input_scale), y, Y, sw, scale, *self.gemm_args()
         )
 
     def loss_and_grads(self, x, targets, alpha=0.0):
