@@ -21,11 +21,11 @@ from setuptools.command.build_py import build_py
 class BuildPyWithNumbaCache(build_py):
     def run(self):
         super().run()
-        if self.editable_mode or os.environ.get("FASTNN_PRECOMPILE", "1") == "0":
-            return  # an editable install compiles into the source tree on first use
         package = Path(self.build_lib) / "fastnn"
         for stale in package.rglob("__pycache__"):  # a previous build's entries
             shutil.rmtree(stale)
+        if self.editable_mode or os.environ.get("FASTNN_PRECOMPILE", "1") == "0":
+            return  # an editable install compiles into the source tree on first use
         env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
         # pip's isolated build environment is on PYTHONPATH: keep it, after the build
         paths = [os.path.abspath(self.build_lib), env.get("PYTHONPATH", "")]
