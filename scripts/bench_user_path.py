@@ -22,6 +22,11 @@ after 10 and after 1,000 steps.
    folder) and again with that cache warm; the script's peer is scikit-learn's
    own, the same lines with scikit-learn's MLPClassifier. Medians of
    ``--repeats`` runs, each cold run with a new cache folder.
+5. A fresh install (``--fresh-install``, minutes): ``pip install`` of this
+   checkout into a new virtualenv, which compiles the common first fits into
+   the package (setup.py), then the quickstart and the digits script from that
+   venv with NUMBA_CACHE_DIR unset, as a new user runs them; and the same
+   with ``FASTNN_PRECOMPILE=0`` (no cache built at install time).
 
 Every measurement runs in a fresh process with `--threads` threads (Numba and
 BLAS) and, unless --coretype says otherwise, without OPENBLAS_CORETYPE and
@@ -206,6 +211,54 @@ def first_contact(env, repeats):
     return result
 
 
+def fresh_install(env):
+    """Seconds of `pip install .` into a new venv, then of the quickstart and the
+    digits script run from it, with and without the cache built at install time."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = {}
+    for precompile in ("1", "0"):
+        with tempfile.TemporaryDirectory() as tmp:
+            venv = os.path.join(tmp, "venv")
+            subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+            python = os.path.join(venv, "bin", "python")
+            user = {k: v for k, v in env.items() if not k.startswith("NUMBA_CACHE")}
+            started = time.perf_counter()
+            subprocess.run(
+                [python, "-m", "pip", "install", "--quiet", repo],
+                env=dict(user, FASTNN_PRECOMPILE=precompile),
+                check=True,
+                capture_output=True,
+                cwd=tmp,
+            )
+            installed = time.perf_counter() - started
+            started = time.perf_counter()
+            out = subprocess.run(
+                [os.path.join(venv, "bin", "fastnn"), "train"],
+                env=user,
+                capture_output=True,
+                text=True,
+                cwd=tmp,
+            )
+            assert "test accuracy" in out.stdout, out.stderr[-2000:]
+            quickstart = time.perf_counter() - started
+            # the script in a fresh interpreter of the new venv; its cache is warm
+            # from the quickstart only where the quickstart compiled the same
+            script = subprocess.run(
+                [python, "-c", textwrap.dedent(DIGITS_SCRIPT), "fastnn"],
+                env=user,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=tmp,
+            )
+            result["compiled at install" if precompile == "1" else "FASTNN_PRECOMPILE=0"] = {
+                "install_s": installed,
+                "quickstart_s": quickstart,
+                "script": json.loads(script.stdout.strip().splitlines()[-1]),
+            }
+    return result
+
+
 def cli_seconds(csv, iterations, env):
     started = time.perf_counter()
     subprocess.run(
@@ -260,6 +313,8 @@ def measure(args):
         steps: run_python(PEAK_MEMORY, env, steps // 10)["max_rss_mib"] for steps in (10, 1000)
     }
     report["first_contact"] = first_contact(env, args.repeats)
+    if args.fresh_install:
+        report["fresh_install"] = fresh_install(env)
     return report
 
 
@@ -306,6 +361,7 @@ def markdown(r):
             f"| peak RSS, MiB, after 10 / 1,000 steps of 784-128-10 | {rss[10]:.0f} / "
             f"{rss[1000]:.0f} | | |",
             *first_contact_rows(r.get("first_contact")),
+            *fresh_install_rows(r.get("fresh_install")),
         ]
     )
 
@@ -338,6 +394,22 @@ def first_contact_rows(fc):
     ]
 
 
+def fresh_install_rows(fi):
+    """Rows of the fresh-install figures (none unless --fresh-install measured them)."""
+    if fi is None:
+        return []
+    built, plain = fi["compiled at install"], fi["FASTNN_PRECOMPILE=0"]
+    return [
+        "| a fresh venv, `pip install .`, s: the first fits compiled at install / "
+        f"FASTNN_PRECOMPILE=0 | {built['install_s']:.0f} / {plain['install_s']:.0f} | | |",
+        "| then `fastnn train` (the README quickstart), s: compiled at install / "
+        f"FASTNN_PRECOMPILE=0 | {built['quickstart_s']:.1f} / {plain['quickstart_s']:.1f} | | |",
+        "| then the digits script, its first `fit`, s: compiled at install / "
+        f"FASTNN_PRECOMPILE=0 (float64 X: not what the quickstart compiled) | "
+        f"{built['script']['fit']:.2f} / {plain['script']['fit']:.2f} | | |",
+    ]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -349,7 +421,23 @@ def main(argv=None):
     parser.add_argument("--csv", help="a Kaggle train.csv to use instead of a synthetic one")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", help="directory for user_path.md and user_path.json")
+    parser.add_argument(
+        "--fresh-install",
+        action="store_true",
+        help="also time pip install into a new venv and the first runs from it (minutes)",
+    )
+    parser.add_argument(
+        "--only-fresh-install",
+        action="store_true",
+        help="measure the fresh install alone and print its rows",
+    )
     args = parser.parse_args(argv)
+    if args.only_fresh_install:
+        fi = fresh_install(child_env(args.threads, args.coretype))
+        print(f"- CPU: {cpu_model()}, {vector_isa()}; {args.threads} threads")
+        print("\n".join(fresh_install_rows(fi)))
+        print(json.dumps(fi))
+        return
     report = measure(args)
     text = markdown(report)
     print(text)

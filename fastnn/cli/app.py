@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 from fastnn.cli.data_sources import DATA_HELP, convert
+from fastnn.cli.precompile import compile_command
 from fastnn.cli.reports import evaluate, info, predict
 from fastnn.cli.train import RECIPES, train
 
@@ -80,6 +81,7 @@ def build_parser():
     _add_predict_parser(commands)
     _add_info_parser(commands)
     _add_convert_parser(commands)
+    _add_compile_parser(commands)
     return parser
 
 
@@ -329,6 +331,24 @@ def _add_convert_parser(commands):
     convert.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_compile_parser(commands):
+    compile_ = _command(
+        commands,
+        "compile",
+        "compile the common first fits into Numba's cache",
+        "Compile what a new user's first fits run (scikit-learn's defaults with each output "
+        "head, float64 and float32 X, the single pass, the quickstart) into Numba's cache: "
+        "NUMBA_CACHE_DIR if set, else fastnn's __pycache__ folders. 'pip install .' does "
+        "this once; run it in a container image or on a shared install before many jobs "
+        "start at once.",
+        ["fastnn compile", "NUMBA_CACHE_DIR=/shared/numba fastnn compile --jobs 4"],
+    )
+    compile_.add_argument(
+        "--jobs", type=int, default=2, help="processes compiling at once (default: 2)"
+    )
+    compile_.add_argument("--quiet", action="store_true", help="print nothing")
+
+
 # -- running a command -------------------------------------------------------------
 
 
@@ -338,6 +358,7 @@ COMMANDS = {
     "predict": predict,
     "info": info,
     "convert": convert,
+    "compile": compile_command,
 }
 
 
