@@ -136,22 +136,20 @@ def test_the_steps_masks_have_the_right_statistics(rate):
 
 
 def test_a_rows_mask_follows_its_index_in_X_not_its_place_in_the_batch():
+    # (the NumPy step's masks are compared with these through the gradients above)
     ids = np.arange(50, 90)
     perm = np.random.default_rng(0).permutation(len(ids))
-    for backend in ("numba",):
-        base = _unit_outputs(backend, (0.5, 0.5), ids, widths=(64, 32))
-        moved = _unit_outputs(backend, (0.5, 0.5), ids[perm], widths=(64, 32))
-        halves = [
-            _unit_outputs(backend, (0.5, 0.5), part, widths=(64, 32))
-            for part in (ids[:7], ids[7:])
-        ]
-        for layer in range(2):
-            np.testing.assert_array_equal(moved[layer], base[layer][perm])
-            np.testing.assert_array_equal(
-                np.vstack([h[layer] for h in halves]), base[layer]
-            )  # a batch split over ranks or threads
-        later = _unit_outputs(backend, (0.5, 0.5), ids, step=4, widths=(64, 32))
-        assert not np.array_equal(later[0], base[0])  # a new step, new masks
+
+    def outputs(ids, step=3):
+        return _unit_outputs("numba", (0.5, 0.5), ids, step=step, widths=(64, 32))
+
+    base = outputs(ids)
+    moved = outputs(ids[perm])
+    halves = [outputs(part) for part in (ids[:7], ids[7:])]  # split over ranks or threads
+    for layer in range(2):
+        np.testing.assert_array_equal(moved[layer], base[layer][perm])
+        np.testing.assert_array_equal(np.vstack([h[layer] for h in halves]), base[layer])
+    assert not np.array_equal(outputs(ids, step=4)[0], base[0])  # a new step, new masks
 
 
 def test_a_batch_split_in_two_gives_the_whole_batchs_gradient():
