@@ -172,6 +172,8 @@ def test_a_batch_split_in_two_gives_the_whole_batchs_gradient():
 
 # -- the estimators ------------------------------------------------------------
 
+BACKENDS = ("numba", "numpy")
+
 
 def data(n=300, k=20, seed=0):
     rng = np.random.default_rng(seed)
@@ -249,6 +251,23 @@ def test_the_single_pass_network_falls_back_to_the_gemm_path():
     step = TrainStep("numba", numba.coefs_, numba.intercepts_, 32, dropout=(0.4,))
     assert step.narrow is None
     assert TrainStep("numba", numba.coefs_, numba.intercepts_, 32).narrow is not None
+
+
+@pytest.mark.parametrize("uint8", [False, True])
+def test_early_stopping_and_partial_fit_keep_the_backends_together(uint8):
+    # early stopping's training rows keep their indices in X as mask keys;
+    # partial_fit continues the counter on both backends alike
+    X, y = data()
+    if uint8:  # bytes read on the fly: the same masks as their float copy
+        X = np.round(X * 255).astype(np.uint8)
+    params = dict(early_stopping=True, validation_fraction=0.2, input_scale=1 / 255)
+    numba, numpy = (fit(b, X=X, y=y, **params) for b in BACKENDS)
+    assert_same(numba, numpy, 1e-10, 1e-10)
+    if uint8:
+        floats = fit(X=(X / 255).astype(np.float64), y=y, **{**params, "input_scale": 1.0})
+        assert_same(numba, floats, 1e-10, 1e-10)
+    numba, numpy = (fit(b, X=X, y=y, input_scale=1 / 255).partial_fit(X, y) for b in BACKENDS)
+    assert_same(numba, numpy, 1e-10, 1e-10)
 
 
 def test_the_same_random_state_gives_bit_identical_weights():
