@@ -387,3 +387,14 @@ def test_old_pickles_and_files_get_no_dropout():
     with open(fixtures / "v3_adam_multiclass_float32.pkl", "rb") as f:
         old = pickle.load(f)
     assert old.dropout == 0.0 and old._dropout_seed is None
+
+
+def test_save_keeps_the_rates_of_any_real_type(tmp_path):
+    X, y = data()
+    for rates in (np.float32(0.25), (np.float64(0.5), 0)):
+        model = fit(X=X, y=y, dropout=rates, max_iter=1)
+        model.save(tmp_path / "m.npz")
+        loaded = fastnn.load(tmp_path / "m.npz")
+        assert np.array_equal(np.atleast_1d(loaded.dropout), np.atleast_1d(rates))
+        assert loaded._dropout_seed == model._dropout_seed
+        assert loaded._dropout_step == model._dropout_step == 10
