@@ -356,7 +356,7 @@ def gemm_epoch(act, head, solver, dropout=0):
             if dropout:
                 batch_grads = DROPOUT_STEPS[act][head]
                 ids = batch_ids(rows, start, stop, idb)
-                masks = (ids, seeds, step0 + b, rates, scales, dropped)
+                masks = ((ids, seeds, step0 + b, rates, scales, dropped),)
             else:
                 batch_grads = STEPS[act][head]
                 masks = ()

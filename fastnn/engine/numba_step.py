@@ -58,10 +58,13 @@ from fastnn.contract.tables import (
 # step): closures over the codes, compiled by contract.jit.specialise. Numba
 # prunes `if act == RELU:` before typing when both sides are constants (a
 # closure cell, a global), so only the code's functions are typed, and inlined.
+# Dropout's masks come in `drop`, a defaulted argument: omitted, it is typed
+# alike from Python and from jitted callers (star arguments are not: a jitted
+# caller's empty *args is another type, and the function compiled twice).
 
 
 def _forward_for(act, dropout=0):
-    def forward(x, coefs, intercepts, activations, *drop):
+    def forward(x, coefs, intercepts, activations, drop=()):
         """Every layer's output for batch x into activations[i][:n]; returns the last.
 
         The last layer's is the output pre-activation (logits): the head
@@ -102,7 +105,7 @@ def _forward_for(act, dropout=0):
 
 def _step_for(act, head, dropout=0):
     def batch_grads(
-        x, y, Y, sw, scale, coefs, intercepts, activations, deltas, cg, ig, acc, *drop
+        x, y, Y, sw, scale, coefs, intercepts, activations, deltas, cg, ig, acc, drop=()
     ):
         """Loss of batch x and every gradient, over preallocated buffers.
 
@@ -131,7 +134,7 @@ def _step_for(act, head, dropout=0):
             return 0.0, 0
         if dropout:
             ids, seeds, step, rates, scales, dropped = drop
-            delta = DROPOUT_FORWARDS[act](x, coefs, intercepts, activations, *drop)
+            delta = DROPOUT_FORWARDS[act](x, coefs, intercepts, activations, drop)
         else:
             delta = FORWARDS[act](x, coefs, intercepts, activations)
         db = ig[last]

@@ -244,8 +244,7 @@ class TrainStep(ForwardPass):
                 sw,
                 scale,
                 *self.gemm_args(),
-                *self.masks.keys(ids, step),
-                self.masks.dropped,
+                (*self.masks.keys(ids, step), self.masks.dropped),
             )
         return self.step_module.STEPS[self.act][self.head](
             self._float_batch(x, input_scale), y, Y, sw, scale, *self.gemm_args()

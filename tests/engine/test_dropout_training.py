@@ -286,18 +286,26 @@ def test_dropout_zero_trains_todays_weights():
     assert not np.array_equal(fit(dropout=[0.0, 0.5]).coefs_[0], ref.coefs_[0])
 
 
-def test_a_fit_without_dropout_compiles_no_dropout_code():
+def test_a_fit_without_dropout_compiles_no_dropout_code_and_nothing_twice():
     import subprocess
     import sys
 
+    # a fresh process: the compiled epoch, then the step and the forward pass
+    # from Python (the per-batch loop, L-BFGS, predict) reuse what it compiled
     code = (
         "import numpy as np, fastnn\n"
         "from fastnn.engine import numba_step\n"
+        "from fastnn.engine.step import TrainStep\n"
         "X = np.random.default_rng(0).random((50, 4)); y = np.arange(50) % 3\n"
-        "fastnn.MLPClassifier((8,8), max_iter=2).fit(X, y)\n"
+        "m = fastnn.MLPClassifier((8, 8), max_iter=2).fit(X, y)\n"
+        "m.predict(X)\n"
+        "TrainStep('numba', m.coefs_, m.intercepts_, 50).batch_grads(X, y)\n"
         "used = [f for s in numba_step.DROPOUT_STEPS for f in s if f.overloads]\n"
         "used += [f for f in numba_step.DROPOUT_FORWARDS if f.overloads]\n"
         "assert not used, used\n"
+        "twice = [f for f in (numba_step.FORWARDS.relu, numba_step.STEPS.relu.softmax)\n"
+        "         if len(f.overloads) != 1]\n"
+        "assert not twice, [f.signatures for f in twice]\n"
     )
     subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True)
 
