@@ -243,7 +243,7 @@ class EpochRunner:
         m = self.masks
         if m is None:
             return ()
-        return (m.seeds, self.dropout_step, m.rates, m.scales, m.dropped, self.idb)
+        return ((m.seeds, self.dropout_step, m.rates, m.scales, m.dropped, self.idb),)
 
     def _python_epoch(self, rows, n, interrupt):
         step, bs, shard = self.step, self.batch_size, self.shard

@@ -291,9 +291,9 @@ def gemm_epoch(act, head, solver, dropout=0):
     """The GEMM path's epoch loop for activation `act`, head `head` and `solver` (codes).
 
     With `dropout` (1), its own specialisation: the loop takes the masks'
-    arguments after `stats` (seeds, step0, rates, scales, dropped, idb, as
-    `numba_step.DROPOUT_STEPS` takes them, idb an int64 batch buffer) and batch
-    b of the epoch is training step step0 + b.
+    arguments after `stats`, drop = (seeds, step0, rates, scales, dropped, idb)
+    as `numba_step.DROPOUT_STEPS` takes them (idb an int64 batch buffer), and
+    batch b of the epoch is training step step0 + b.
     """
 
     def run_batches(
@@ -332,7 +332,7 @@ def gemm_epoch(act, head, solver, dropout=0):
         state2,
         t,
         stats,
-        *drop,
+        drop=(),
     ):
         """Batches [first, stop_batch) of an epoch of n rows on the GEMM path; returns Adam's t.
 
