@@ -353,28 +353,40 @@ def gemm_epoch(act, head, solver, dropout=0):
             ww = take_rows(sw, rows, start, stop, swb)
             weight, scale = batch_weight(ww, start, stop)
             x = fetch_rows(X, rows, start, stop, xs, xb)
+            # two calls, not one call of a chosen function with *masks: a star
+            # call increfs and decrefs every array of its arguments (13 pairs a batch)
             if dropout:
-                batch_grads = DROPOUT_STEPS[act][head]
                 ids = batch_ids(rows, start, stop, idb)
-                masks = ((ids, seeds, step0 + b, rates, scales, dropped),)
+                loss, correct = DROPOUT_STEPS[act][head](
+                    x,
+                    yy,
+                    YY,
+                    ww,
+                    scale,
+                    coefs,
+                    intercepts,
+                    activations,
+                    deltas,
+                    coef_grads,
+                    intercept_grads,
+                    acc,
+                    (ids, seeds, step0 + b, rates, scales, dropped),
+                )
             else:
-                batch_grads = STEPS[act][head]
-                masks = ()
-            loss, correct = batch_grads(
-                x,
-                yy,
-                YY,
-                ww,
-                scale,
-                coefs,
-                intercepts,
-                activations,
-                deltas,
-                coef_grads,
-                intercept_grads,
-                acc,
-                *masks,
-            )
+                loss, correct = STEPS[act][head](
+                    x,
+                    yy,
+                    YY,
+                    ww,
+                    scale,
+                    coefs,
+                    intercepts,
+                    activations,
+                    deltas,
+                    coef_grads,
+                    intercept_grads,
+                    acc,
+                )
             t = finish_batch(
                 loss,
                 weight,
