@@ -55,6 +55,12 @@ def _unit_interval(text):
     return value
 
 
+def _dropout_rates(text):
+    """One rate in [0, 1) for every hidden layer, or comma-separated rates, one per layer."""
+    rates = tuple(_unit_interval(part) for part in text.split(","))
+    return rates[0] if len(rates) == 1 else rates
+
+
 def _non_negative_float(text):
     value = _number(text)
     if not value >= 0:
@@ -132,6 +138,7 @@ def _add_train_parser(commands):
             "fastnn train --recipe seed --data train.csv   # seed workload: docs/design.md s. 2",
             "fastnn train --backend numpy --dtype float64",
             "fastnn train --activation tanh --hidden 64,64",
+            "fastnn train --hidden 512 --dropout 0.5",
             "fastnn train --task regression --data houses.csv --label price",
         ],
     )
@@ -184,6 +191,14 @@ def _add_train_parser(commands):
         choices=["balanced"],
         help="weigh each class's rows by n_rows / (n_classes * its count), so that rare "
         "classes count as much as common ones (classification; default: none)",
+    )
+    train.add_argument(
+        "--dropout",
+        type=_dropout_rates,
+        metavar="RATE",
+        help="drop each hidden unit's output with this probability while training "
+        "(inverted dropout; predictions use every unit), or comma-separated rates, one "
+        "per hidden layer (default: 0, none)",
     )
     train.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     train.add_argument("--dtype", choices=["float32", "float64"], help="(default: float32)")

@@ -96,7 +96,10 @@ def info(args):
     settings += f", batch size {model.batch_size}, alpha {model.alpha:g}"
     if model.solver == "sgd":
         settings += f", momentum {model.momentum:g}"
+    rates = np.atleast_1d(getattr(model, "dropout", 0.0))
+    dropout = ",".join(f"{r:g}" for r in rates) if (rates > 0).any() else "none"
     print(f"training: {settings}, random_state {model.random_state}")
+    print(f"dropout: {dropout}")
     print(f"epochs trained: {model.n_iter_}")
     for line in _history_summary(model.history_):
         print(line)

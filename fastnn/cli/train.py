@@ -163,6 +163,7 @@ def _resumable(args):
             "dtype",
             "shuffle",
             "class_weight",
+            "dropout",
         )
         if getattr(args, key) is not None
     ]
@@ -258,6 +259,7 @@ def _build_model(settings, n_fit, args):
         dtype=settings["dtype"],
         # the loaders keep pixels as uint8 bytes 0..255 (every uint8 X here is pixels)
         input_scale=1 / 255,
+        dropout=0.0 if args.dropout is None else args.dropout,
         **extra,
     )
 
@@ -277,10 +279,21 @@ def _print_setup(model, X_fit, y_fit, validation, test):
     kind = f"{model.activation}, " if model.activation != "relu" else ""
     if getattr(model, "class_weight", None) is not None:
         kind += f"class_weight {model.class_weight}, "
+    if _drops(model.dropout):
+        kind += f"dropout {_rates(model.dropout)}, "
     print(
         f"network {sizes}, {kind}{model.solver}, batch {model.batch_size}, "
         f"{model.max_iter} epochs; " + ", ".join(parts)
     )
+
+
+def _drops(dropout):
+    return any(r > 0 for r in np.atleast_1d(dropout))
+
+
+def _rates(dropout):
+    """A dropout rate, or rates per hidden layer, as the --dropout flag writes them."""
+    return ",".join(f"{r:g}" for r in np.atleast_1d(dropout))
 
 
 def _fit(model, X, y, validation, settings, quiet, checkpoint=None, resume=False):

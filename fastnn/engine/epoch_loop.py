@@ -74,6 +74,12 @@ class EpochRunner:
     shard : fastnn.distributed.BatchAllreduce, optional
         Train data-parallel: this rank computes its slice of every batch into
         `grads`, which must be ``shard.grads``, and the slices are summed.
+
+    With dropout (``step.masks``), batch b of an epoch is training step
+    ``dropout_step + b`` (the caller sets `dropout_step`, the run's batch
+    counter, before each epoch), and a row's masks are keyed by its index in
+    X, so the compiled loop, the Python loop and every rank's slice of a batch
+    draw the same masks.
     """
 
     def __init__(
@@ -128,6 +134,10 @@ class EpochRunner:
             self.xnb = np.empty((bs, k), X.dtype)
             self._narrow_args = (narrow.buffers(),)
         self.x_native = None  # gathered rows of X's own dtype (Python loop, uint8 X)
+        self.masks = step.masks
+        self.dropout_step = 0
+        if self.masks is not None:
+            self.idb = np.empty(bs, np.int64)  # the batch's row indices (identity order)
 
     def run_epoch(self, rows, interrupt=None):
         """One epoch over `rows` (intp order of row indices; empty: 0..n-1 in order)."""
@@ -195,7 +205,8 @@ class EpochRunner:
                     *update,
                 )
             else:
-                t = self._numba.gemm_epoch(step.act, step.head, solver)(
+                dropout = () if self.masks is None else (1,)
+                t = self._numba.gemm_epoch(step.act, step.head, solver, *dropout)(
                     self.X,
                     self.y,
                     self.Y,
@@ -212,6 +223,7 @@ class EpochRunner:
                     self.swb,
                     *step.gemm_args(),
                     *update,
+                    *self._mask_args(),
                 )
             seconds = time.perf_counter() - started
             opt.set_step_count(t)
@@ -226,6 +238,13 @@ class EpochRunner:
             if interrupt is not None and interrupt.pending and first < n_batches:
                 raise KeyboardInterrupt
 
+    def _mask_args(self):
+        """The compiled loop's dropout arguments (none without dropout)."""
+        m = self.masks
+        if m is None:
+            return ()
+        return ((m.seeds, self.dropout_step, m.rates, m.scales, m.dropped, self.idb),)
+
     def _python_epoch(self, rows, n, interrupt):
         step, bs, shard = self.step, self.batch_size, self.shard
         n_batches = -(-n // bs)
@@ -237,7 +256,11 @@ class EpochRunner:
             if shard is not None:
                 start, stop = shard.part(start, stop)
             x, y, Y, sw = self._batch(rows, start, stop)
-            loss, correct = step.batch_grads(x, y, Y, sw, scale, self.input_scale)
+            keys = {}
+            if self.masks is not None:
+                ids = rows[start:stop] if rows.shape[0] else np.arange(start, stop)
+                keys = {"ids": ids, "step": self.dropout_step + b}
+            loss, correct = step.batch_grads(x, y, Y, sw, scale, self.input_scale, **keys)
             stopping = interrupt is not None and interrupt.pending
             if shard is not None:
                 loss, correct, stopping = shard(loss, correct, stopping)

@@ -36,7 +36,7 @@ from fastnn.contract.tables import (
     WEIGHT,
     WEIGHTS_NOT_FINITE,
 )
-from fastnn.engine.numba_step import STEPS, narrow_batch
+from fastnn.engine.numba_step import DROPOUT_STEPS, STEPS, narrow_batch
 
 
 def fetch_rows(X, rows, start, stop, xs, xb):
@@ -106,6 +106,16 @@ def take_rows_2d(a, rows, start, stop, buf):
         for j in range(k):  # element by element: see fetch_rows
             buf[r, j] = a[src, j]
     return buf[:m]
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def batch_ids(rows, start, stop, buf):
+    """The indices in X of batch [start, stop)'s rows (dropout's mask keys)."""
+    if rows.shape[0]:
+        return rows[start:stop]
+    for r in range(stop - start):
+        buf[r] = start + r
+    return buf[: stop - start]
 
 
 @njit(cache=True, error_model="numpy", nogil=True, **INTERNAL)
@@ -277,8 +287,14 @@ def batch_weight(ww, start, stop):
 
 
 @functools.cache
-def gemm_epoch(act, head, solver):
-    """The GEMM path's epoch loop for activation `act`, head `head` and `solver` (codes)."""
+def gemm_epoch(act, head, solver, dropout=0):
+    """The GEMM path's epoch loop for activation `act`, head `head` and `solver` (codes).
+
+    With `dropout` (1), its own specialisation: the loop takes the masks'
+    arguments after `stats`, drop = (seeds, step0, rates, scales, dropped, idb)
+    as `numba_step.DROPOUT_STEPS` takes them (idb an int64 batch buffer), and
+    batch b of the epoch is training step step0 + b.
+    """
 
     def run_batches(
         X,
@@ -316,6 +332,7 @@ def gemm_epoch(act, head, solver):
         state2,
         t,
         stats,
+        drop=(),
     ):
         """Batches [first, stop_batch) of an epoch of n rows on the GEMM path; returns Adam's t.
 
@@ -326,6 +343,8 @@ def gemm_epoch(act, head, solver):
         batch, `check_weights`.
         """
         n_batches = (n + batch_size - 1) // batch_size
+        if dropout:
+            seeds, step0, rates, scales, dropped, idb = drop
         for b in range(first, stop_batch):
             start = b * batch_size
             stop = min(start + batch_size, n)
@@ -334,20 +353,40 @@ def gemm_epoch(act, head, solver):
             ww = take_rows(sw, rows, start, stop, swb)
             weight, scale = batch_weight(ww, start, stop)
             x = fetch_rows(X, rows, start, stop, xs, xb)
-            loss, correct = STEPS[act][head](
-                x,
-                yy,
-                YY,
-                ww,
-                scale,
-                coefs,
-                intercepts,
-                activations,
-                deltas,
-                coef_grads,
-                intercept_grads,
-                acc,
-            )
+            # two calls, not one call of a chosen function with *masks: a star
+            # call increfs and decrefs every array of its arguments (13 pairs a batch)
+            if dropout:
+                ids = batch_ids(rows, start, stop, idb)
+                loss, correct = DROPOUT_STEPS[act][head](
+                    x,
+                    yy,
+                    YY,
+                    ww,
+                    scale,
+                    coefs,
+                    intercepts,
+                    activations,
+                    deltas,
+                    coef_grads,
+                    intercept_grads,
+                    acc,
+                    (ids, seeds, step0 + b, rates, scales, dropped),
+                )
+            else:
+                loss, correct = STEPS[act][head](
+                    x,
+                    yy,
+                    YY,
+                    ww,
+                    scale,
+                    coefs,
+                    intercepts,
+                    activations,
+                    deltas,
+                    coef_grads,
+                    intercept_grads,
+                    acc,
+                )
             t = finish_batch(
                 loss,
                 weight,
@@ -377,6 +416,7 @@ def gemm_epoch(act, head, solver):
         return t
 
     suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}_{SOLVERS[solver]}"
+    suffix += "_dropout" if dropout else ""
     return specialise(run_batches, suffix, error_model="numpy", nogil=True)
 
 

@@ -42,7 +42,7 @@ from fastnn.contract.numba_math import (
     head_logistic,
     head_softmax,
 )
-from fastnn.contract.numba_ops import _DOT
+from fastnn.contract.numba_ops import _DOT, _dropout
 from fastnn.contract.tables import (
     ACTIVATIONS,
     EXP_HEAD,
@@ -58,17 +58,25 @@ from fastnn.contract.tables import (
 # step): closures over the codes, compiled by contract.jit.specialise. Numba
 # prunes `if act == RELU:` before typing when both sides are constants (a
 # closure cell, a global), so only the code's functions are typed, and inlined.
+# Dropout's masks come in `drop`, a defaulted argument: omitted, it is typed
+# alike from Python and from jitted callers (star arguments are not: a jitted
+# caller's empty *args is another type, and the function compiled twice).
 
 
-def _forward_for(act):
-    def forward(x, coefs, intercepts, activations):
+def _forward_for(act, dropout=0):
+    def forward(x, coefs, intercepts, activations, drop=()):
         """Every layer's output for batch x into activations[i][:n]; returns the last.
 
         The last layer's is the output pre-activation (logits): the head
-        applies its own function.
+        applies its own function. With `dropout` (a training step's forward
+        pass), `drop` is the batch's masks (`DROPOUT_STEPS`): a hidden layer
+        with a rate above 0 feeds the next one its dropped outputs, written to
+        dropped[i][:n]; activations[i] keeps them undropped, for the derivative.
         """
         n = x.shape[0]
         last = len(coefs) - 1
+        if dropout:
+            ids, seeds, step, rates, scales, dropped = drop
         a = x
         for i in range(last):
             out = activations[i][:n]
@@ -83,16 +91,22 @@ def _forward_for(act):
             else:
                 bias_identity(out, b)
             a = out
+            if dropout:
+                if rates[i] > 0:
+                    a = _dropout(out, ids, seeds[i], step, rates[i], scales[i], dropped[i][:n])
         out = activations[last][:n]
         np.dot(a, coefs[last], out)
         bias_identity(out, intercepts[last])
         return out
 
-    return specialise(forward, ACTIVATIONS[act], error_model="numpy", nogil=True)
+    suffix = ACTIVATIONS[act] + ("_dropout" if dropout else "")
+    return specialise(forward, suffix, error_model="numpy", nogil=True)
 
 
-def _step_for(act, head):
-    def batch_grads(x, y, Y, sw, scale, coefs, intercepts, activations, deltas, cg, ig, acc):
+def _step_for(act, head, dropout=0):
+    def batch_grads(
+        x, y, Y, sw, scale, coefs, intercepts, activations, deltas, cg, ig, acc, drop=()
+    ):
         """Loss of batch x and every gradient, over preallocated buffers.
 
         x (n, k0) of the weights' dtype; y (n,) labels or Y (n, C) targets (the
@@ -101,6 +115,15 @@ def _step_for(act, head):
         is unused), the gradients cg[i], ig[i] as coefs[i], intercepts[i], all
         tuples of one array type; acc float64 scratch as wide as the widest
         layer. Returns ``(loss, correct)``.
+
+        With `dropout` (`DROPOUT_STEPS`), drop = (ids, seeds, step, rates,
+        scales, dropped): ids (n,) int64 the rows' indices in X, and per hidden
+        layer i its mask seed seeds[i] (uint64), rate rates[i] (float64), scale
+        scales[i] = 1 / (1 - rate) (the weights' dtype) and a buffer dropped[i]
+        as activations[i]; step (int64) the batch counter. Unit j of row r is
+        kept when the contract's hash of (seeds[i], step, ids[r], j) is >= the
+        rate (`contract.numba_ops._dropout`), in the forward pass and again in
+        the backward pass.
         """
         n = x.shape[0]
         last = len(coefs) - 1
@@ -109,7 +132,11 @@ def _step_for(act, head):
                 cg[i][...] = 0
                 ig[i][...] = 0
             return 0.0, 0
-        delta = FORWARDS[act](x, coefs, intercepts, activations)
+        if dropout:
+            ids, seeds, step, rates, scales, dropped = drop
+            delta = DROPOUT_FORWARDS[act](x, coefs, intercepts, activations, drop)
+        else:
+            delta = FORWARDS[act](x, coefs, intercepts, activations)
         db = ig[last]
         if head == SOFTMAX_HEAD:
             loss, correct = head_softmax(delta, y, Y, sw, scale, db, acc)
@@ -121,10 +148,20 @@ def _step_for(act, head):
             loss, correct = head_identity(delta, y, Y, sw, scale, db, acc)
         for i in range(last, -1, -1):
             a_in = x if i == 0 else activations[i - 1][:n]
-            np.dot(a_in.T, delta, cg[i])
+            if dropout:
+                if i > 0 and rates[i - 1] > 0:
+                    # the weights saw the dropped outputs; the derivative needs the undropped
+                    np.dot(dropped[i - 1][:n].T, delta, cg[i])
+                else:
+                    np.dot(a_in.T, delta, cg[i])
+            else:
+                np.dot(a_in.T, delta, cg[i])
             if i > 0:
                 dx = deltas[i][:n]
                 np.dot(delta, coefs[i].T, dx)
+                if dropout:
+                    if rates[i - 1] > 0:  # d(h mask scale)/dh: the same mask, recomputed
+                        _dropout(dx, ids, seeds[i - 1], step, rates[i - 1], scales[i - 1], dx)
                 db = ig[i - 1]
                 if act == RELU:
                     grad_relu(dx, a_in, dx, db, True, acc)
@@ -137,7 +174,7 @@ def _step_for(act, head):
                 delta = dx
         return loss, correct
 
-    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}"
+    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}" + ("_dropout" if dropout else "")
     return specialise(batch_grads, suffix, error_model="numpy", nogil=True)
 
 
@@ -151,6 +188,15 @@ FORWARDS = namedtuple("Forwards", ACTIVATIONS)(*(_forward_for(a) for a in _codes
 STEPS = namedtuple("Steps", ACTIVATIONS)(
     *(
         namedtuple("HeadSteps", HEADS)(*(_step_for(a, h) for h in range(len(HEADS))))
+        for a in _codes
+    )
+)
+# Dropout's specialisations: separate closures, compiled only by a fit that uses
+# dropout; STEPS and FORWARDS stay the code that fits without dropout run.
+DROPOUT_FORWARDS = namedtuple("Forwards", ACTIVATIONS)(*(_forward_for(a, 1) for a in _codes))
+DROPOUT_STEPS = namedtuple("Steps", ACTIVATIONS)(
+    *(
+        namedtuple("HeadSteps", HEADS)(*(_step_for(a, h, 1) for h in range(len(HEADS))))
         for a in _codes
     )
 )
@@ -499,14 +545,22 @@ CHUNKS_PER_THREAD = 4
 NARROW_MAX_WIDTH = 32
 
 
-def narrow_applies(n_hidden_layers, widths, activation, head, weighted):
-    """Whether the single pass can run this network (else the GEMM path does)."""
+def narrow_applies(n_hidden_layers, widths, activation, head, weighted, dropout=False):
+    """Whether the single pass can run this network (else the GEMM path does).
+
+    Not with dropout: the single pass keeps a row's hidden units in registers
+    from the first layer's dot products to its gradients, four rows at a time,
+    and a mask would put the hash of every unit into that inner loop for the
+    networks that need dropout least (at most 32 hidden units underfit rather
+    than overfit). They train on the GEMM path instead, which takes the masks.
+    """
     return (
         n_hidden_layers == 1
         and max(widths) <= NARROW_MAX_WIDTH
         and activation == RELU
         and head == SOFTMAX_HEAD
         and not weighted
+        and not dropout
     )
 
 

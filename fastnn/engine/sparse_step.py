@@ -17,7 +17,7 @@ from scipy import sparse
 from fastnn.backend import get_backend
 from fastnn.contract.tables import IDENTITY, activation_code, head_code
 from fastnn.engine.numpy_step import HEADS
-from fastnn.engine.step import backend_name
+from fastnn.engine.step import DropoutMasks, backend_name
 
 # Rows per chunk when predicting
 PREDICT_CHUNK = 4096
@@ -47,6 +47,7 @@ class SparseTrainStep:
     coef_grads, intercept_grads : lists of ndarray, or None (forward passes only)
     max_batch : int
     activation, head : str
+    dropout, dropout_seed : as `fastnn.engine.step.TrainStep`'s
     """
 
     narrow = None  # the single pass reads dense rows only
@@ -61,6 +62,8 @@ class SparseTrainStep:
         head,
         coef_grads=None,
         intercept_grads=None,
+        dropout=None,
+        dropout_seed=0,
     ):
         self.backend = backend_name(backend)
         self.ops = get_backend(self.backend).ops
@@ -72,27 +75,52 @@ class SparseTrainStep:
         self.activations = [np.empty((max_batch, W.shape[1]), self.dtype) for W in self.coefs]
         self.deltas = [np.empty((max_batch, W.shape[0]), self.dtype) for W in self.coefs]
         self.empty_targets = np.empty((0, self.coefs[-1].shape[1]), self.dtype)
+        self.masks = DropoutMasks.of(dropout, dropout_seed, self.coefs, max_batch)
 
-    def forward(self, x):
-        """Every layer's output for CSR batch x into the buffers; returns the logits."""
+    def forward(self, x, keys=None):
+        """Every layer's output for CSR batch x into the buffers; returns the logits.
+
+        keys: the batch's dropout masks (`DropoutMasks.keys`), for training.
+        """
         ops, n, last = self.ops, x.shape[0], len(self.coefs) - 1
         z = ops.csr_linear_forward(
             x.indptr, x.indices, x.data, self.coefs[0], self.intercepts[0], self.activations[0][:n]
         )
         a = z if last == 0 else ops.activation_forward(z, self.act, z)
         for i in range(1, last + 1):
+            a = self._dropped(a, i - 1, keys)
             code = self.act if i < last else IDENTITY
             a = ops.linear_activation_forward(
                 a, self.coefs[i], self.intercepts[i], code, self.activations[i][:n]
             )
         return a
 
-    def batch_grads(self, x, y=None, Y=None, sample_weight=None, scale=None, input_scale=1.0):
+    def _dropped(self, a, i, keys, out=None):
+        """Hidden layer i's outputs (or their gradient) through the batch's mask."""
+        if keys is None or keys[3][i] == 0:
+            return a
+        ids, seeds, step, rates, scales = keys
+        if out is None:
+            out = self.masks.dropped[i][: a.shape[0]]
+        return self.ops.dropout_forward(a, ids, seeds[i], step, rates[i], scales[i], out)
+
+    def batch_grads(
+        self,
+        x,
+        y=None,
+        Y=None,
+        sample_weight=None,
+        scale=None,
+        input_scale=1.0,
+        ids=None,
+        step=0,
+    ):
         """``(loss, correct)`` of CSR batch x; gradients into coef_grads and intercept_grads.
 
         As `TrainStep.batch_grads`: loss = scale * sum_i w_i loss_i (scale 1/n,
-        or 1 / sum of the weights, unless given).
+        or 1 / sum of the weights, unless given); ids and step key the dropout masks.
         """
+        keys = None if self.masks is None else self.masks.keys(ids, step)
         ops, n, last = self.ops, x.shape[0], len(self.coefs) - 1
         w = (
             np.ones(n)
@@ -101,16 +129,19 @@ class SparseTrainStep:
         )
         if scale is None:
             scale = 1.0 / w.sum() if w.sum() > 0 else 0.0
-        z = self.forward(x)
+        z = self.forward(x, keys)
         per_row, delta, correct = HEADS[self.head](z, y, self.empty_targets if Y is None else Y, w)
         loss = scale * float(np.dot(w, per_row))
         delta = np.ascontiguousarray(delta * (scale * w)[:, None], dtype=self.dtype)
         for i in range(last, 0, -1):
             a_in = self.activations[i - 1][:n]
+            # the weights saw the dropped outputs (the buffer forward wrote them to)
+            seen = a_in if keys is None or keys[3][i - 1] == 0 else self.masks.dropped[i - 1][:n]
             dx = self.deltas[i][:n]
             ops.linear_backward(
-                delta, a_in, self.coefs[i], dx, self.coef_grads[i], self.intercept_grads[i], True
+                delta, seen, self.coefs[i], dx, self.coef_grads[i], self.intercept_grads[i], True
             )
+            dx = self._dropped(dx, i - 1, keys, out=dx)
             delta = ops.activation_backward(dx, a_in, self.act, dx)
         ops.csr_linear_backward(x.indptr, x.indices, x.data, delta, self.coef_grads[0])
         # float64 accumulation, as every other bias gradient

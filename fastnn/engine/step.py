@@ -122,6 +122,11 @@ class TrainStep(ForwardPass):
         Output head, a name of `fastnn.contract.tables.HEADS`.
     coef_grads, intercept_grads : list of ndarray, optional
         Where the gradients go (default: new arrays).
+    dropout : sequence of float, optional
+        Dropout rates of the hidden layers (`DropoutMasks`); None or all 0:
+        none, and the step runs exactly the code it runs without them.
+    dropout_seed : int in [0, 2**64)
+        The masks' seed; hidden layer i's masks hash ``dropout_seed + i``.
     """
 
     def __init__(
@@ -134,9 +139,12 @@ class TrainStep(ForwardPass):
         head="softmax",
         coef_grads=None,
         intercept_grads=None,
+        dropout=None,
+        dropout_seed=0,
     ):
         super().__init__(backend, coefs, intercepts, max_batch, activation)
         self.head = head_code(head)
+        self.masks = DropoutMasks.of(dropout, dropout_seed, self.coefs, max_batch)
         dtype = self.dtype
         self.coef_grads = (
             [np.empty_like(W) for W in self.coefs] if coef_grads is None else list(coef_grads)
@@ -159,7 +167,8 @@ class TrainStep(ForwardPass):
             from fastnn.engine.numba_step import NarrowStep, narrow_applies
 
             widths = [W.shape[1] for W in self.coefs]
-            if narrow_applies(len(self.coefs) - 1, widths, self.act, self.head, False):
+            hidden = len(self.coefs) - 1
+            if narrow_applies(hidden, widths, self.act, self.head, False, self.masks is not None):
                 self.narrow = NarrowStep(
                     self.coefs, self.intercepts, self.coef_grads, self.intercept_grads
                 )
@@ -184,12 +193,23 @@ class TrainStep(ForwardPass):
             self.acc,
         )
 
-    def batch_grads(self, x, y=None, Y=None, sample_weight=None, scale=None, input_scale=1.0):
+    def batch_grads(
+        self,
+        x,
+        y=None,
+        Y=None,
+        sample_weight=None,
+        scale=None,
+        input_scale=1.0,
+        ids=None,
+        step=0,
+    ):
         """``(loss, correct)`` of one batch; its gradients into coef_grads and intercept_grads.
 
         y: integer labels (softmax head) or Y: float targets (the others);
         loss = scale * sum_i w_i loss_i, scale 1/n (or 1 / sum of the weights)
-        unless given.
+        unless given. With dropout: ids, the int64 indices in X of the batch's
+        rows, and step, the batch counter, are the masks' keys.
         """
         n = x.shape[0]
         y = _EMPTY_LABELS if y is None else y
@@ -211,10 +231,21 @@ class TrainStep(ForwardPass):
                 self.intercepts,
                 self.coef_grads,
                 self.intercept_grads,
+                None if self.masks is None else self.masks.keys(ids, step),
             )
         if self.narrow is not None and sw.shape[0] == 0:
             xs = 1.0 if x.dtype == self.dtype else input_scale
             return self.narrow(x, y, scale, xs)
+        if self.masks is not None:
+            return self.step_module.DROPOUT_STEPS[self.act][self.head](
+                self._float_batch(x, input_scale),
+                y,
+                Y,
+                sw,
+                scale,
+                *self.gemm_args(),
+                (*self.masks.keys(ids, step), self.masks.dropped),
+            )
         return self.step_module.STEPS[self.act][self.head](
             self._float_batch(x, input_scale), y, Y, sw, scale, *self.gemm_args()
         )
@@ -234,6 +265,43 @@ class TrainStep(ForwardPass):
                 dW += W.dtype.type(scale) * W
                 loss += 0.5 * scale * float(np.dot(W.ravel(), W.ravel()))
         return loss
+
+
+class DropoutMasks:
+    """Inverted dropout of a step's hidden layers, with masks from a counter-based hash.
+
+    Unit j of hidden layer i in the row with index r in X (the training data
+    as given to fit) is kept, at training step `step` (the batch counter of the
+    run), when the contract's SplitMix64 hash of ``(seed + i, step, r, j)`` is
+    at least ``rates[i]`` (`fastnn.contract.numpy_ops.dropout_uniform`); kept
+    units are multiplied by ``1 / (1 - rates[i])``. No mask is stored or drawn
+    in sequence: both backends, any batch order, any split of a batch (threads,
+    MPI ranks) and the backward pass compute the same mask for a row.
+    """
+
+    def __init__(self, rates, seed, coefs, max_batch):
+        dtype = coefs[0].dtype
+        self.rates = np.asarray(rates, np.float64)
+        # rounded to the weights' dtype as the contract's dropout_args rounds them
+        self.scales = np.array([dtype.type(1.0 / (1.0 - r)) for r in self.rates], dtype)
+        self.seeds = np.array([(int(seed) + i) % 2**64 for i in range(len(rates))], np.uint64)
+        # what the next layer reads; activations[i] keeps the undropped outputs
+        self.dropped = tuple(np.empty((max_batch, W.shape[1]), dtype) for W in coefs[:-1])
+
+    @classmethod
+    def of(cls, rates, seed, coefs, max_batch):
+        """The masks of these rates, or None when none drops anything."""
+        if rates is None or not any(r > 0 for r in rates):
+            return None
+        if len(rates) != len(coefs) - 1:
+            raise ValueError(f"dropout: {len(rates)} rates for {len(coefs) - 1} hidden layers")
+        return cls(rates, seed, coefs, max_batch)
+
+    def keys(self, ids, step):
+        """The batch's mask arguments (ids, seeds, step, rates, scales), without buffers."""
+        if ids is None:
+            raise ValueError("a dropout step needs the rows' indices in X (ids)")
+        return (np.asarray(ids, np.int64), self.seeds, int(step), self.rates, self.scales)
 
 
 def predict_logits(backend, coefs, intercepts, X, activation="relu", input_scale=1.0, chunk=4096):

@@ -31,6 +31,11 @@ class TrainingState:
         Epochs finished (`n_iter_`) and rows trained on (`t_`).
     best_loss, no_improvement_count, validation_scores, best_validation_score
         The early-stopping bookkeeping, as scikit-learn names it.
+    dropout_seed : int or None
+        The dropout masks' seed (None until a run trains with dropout).
+    dropout_step : int
+        Batches trained so far (dropout's step counter; warm starts and
+        `partial_fit` continue it).
     """
 
     solver: str
@@ -44,6 +49,8 @@ class TrainingState:
     no_improvement_count: int = 0
     validation_scores: list = None
     best_validation_score: float = None
+    dropout_seed: int = None
+    dropout_step: int = 0
 
     def copy(self):
         """A deep copy (arrays and lists included)."""

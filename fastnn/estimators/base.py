@@ -57,6 +57,11 @@ def _sharding():
 class BaseMLP(RunState, PicklableParameters, BaseEstimator):
     """Shared base of the estimators; not for direct use."""
 
+    # dropout's mask seed (drawn by the first run that uses it) and batch counter;
+    # class defaults for models pickled before dropout existed
+    _dropout_seed = None
+    _dropout_step = 0
+
     def __init__(
         self,
         hidden_layer_sizes=(100,),
@@ -86,6 +91,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         backend="numba",
         dtype=None,
         input_scale=1.0,
+        dropout=0.0,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -113,6 +119,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         self.backend = backend
         self.dtype = dtype
         self.input_scale = input_scale
+        self.dropout = dropout
 
     # -- public API ---------------------------------------------------------
 
@@ -275,6 +282,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         self.out_activation_ = self._head
         self.n_iter_ = 0
         self.t_ = 0
+        self._dropout_seed, self._dropout_step = None, 0
         self._reset_curves()
         self.__dict__.pop("class_weight_", None)  # a trained model's; `load` sets it again
         return self
@@ -282,7 +290,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
     # -- checks ---------------------------------------------------------------
 
     def _validate_params(self):
-        self._hidden, forced = validate_params(self)
+        self._hidden, forced, self._dropout_rates = validate_params(self)
         self._dtype = forced if forced is not None else self._trained_dtype()
 
     def _trained_dtype(self):
@@ -353,6 +361,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         self.out_activation_ = self._head
         self.n_iter_ = 0
         self.t_ = 0
+        self._dropout_seed, self._dropout_step = None, 0
         for name in (
             "loss_curve_",
             "history_",
@@ -434,6 +443,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         if self.early_stopping and not incremental:
             train_rows, val_rows = self._validation_split(n, targets)
         n_train = n if train_rows is None else train_rows.shape[0]
+        masks = self._dropout_masks()
         if self.batch_size == "auto":
             batch = min(200, n_train)
         else:
@@ -460,6 +470,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             self._head,
             grads.coefs,
             grads.intercepts,
+            *masks,
         )
         runner = EpochRunner(
             step,
@@ -492,8 +503,10 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         for _ in range(epochs):
             rows = self._epoch_rows(train_rows, n_train, scheme, X.shape[1] * X.dtype.itemsize)
             started = time.perf_counter()
+            runner.dropout_step = self._dropout_step
             result = runner.run_epoch(rows, interrupt)
             seconds = time.perf_counter() - started
+            self._dropout_step += -(-n_train // batch)  # the batch counter of the run
             if result.status != 0:
                 error = self._diverged(result, -(-n_train // batch))
                 if not monitor.has_best_weights():
@@ -533,6 +546,20 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
                 stacklevel=3,  # the user's fit or partial_fit call
             )
         monitor.restore_best()
+
+    def _dropout_masks(self):
+        """`TrainStep`'s dropout arguments: () without dropout, else (rates, seed).
+
+        The seed is drawn from the run's RNG (`random_state`) the first time a
+        run trains with dropout, and kept, with the batch counter, in the
+        training state: a resumed run, a warm start and `partial_fit` continue
+        both, so no two steps of a model's training reuse a mask.
+        """
+        if not any(r > 0 for r in self._dropout_rates):
+            return ()
+        if self._dropout_seed is None:
+            self._dropout_seed = int(self._rng.randint(0, 2**63, dtype=np.int64))
+        return (self._dropout_rates, self._dropout_seed)
 
     def _epoch_rows(self, train_rows, n, scheme, row_bytes):
         """The epoch's row order: an index array, or empty for rows 0..n-1 read in place."""

@@ -84,6 +84,22 @@ _PARAMETERS_DOC = """
         copy): the default reads its values 0..255 as scikit-learn does, 1/255
         reads pixels as [0, 1] (what `fastnn train` passes). It does not apply
         to other X.
+    dropout : float or sequence of float, default=0.0
+        Inverted dropout of the hidden layers while training (`fit`,
+        `partial_fit`): each hidden unit's output is set to 0 with this
+        probability and the others are multiplied by ``1 / (1 - dropout)``, so
+        the expected activation is unchanged; predictions use every unit, as
+        they are. One rate for every hidden layer, or one per hidden layer, each
+        in [0, 1). The masks are not drawn from a stream: unit j of hidden
+        layer i in row r of X is kept at training step s (the model's batch
+        counter) when a SplitMix64 hash of ``(seed + i, s, r, j)`` is at least
+        the rate, the seed coming from `random_state`. So the same
+        `random_state` gives bit-identical weights, both backends, any thread
+        count and any number of MPI ranks draw the same masks, and
+        ``fit(resume=True)`` continues a run exactly. Needs solver "sgd" or
+        "adam" (L-BFGS needs a fixed objective). A narrow single-pass network
+        (one ReLU layer of at most 32 units, softmax head) trains on the GEMM
+        path with dropout.
 
     Pressing Ctrl-C during `fit` or `partial_fit` stops training after the
     current batch, returns the model to the end of its last finished epoch
@@ -167,6 +183,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         backend="numba",
         dtype=None,
         input_scale=1.0,
+        dropout=0.0,
         class_weight=None,
     ):
         super().__init__(
@@ -196,6 +213,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             backend=backend,
             dtype=dtype,
             input_scale=input_scale,
+            dropout=dropout,
         )
         self.class_weight = class_weight
 
@@ -480,6 +498,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         backend="numba",
         dtype=None,
         input_scale=1.0,
+        dropout=0.0,
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -508,6 +527,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             backend=backend,
             dtype=dtype,
             input_scale=input_scale,
+            dropout=dropout,
         )
         self.loss = loss
 

@@ -47,6 +47,8 @@ class RunState:
             if self.validation_scores_ is None
             else list(self.validation_scores_),
             best_validation_score=self.best_validation_score_,
+            dropout_seed=self._dropout_seed,
+            dropout_step=self._dropout_step,
         )
 
     def set_training_state(self, state):
@@ -76,6 +78,10 @@ class RunState:
             None if state.validation_scores is None else list(state.validation_scores)
         )
         self.best_validation_score_ = state.best_validation_score
+        # states made before dropout existed lack them (pickled TrainingStates)
+        seed = getattr(state, "dropout_seed", None)
+        self._dropout_seed = None if seed is None else int(seed)
+        self._dropout_step = int(getattr(state, "dropout_step", 0))
 
     def _restart_training_state(self):
         """warm_start: keep weights, samples seen and the early-stopping record; start a

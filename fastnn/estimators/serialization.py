@@ -45,6 +45,11 @@ def save_model(model, path):
     params["random_state"] = int(seed) if isinstance(seed, numbers.Integral) else None
     if "class_weight" in params:
         params["class_weight"] = _class_weight_to_json(params["class_weight"])
+    # numbers of any real type (numpy's float32 is no JSON number), one or per layer
+    rates = params["dropout"]
+    params["dropout"] = (
+        float(rates) if isinstance(rates, numbers.Real) else [float(r) for r in rates]
+    )
     arrays = {
         "format_version": np.array(FORMAT_VERSION),
         "estimator": np.array(kind),
@@ -110,6 +115,8 @@ def _state_arrays(state):
         "validation_scores": state.validation_scores,
         "best_validation_score": state.best_validation_score,
         "optimizer_arrays": sorted(state.optimizer_arrays),
+        "dropout_seed": state.dropout_seed,
+        "dropout_step": state.dropout_step,
         "rng": {
             "pos": int(pos),
             "has_gauss": int(has_gauss),
@@ -241,6 +248,9 @@ def _read_state(contents, model):
         no_improvement_count=int(state["no_improvement_count"]),
         validation_scores=state["validation_scores"],
         best_validation_score=state["best_validation_score"],
+        # files written before dropout have neither
+        dropout_seed=state.get("dropout_seed"),
+        dropout_step=int(state.get("dropout_step", 0)),
     )
 
 

@@ -28,7 +28,8 @@ REGRESSION_LOSSES = ("squared_error", "poisson")
 
 def validate_params(est):
     """Check `est`'s parameters; returns ``(hidden_layer_sizes as a tuple, the numpy
-    dtype that `dtype` forces, or None to take X's)``."""
+    dtype that `dtype` forces, or None to take X's, the dropout rate of each hidden
+    layer as a tuple)``."""
     sizes = est.hidden_layer_sizes
     if isinstance(sizes, numbers.Integral):
         sizes = (sizes,)
@@ -67,7 +68,38 @@ def validate_params(est):
             raise ValueError(f"{name} must be a bool, got {getattr(est, name)!r}")
     if est.early_stopping and est.validation_fraction == 0:
         raise ValueError("validation_fraction must be above 0 with early_stopping=True")
-    return sizes, forced
+    rates = dropout_rates(est.dropout, len(sizes))
+    if est.solver == "lbfgs" and any(r > 0 for r in rates):
+        raise ValueError(
+            "dropout needs solver='sgd' or 'adam': with dropout the loss changes at "
+            "every step (new masks), and L-BFGS needs one fixed objective; got "
+            f"dropout={est.dropout!r} with solver='lbfgs'"
+        )
+    return sizes, forced, rates
+
+
+def dropout_rates(dropout, n_hidden):
+    """`dropout` (one rate for every hidden layer, or one per layer) as a tuple of
+    n_hidden floats in [0, 1)."""
+    one = isinstance(dropout, numbers.Real) and not isinstance(dropout, bool)
+    rates = [dropout] * n_hidden if one else dropout
+    try:
+        rates = list(rates)
+    except TypeError:
+        rates = None
+    if rates is None or (not one and len(rates) != n_hidden):
+        raise ValueError(
+            "dropout must be a number in [0, 1) or a list of one such number per "
+            f"hidden layer ({n_hidden} here), got {dropout!r}"
+        )
+    for rate in rates:
+        ok = isinstance(rate, numbers.Real) and not isinstance(rate, bool)
+        if not (ok and 0 <= rate < 1):
+            raise ValueError(
+                f"dropout rates must be numbers in [0, 1) (the probability that a unit "
+                f"is dropped), got {dropout!r}"
+            )
+    return tuple(float(r) for r in rates)
 
 
 def _forced_dtype(dtype):

@@ -361,6 +361,7 @@ def test_info_describes_the_model(saved_model, capsys):
     )
     assert "dtype: float32" in out and "backend: numba" in out
     assert "class_weight: none" in out
+    assert "dropout: none" in out
     assert "training: solver adam, learning rate 0.001, batch size 32" in out
     assert "epochs trained: 3" in out
     history = fastnn.load(saved_model).history_
@@ -391,6 +392,27 @@ def test_train_class_weight_balanced_weighs_the_training_rows_and_info_shows_it(
     assert "drop --class-weight" in capsys.readouterr().err
     assert cli.main([*args, "--task", "regression", "--class-weight", "balanced"]) == 1
     assert "--class-weight weighs classes" in capsys.readouterr().err
+
+
+def test_train_dropout_trains_with_it_and_info_shows_it(kaggle, tmp_path, capsys):
+    path = tmp_path / "dropout.npz"
+    args = ["train", "--data", str(kaggle[0]), "--hidden", "16,8", "--epochs", "2"]
+    assert cli.main([*args, "--dropout", "0.5,0.25", "--save", str(path)]) == 0
+    assert "dropout 0.5,0.25, adam" in capsys.readouterr().out
+    model = fastnn.load(path)
+    assert tuple(model.dropout) == (0.5, 0.25) and model._dropout_step > 0
+    assert cli.main(["info", str(path)]) == 0
+    assert "dropout: 0.5,0.25" in capsys.readouterr().out
+    # one rate for every layer; the run resumes with its own
+    assert cli.main([*args, "--quiet", "--dropout", "0.3", "--save", str(path)]) == 0
+    assert fastnn.load(path).dropout == 0.3
+    resume = ["train", "--data", str(kaggle[0]), "--epochs", "3", "--resume", str(path)]
+    assert cli.main([*resume, "--dropout", "0.3"]) == 1
+    assert "drop --dropout" in capsys.readouterr().err
+    for bad in ("1", "-0.1", "0.5,x"):
+        with pytest.raises(SystemExit):
+            cli.main([*args, "--dropout", bad])
+        assert "--dropout" in capsys.readouterr().err
 
 
 # -- errors and help ---------------------------------------------------------------

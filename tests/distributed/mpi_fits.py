@@ -84,6 +84,32 @@ def scenarios():
             y.astype(np.float64),
             None,
         ),
+        # dropout: each rank keys its slice's masks by the rows' indices in X, so the
+        # ranks draw the single process's masks (two layers, one rate each)
+        "dropout_float64": (
+            MLPClassifier(
+                (24, 16), dropout=[0.5, 0.25], dtype="float64", learning_rate_init=0.01, **common
+            ),
+            X64,
+            y,
+            None,
+        ),
+        # dropout on the single pass's network (it falls back to the GEMM path)
+        # without a seed: the masks' seed comes from rank 0's shared RNG
+        "dropout_early_stopping_unseeded": (
+            MLPClassifier(
+                (32,),
+                dropout=0.3,
+                early_stopping=True,
+                dtype="float64",
+                batch_size=BATCH,
+                max_iter=4,
+                random_state=None,
+            ),
+            X64,
+            y,
+            None,
+        ),
         # early stopping (validation scores from rank 0) without a seed: rank 0's
         # initial weights and RNG are shared; compared across ranks only
         "early_stopping_unseeded": (
