@@ -74,11 +74,14 @@ class EpochMonitor:
         if self.val_rows is not None:
             self._score_validation_rows()
         else:
-            if result.loss > model.best_loss_ - model.tol:
+            # None: the previous fit stopped early on validation scores, and
+            # this one (early_stopping switched off) starts the loss's record
+            best = np.inf if model.best_loss_ is None else model.best_loss_
+            if result.loss > best - model.tol:
                 model._no_improvement_count += 1
             else:
                 model._no_improvement_count = 0
-            model.best_loss_ = min(model.best_loss_, result.loss)
+            model.best_loss_ = min(best, result.loss)
         model._optimizer.iteration_ends(model.t_)
         stop = False
         if model._no_improvement_count > model.n_iter_no_change:

@@ -405,3 +405,19 @@ def test_public_names():
     # what scikit-learn raises for non-finite weights
     assert issubclass(fastnn.DivergenceError, ValueError)
     assert fastnn.from_sklearn is mlp.from_sklearn and fastnn.load is mlp.load
+
+
+@pytest.mark.parametrize("method", ["partial_fit", "fit"])
+def test_training_on_after_early_stopping_is_switched_off(method):
+    # the early-stopped fit leaves best_loss_ None (as scikit-learn's); the next
+    # one, without early stopping, starts the training loss's record
+    rng = np.random.default_rng(0)
+    X, y = rng.random((300, 6)), rng.integers(0, 3, 300)
+    model = MLPClassifier((8,), early_stopping=True, max_iter=5, random_state=0, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+        assert model.best_loss_ is None
+        model.set_params(early_stopping=False)
+        getattr(model, method)(X, y)
+    assert np.isfinite(model.best_loss_)
