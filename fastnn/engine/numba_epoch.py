@@ -26,6 +26,7 @@ from fastnn.contract.tables import (
     BAD_BATCH,
     BATCHES,
     CORRECT,
+    DENSE_INPUT,
     HEADS,
     LOSS,
     LOSS_NOT_FINITE,
@@ -36,7 +37,13 @@ from fastnn.contract.tables import (
     WEIGHT,
     WEIGHTS_NOT_FINITE,
 )
-from fastnn.engine.numba_step import STEPS, narrow_batch
+from fastnn.engine.numba_step import (
+    COMPACT_STEPS,
+    STEPS,
+    _SOURCES,
+    compact_rows,
+    narrow_batch,
+)
 
 
 def fetch_rows(X, rows, start, stop, xs, xb):
@@ -277,8 +284,12 @@ def batch_weight(ww, start, stop):
 
 
 @functools.cache
-def gemm_epoch(act, head, solver):
-    """The GEMM path's epoch loop for activation `act`, head `head` and `solver` (codes)."""
+def gemm_epoch(act, head, solver, src=DENSE_INPUT):
+    """The GEMM path's epoch loop for activation `act`, head `head` and `solver` (codes).
+
+    `src` (numba_step.DENSE_INPUT or COMPACT_INPUT) is what X is: a dense
+    array, or X's nonzeros by row, (indptr, indices, data) (`compact_rows`).
+    """
 
     def run_batches(
         X,
@@ -333,8 +344,11 @@ def gemm_epoch(act, head, solver):
             YY = take_rows_2d(Y, rows, start, stop, Yb)
             ww = take_rows(sw, rows, start, stop, swb)
             weight, scale = batch_weight(ww, start, stop)
-            x = fetch_rows(X, rows, start, stop, xs, xb)
-            loss, correct = STEPS[act][head](
+            if src == DENSE_INPUT:
+                x = fetch_rows(X, rows, start, stop, xs, xb)
+            else:
+                x = compact_rows(X, rows, start, stop, xs)
+            loss, correct = (STEPS if src == DENSE_INPUT else COMPACT_STEPS)[act][head](
                 x,
                 yy,
                 YY,
@@ -376,7 +390,7 @@ def gemm_epoch(act, head, solver):
             check_weights(params, n_batches, stats)
         return t
 
-    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}_{SOLVERS[solver]}"
+    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}_{SOLVERS[solver]}{_SOURCES[src]}"
     return specialise(run_batches, suffix, error_model="numpy", nogil=True)
 
 

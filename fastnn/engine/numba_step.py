@@ -45,6 +45,8 @@ from fastnn.contract.numba_math import (
 from fastnn.contract.numba_ops import _DOT
 from fastnn.contract.tables import (
     ACTIVATIONS,
+    COMPACT_INPUT,
+    DENSE_INPUT,
     EXP_HEAD,
     HEADS,
     LOGISTIC,
@@ -54,25 +56,95 @@ from fastnn.contract.tables import (
     TANH,
 )
 
+# The steps' names per first-layer input (the dense ones keep their names)
+_SOURCES = ("", "_compact")
+
+
+@njit(cache=True, nogil=True, inline="always")
+def compact_rows(compact, rows, start, stop, xs):
+    """Batch rows [start, stop) of the epoch order `rows` (empty: identity), as a row source.
+
+    `compact` is (indptr, indices, data): X's nonzeros by row, as a CSR
+    matrix's (int64 or int32 row pointers; column indices of any integer type;
+    values of the weights' dtype, or uint8 times the input scale xs). The
+    first layer reads a batch's rows through the permutation: nothing is
+    gathered. A tuple, so that the step's signature is the dense one's.
+    """
+    return (compact[0], compact[1], compact[2], rows, start, stop, xs)
+
+
+# contract kept: out = x @ W on the nonzeros only (the same products, another
+# order of summation); FMA contraction, no reassociation
+_AXPY = {"contract"}
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+def compact_forward(x, W, out):
+    """out = x @ W for row source x (`compact_rows`): each nonzero adds a row of W."""
+    indptr, indices, data, rows, start, stop, xs = x
+    dt = W.dtype.type
+    s = dt(xs)
+    m = W.shape[1]
+    zero = dt(0)
+    for r in range(stop - start):
+        src = rows[start + r] if rows.shape[0] else start + r
+        o = out[r]
+        for j in range(m):
+            o[j] = zero
+        for p in range(indptr[src], indptr[src + 1]):
+            v = dt(data[p]) * s  # as the dense path widens and scales
+            w = W[indices[p]]
+            for j in range(m):
+                o[j] += v * w[j]
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+def compact_weight_grad(x, delta, dW):
+    """dW = x.T @ delta for row source x: each nonzero adds a row of delta to a row of dW."""
+    indptr, indices, data, rows, start, stop, xs = x
+    dt = dW.dtype.type
+    s = dt(xs)
+    m = dW.shape[1]
+    dW[...] = 0
+    for r in range(stop - start):
+        src = rows[start + r] if rows.shape[0] else start + r
+        g = delta[r]
+        for p in range(indptr[src], indptr[src + 1]):
+            v = dt(data[p]) * s
+            d = dW[indices[p]]
+            for j in range(m):
+                d[j] += v * g[j]
+
+
 # Compiled per activation (the forward pass) and per activation and head (the
 # step): closures over the codes, compiled by contract.jit.specialise. Numba
 # prunes `if act == RELU:` before typing when both sides are constants (a
 # closure cell, a global), so only the code's functions are typed, and inlined.
 
 
-def _forward_for(act):
+def _forward_for(act, src=DENSE_INPUT):
     def forward(x, coefs, intercepts, activations):
         """Every layer's output for batch x into activations[i][:n]; returns the last.
 
         The last layer's is the output pre-activation (logits): the head
-        applies its own function.
+        applies its own function. x is a dense batch, or a compact row source
+        (`compact_rows`) when `src` is COMPACT_INPUT.
         """
-        n = x.shape[0]
+        if src == DENSE_INPUT:
+            n = x.shape[0]
+            a = x
+        else:
+            n = x[5] - x[4]
+            a = activations[0][:n]  # a placeholder: layer 0 reads x through compact_forward
         last = len(coefs) - 1
-        a = x
         for i in range(last):
             out = activations[i][:n]
-            np.dot(a, coefs[i], out)
+            if src == DENSE_INPUT:
+                np.dot(a, coefs[i], out)
+            elif i == 0:
+                compact_forward(x, coefs[0], out)
+            else:
+                np.dot(a, coefs[i], out)
             b = intercepts[i]
             if act == RELU:
                 bias_relu(out, b)
@@ -84,32 +156,41 @@ def _forward_for(act):
                 bias_identity(out, b)
             a = out
         out = activations[last][:n]
-        np.dot(a, coefs[last], out)
+        if src == DENSE_INPUT:
+            np.dot(a, coefs[last], out)
+        elif last == 0:
+            compact_forward(x, coefs[0], out)
+        else:
+            np.dot(a, coefs[last], out)
         bias_identity(out, intercepts[last])
         return out
 
-    return specialise(forward, ACTIVATIONS[act], error_model="numpy", nogil=True)
+    return specialise(forward, ACTIVATIONS[act] + _SOURCES[src], error_model="numpy", nogil=True)
 
 
-def _step_for(act, head):
+def _step_for(act, head, src=DENSE_INPUT):
     def batch_grads(x, y, Y, sw, scale, coefs, intercepts, activations, deltas, cg, ig, acc):
         """Loss of batch x and every gradient, over preallocated buffers.
 
-        x (n, k0) of the weights' dtype; y (n,) labels or Y (n, C) targets (the
+        x (n, k0) of the weights' dtype, or a compact row source of n rows
+        (`compact_rows`) when `src` is COMPACT_INPUT; y (n,) labels or Y (n, C) targets (the
         other empty); sw (n,) row weights or empty. coefs[i] (k_i, m_i),
         activations[i] (>= n, m_i), deltas[i] (>= n, k_i) for i >= 1 (deltas[0]
         is unused), the gradients cg[i], ig[i] as coefs[i], intercepts[i], all
         tuples of one array type; acc float64 scratch as wide as the widest
         layer. Returns ``(loss, correct)``.
         """
-        n = x.shape[0]
+        n = x.shape[0] if src == DENSE_INPUT else x[5] - x[4]
         last = len(coefs) - 1
         if n == 0:  # a rank's empty slice of a small sharded batch
             for i in range(last + 1):
                 cg[i][...] = 0
                 ig[i][...] = 0
             return 0.0, 0
-        delta = FORWARDS[act](x, coefs, intercepts, activations)
+        if src == DENSE_INPUT:
+            delta = FORWARDS[act](x, coefs, intercepts, activations)
+        else:
+            delta = COMPACT_FORWARDS[act](x, coefs, intercepts, activations)
         db = ig[last]
         if head == SOFTMAX_HEAD:
             loss, correct = head_softmax(delta, y, Y, sw, scale, db, acc)
@@ -120,8 +201,15 @@ def _step_for(act, head):
         else:
             loss, correct = head_identity(delta, y, Y, sw, scale, db, acc)
         for i in range(last, -1, -1):
-            a_in = x if i == 0 else activations[i - 1][:n]
-            np.dot(a_in.T, delta, cg[i])
+            if src == DENSE_INPUT:
+                a_in = x if i == 0 else activations[i - 1][:n]
+                np.dot(a_in.T, delta, cg[i])
+            elif i == 0:
+                compact_weight_grad(x, delta, cg[0])
+                a_in = activations[0][:n]  # unused: the input needs no gradient
+            else:
+                a_in = activations[i - 1][:n]
+                np.dot(a_in.T, delta, cg[i])
             if i > 0:
                 dx = deltas[i][:n]
                 np.dot(delta, coefs[i].T, dx)
@@ -137,7 +225,7 @@ def _step_for(act, head):
                 delta = dx
         return loss, correct
 
-    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}"
+    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}{_SOURCES[src]}"
     return specialise(batch_grads, suffix, error_model="numpy", nogil=True)
 
 
@@ -151,6 +239,18 @@ FORWARDS = namedtuple("Forwards", ACTIVATIONS)(*(_forward_for(a) for a in _codes
 STEPS = namedtuple("Steps", ACTIVATIONS)(
     *(
         namedtuple("HeadSteps", HEADS)(*(_step_for(a, h) for h in range(len(HEADS))))
+        for a in _codes
+    )
+)
+# The same, with the first layer reading a compact row source
+COMPACT_FORWARDS = namedtuple("Forwards", ACTIVATIONS)(
+    *(_forward_for(a, COMPACT_INPUT) for a in _codes)
+)
+COMPACT_STEPS = namedtuple("Steps", ACTIVATIONS)(
+    *(
+        namedtuple("HeadSteps", HEADS)(
+            *(_step_for(a, h, COMPACT_INPUT) for h in range(len(HEADS)))
+        )
         for a in _codes
     )
 )

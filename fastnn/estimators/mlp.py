@@ -84,6 +84,15 @@ _PARAMETERS_DOC = """
         copy): the default reads its values 0..255 as scikit-learn does, 1/255
         reads pixels as [0, 1] (what `fastnn train` passes). It does not apply
         to other X.
+    skip_zeros : {"auto", True, False}, default="auto"
+        Whether the first layer works on X's nonzeros only (Numba backend,
+        GEMM path; `fastnn.engine.compact`): True converts dense X to a
+        compact form of its nonzeros once per fit (at most ``8 (n + 1) +
+        nnz (2 + itemsize)`` bytes), False never does; "auto" does when X's
+        density is under the measured crossover and the form is no larger
+        than X. The weights equal the dense path's up to the order of
+        summation. Sparse (CSR, CSC) X always skips zeros; a memory-mapped X
+        never does. Data-parallel training and the single pass read dense rows.
 
     Pressing Ctrl-C during `fit` or `partial_fit` stops training after the
     current batch, returns the model to the end of its last finished epoch
@@ -167,6 +176,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         backend="numba",
         dtype=None,
         input_scale=1.0,
+        skip_zeros="auto",
         class_weight=None,
     ):
         super().__init__(
@@ -196,6 +206,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             backend=backend,
             dtype=dtype,
             input_scale=input_scale,
+            skip_zeros=skip_zeros,
         )
         self.class_weight = class_weight
 
@@ -480,6 +491,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         backend="numba",
         dtype=None,
         input_scale=1.0,
+        skip_zeros="auto",
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -508,6 +520,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             backend=backend,
             dtype=dtype,
             input_scale=input_scale,
+            skip_zeros=skip_zeros,
         )
         self.loss = loss
 
