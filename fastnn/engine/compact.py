@@ -84,6 +84,12 @@ def compact_nbytes(n, k, nnz, itemsize):
     return 8 * (n + 1) + nnz * ((2 if k <= 65536 else 4) + itemsize)
 
 
+def with_flags(parts, n_features):
+    """(indptr, indices, data, touched) as the compiled loop reads it: the
+    first layer's per-column flags (`numba_step.compact_weight_grad`), all 0."""
+    return (*parts, np.zeros(n_features, np.uint8))
+
+
 def csr_parts(X):
     """A scipy CSR matrix's (indptr, indices, data), as they are (no copy)."""
     return X.indptr, X.indices, X.data

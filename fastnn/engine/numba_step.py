@@ -64,13 +64,15 @@ _SOURCES = ("", "_compact")
 def compact_rows(compact, rows, start, stop, xs):
     """Batch rows [start, stop) of the epoch order `rows` (empty: identity), as a row source.
 
-    `compact` is (indptr, indices, data): X's nonzeros by row, as a CSR
-    matrix's (int64 or int32 row pointers; column indices of any integer type;
-    values of the weights' dtype, or uint8 times the input scale xs). The
-    first layer reads a batch's rows through the permutation: nothing is
-    gathered. A tuple, so that the step's signature is the dense one's.
+    `compact` is (indptr, indices, data, touched): X's nonzeros by row, as a
+    CSR matrix's (int64 or int32 row pointers; column indices of any integer
+    type; values of the weights' dtype, or uint8 times the input scale xs),
+    and a uint8 flag per column of X, all 0 between batches (see
+    `compact_weight_grad`). The first layer reads a batch's rows through the
+    permutation: nothing is gathered. A tuple, so that the step's signature
+    is the dense one's.
     """
-    return (compact[0], compact[1], compact[2], rows, start, stop, xs)
+    return (compact[0], compact[1], compact[2], compact[3], rows, start, stop, xs)
 
 
 # contract kept: out = x @ W on the nonzeros only (the same products, another
@@ -81,7 +83,7 @@ _AXPY = {"contract"}
 @njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
 def compact_forward(x, W, out):
     """out = x @ W for row source x (`compact_rows`): each nonzero adds a row of W."""
-    indptr, indices, data, rows, start, stop, xs = x
+    indptr, indices, data, touched, rows, start, stop, xs = x
     dt = W.dtype.type
     s = dt(xs)
     m = W.shape[1]
@@ -100,18 +102,30 @@ def compact_forward(x, W, out):
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
 def compact_weight_grad(x, delta, dW):
-    """dW = x.T @ delta for row source x: each nonzero adds a row of delta to a row of dW."""
-    indptr, indices, data, rows, start, stop, xs = x
+    """dW = x.T @ delta for row source x, on the rows of dW that the batch touches.
+
+    Each nonzero adds a row of delta to a row of dW. Only the rows of the
+    batch's columns are written (zeroed on first touch) and flagged in
+    x's `touched`; the others are zero in the true gradient and are left
+    as they are: the update (`numba_epoch.finish_compact_batch`) reads
+    them as zero and clears the flags.
+    """
+    indptr, indices, data, touched, rows, start, stop, xs = x
     dt = dW.dtype.type
     s = dt(xs)
     m = dW.shape[1]
-    dW[...] = 0
+    zero = dt(0)
     for r in range(stop - start):
         src = rows[start + r] if rows.shape[0] else start + r
         g = delta[r]
         for p in range(indptr[src], indptr[src + 1]):
             v = dt(data[p]) * s
-            d = dW[indices[p]]
+            c = indices[p]
+            d = dW[c]
+            if touched[c] == 0:
+                touched[c] = 1
+                for j in range(m):
+                    d[j] = zero
             for j in range(m):
                 d[j] += v * g[j]
 
@@ -134,7 +148,7 @@ def _forward_for(act, src=DENSE_INPUT):
             n = x.shape[0]
             a = x
         else:
-            n = x[5] - x[4]
+            n = x[6] - x[5]
             a = activations[0][:n]  # a placeholder: layer 0 reads x through compact_forward
         last = len(coefs) - 1
         for i in range(last):
@@ -180,7 +194,10 @@ def _step_for(act, head, src=DENSE_INPUT):
         tuples of one array type; acc float64 scratch as wide as the widest
         layer. Returns ``(loss, correct)``.
         """
-        n = x.shape[0] if src == DENSE_INPUT else x[5] - x[4]
+        if src == DENSE_INPUT:
+            n = x.shape[0]
+        else:
+            n = x[6] - x[5]
         last = len(coefs) - 1
         if n == 0:  # a rank's empty slice of a small sharded batch
             for i in range(last + 1):

@@ -585,7 +585,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         from fastnn.engine.numba_step import narrow_applies
 
         if is_sparse(X):
-            return compact.csr_parts(X)
+            return compact.with_flags(compact.csr_parts(X), X.shape[1])
         widths = self._params.layer_sizes[1:]
         if self.skip_zeros == "auto" and narrow_applies(
             len(widths) - 1,
@@ -595,7 +595,8 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             sw is not None,
         ):
             return None
-        return compact.use_compact(self.skip_zeros, X, widths[0], is_memory_mapped(X))
+        parts = compact.use_compact(self.skip_zeros, X, widths[0], is_memory_mapped(X))
+        return None if parts is None else compact.with_flags(parts, X.shape[1])
 
     def _predict_output(self, X, rows=None):
         """Output pre-activations (logits) of X, or of X[rows] gathered chunk by chunk."""
