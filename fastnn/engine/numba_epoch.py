@@ -248,7 +248,22 @@ def _plain_span(params, grads, hit, l2, s, lr):
 
 @njit(cache=True, error_model="numpy", nogil=True, **INTERNAL)
 def _first_layer_update(
-    params, grads, touched, m, l2, s, adam, lr, momentum, nesterov, beta1, beta2, eps, state1, state2, t
+    params,
+    grads,
+    touched,
+    m,
+    l2,
+    s,
+    adam,
+    lr,
+    momentum,
+    nesterov,
+    beta1,
+    beta2,
+    eps,
+    state1,
+    state2,
+    t,
 ):
     """The update of the first layer's k x m weights (the flat buffers' head), row by row.
 
