@@ -40,8 +40,8 @@ from fastnn.contract.tables import (
 )
 from fastnn.engine.numba_step import (
     COMPACT_STEPS,
+    SOURCE_SUFFIXES,
     STEPS,
-    _SOURCES,
     compact_rows,
     narrow_batch,
 )
@@ -615,7 +615,7 @@ def gemm_epoch(act, head, solver, src=DENSE_INPUT):
             check_weights(params, n_batches, stats)
         return t
 
-    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}_{SOLVERS[solver]}{_SOURCES[src]}"
+    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}_{SOLVERS[solver]}{SOURCE_SUFFIXES[src]}"
     return specialise(run_batches, suffix, error_model="numpy", nogil=True)
 
 

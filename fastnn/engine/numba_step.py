@@ -57,7 +57,7 @@ from fastnn.contract.tables import (
 )
 
 # The steps' names per first-layer input (the dense ones keep their names)
-_SOURCES = ("", "_compact")
+SOURCE_SUFFIXES = ("", "_compact")
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -179,7 +179,9 @@ def _forward_for(act, src=DENSE_INPUT):
         bias_identity(out, intercepts[last])
         return out
 
-    return specialise(forward, ACTIVATIONS[act] + _SOURCES[src], error_model="numpy", nogil=True)
+    return specialise(
+        forward, ACTIVATIONS[act] + SOURCE_SUFFIXES[src], error_model="numpy", nogil=True
+    )
 
 
 def _step_for(act, head, src=DENSE_INPUT):
@@ -242,7 +244,7 @@ def _step_for(act, head, src=DENSE_INPUT):
                 delta = dx
         return loss, correct
 
-    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}{_SOURCES[src]}"
+    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}{SOURCE_SUFFIXES[src]}"
     return specialise(batch_grads, suffix, error_model="numpy", nogil=True)
 
 
