@@ -595,7 +595,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             sw is not None,
         ):
             return None
-        parts = compact.use_compact(self.skip_zeros, X, widths[0], is_memory_mapped(X))
+        parts = compact.use_compact(self.skip_zeros, X, is_memory_mapped(X))
         return None if parts is None else compact.with_flags(parts, X.shape[1])
 
     def _predict_output(self, X, rows=None):

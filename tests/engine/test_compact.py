@@ -32,7 +32,7 @@ HEADS = {
 }
 
 
-def sparse_data(n=160, k=50, density=0.15, seed=0, uint8=False):
+def sparse_data(n=160, k=50, density=0.06, seed=0, uint8=False):
     rng = np.random.default_rng(seed)
     X = rng.random((n, k)) * (rng.random((n, k)) < density)
     X[3] = 0  # an all-zero row
@@ -168,13 +168,13 @@ def test_wide_x_takes_int32_columns():
 def test_auto_picks_dense_on_dense_data_and_compact_on_sparse_data():
     rng = np.random.default_rng(0)
     dense = rng.random((200, 30))
-    assert compact.use_compact("auto", dense, 128, memory_mapped=False) is None
-    assert compact.use_compact(True, dense, 128, memory_mapped=False) is not None
+    assert compact.use_compact("auto", dense, memory_mapped=False) is None
+    assert compact.use_compact(True, dense, memory_mapped=False) is not None
     X, _ = sparse_data()
-    assert compact.use_compact("auto", X, 128, memory_mapped=False) is not None
-    assert compact.use_compact(False, X, 128, memory_mapped=False) is None
+    assert compact.use_compact("auto", X, memory_mapped=False) is not None
+    assert compact.use_compact(False, X, memory_mapped=False) is None
     # a memory-mapped X keeps the dense path: it may be larger than memory
-    assert compact.use_compact(True, X, 128, memory_mapped=True) is None
+    assert compact.use_compact(True, X, memory_mapped=True) is None
 
 
 @pytest.mark.parametrize("bad", ["yes", None, 1, "Auto"])
