@@ -140,30 +140,36 @@ class FirstFitCold:
         return code, setup
 
 
-class FirstFitWarmCache:
-    """The first `MLPClassifier.fit` in a new interpreter, loading what a previous
-    process compiled into the Numba cache: what every later script's fit costs."""
+class _WarmCache:
+    """A fresh Numba cache directory that a previous process filled by running
+    `self.timeraw_first_fit(param)`'s code; the timed interpreter loads from it."""
 
-    params = [list(FIT_CONFIGS)]
-    param_names = ["config"]
     number = 1
     repeat = 3
     warmup_time = 0
     timeout = 600
 
-    def setup(self, config):
+    def setup(self, param):
         self._previous = os.environ.get("NUMBA_CACHE_DIR")
         self._dir = tempfile.TemporaryDirectory(prefix="fastnn-warm-")
         os.environ["NUMBA_CACHE_DIR"] = self._dir.name
-        code, setup = _fit_code(config)
+        code, setup = self.timeraw_first_fit(param)
         subprocess.run([sys.executable, "-c", setup + code], check=True, env=os.environ.copy())
 
-    def teardown(self, config):
+    def teardown(self, param):
         if self._previous is None:
             os.environ.pop("NUMBA_CACHE_DIR", None)
         else:
             os.environ["NUMBA_CACHE_DIR"] = self._previous
         self._dir.cleanup()
+
+
+class FirstFitWarmCache(_WarmCache):
+    """The first `MLPClassifier.fit` in a new interpreter, loading what a previous
+    process compiled into the Numba cache: what every later script's fit costs."""
+
+    params = [list(FIT_CONFIGS)]
+    param_names = ["config"]
 
     def timeraw_first_fit(self, config):
         return _fit_code(config)
@@ -202,30 +208,12 @@ class DigitsCold:
         return "model.predict(X)", _COLD_CACHE + _BUILD_DIGITS + fit
 
 
-class DigitsWarmCache:
+class DigitsWarmCache(_WarmCache):
     """A user's first `fit` on digits in a new interpreter, the Numba cache written
     by a previous process: every script after the first pays this."""
 
     params = [list(DIGITS_CONFIGS)]
     param_names = ["path"]
-    number = 1
-    repeat = 3
-    warmup_time = 0
-    timeout = 600
-
-    def setup(self, path):
-        self._previous = os.environ.get("NUMBA_CACHE_DIR")
-        self._dir = tempfile.TemporaryDirectory(prefix="fastnn-warm-")
-        os.environ["NUMBA_CACHE_DIR"] = self._dir.name
-        code = _BUILD_DIGITS + _DIGITS_FIT.format(hidden=DIGITS_CONFIGS[path])
-        subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())
-
-    def teardown(self, path):
-        if self._previous is None:
-            os.environ.pop("NUMBA_CACHE_DIR", None)
-        else:
-            os.environ["NUMBA_CACHE_DIR"] = self._previous
-        self._dir.cleanup()
 
     def timeraw_first_fit(self, path):
         return _DIGITS_FIT.format(hidden=DIGITS_CONFIGS[path]), _BUILD_DIGITS

@@ -41,6 +41,11 @@ def head_code(name):
 SOLVERS = ("sgd", "adam")
 SGD, ADAM = range(2)
 
+# What the first layer reads: a dense batch, or X's nonzeros by row (its
+# compact form, fastnn.engine.compact) read in place
+INPUTS = ("dense", "compact")
+DENSE_INPUT, COMPACT_INPUT = range(2)
+
 # Slots of the statistics array an epoch accumulates into, and its status codes
 LOSS, WEIGHT, CORRECT, BATCHES, STATUS, BAD_BATCH = range(6)
 N_STATS = 6

@@ -24,7 +24,9 @@ import numpy as np
 from fastnn.contract.tables import (
     BAD_BATCH,
     BATCHES,
+    COMPACT_INPUT,
     CORRECT,
+    DENSE_INPUT,
     LOSS,
     LOSS_NOT_FINITE,
     N_STATS,
@@ -74,6 +76,10 @@ class EpochRunner:
     shard : fastnn.distributed.BatchAllreduce, optional
         Train data-parallel: this rank computes its slice of every batch into
         `grads`, which must be ``shard.grads``, and the slices are summed.
+    compact : tuple (indptr, indices, data), optional
+        X's nonzeros by row (`fastnn.engine.compact`), which the compiled GEMM
+        loop's first layer reads instead of X (sparse X, or sparse enough dense
+        X). Only the compiled loop reads it: the Python loop reads X.
 
     With dropout (``step.masks``), batch b of an epoch is training step
     ``dropout_step + b`` (the caller sets `dropout_step`, the run's batch
@@ -97,6 +103,7 @@ class EpochRunner:
         input_scale=1.0,
         compiled=True,
         shard=None,
+        compact=None,
     ):
         self.step = step
         self.optimizer = optimizer
@@ -111,18 +118,22 @@ class EpochRunner:
         self.input_scale = float(input_scale)
         self.stats = np.zeros(N_STATS)
         bs, k = self.batch_size, X.shape[1]
-        # the compiled loop's batch buffer (none for the Python loop: sparse X may be wide)
-        self.xb = np.empty((bs if compiled else 0, k), dtype)
+        self.compact = compact
+        # the compiled loop's batch buffer (none for the Python loop, nor for a
+        # compact X, read in place: sparse X may be wide)
+        self.xb = np.empty((bs if compiled and compact is None else 0, k), dtype)
         self.yb = np.empty(bs if self.y.shape[0] else 0, np.intp)
         self.Yb = np.empty((bs if self.Y.shape[0] else 0, self.Y.shape[1]), dtype)
         self.swb = np.empty(bs if self.sw.shape[0] else 0, np.float64)
         self.ops = _ops(step.backend)
-        # the single pass takes no row weights
-        narrow = step.narrow if self.sw.shape[0] == 0 else None
+        # the single pass takes no row weights, and reads dense rows only
+        narrow = step.narrow if self.sw.shape[0] == 0 and compact is None else None
         self.use_narrow = narrow is not None
         threaded = narrow is not None and narrow.chunks(bs) > 1
         self.shard = shard
         self.compiled = compiled and step.backend == "numba" and not threaded and shard is None
+        if compact is not None and not self.compiled:
+            raise ValueError("a compact X is read by the compiled loop only")
         # batches per compiled call: 1 until one call has been timed
         self.batches_per_call = 1
         if step.backend == "numba":
@@ -205,9 +216,10 @@ class EpochRunner:
                     *update,
                 )
             else:
-                dropout = () if self.masks is None else (1,)
-                t = self._numba.gemm_epoch(step.act, step.head, solver, *dropout)(
-                    self.X,
+                src = DENSE_INPUT if self.compact is None else COMPACT_INPUT
+                dropout = 0 if self.masks is None else 1
+                t = self._numba.gemm_epoch(step.act, step.head, solver, src, dropout)(
+                    self.X if self.compact is None else self.compact,
                     self.y,
                     self.Y,
                     self.sw,

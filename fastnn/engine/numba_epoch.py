@@ -20,12 +20,14 @@ import numpy as np
 from numba.extending import overload
 
 from fastnn.contract.jit import INTERNAL, njit, specialise
-from fastnn.contract.numba_ops import _adam, _l2_penalty, _sgd_momentum, _sgd_plain
+from fastnn.contract.numba_ops import _DOT, _adam, _l2_penalty, _sgd_momentum, _sgd_plain
 from fastnn.contract.tables import (
     ACTIVATIONS,
+    ADAM,
     BAD_BATCH,
     BATCHES,
     CORRECT,
+    DENSE_INPUT,
     HEADS,
     LOSS,
     LOSS_NOT_FINITE,
@@ -36,7 +38,15 @@ from fastnn.contract.tables import (
     WEIGHT,
     WEIGHTS_NOT_FINITE,
 )
-from fastnn.engine.numba_step import DROPOUT_STEPS, STEPS, narrow_batch
+from fastnn.engine.numba_step import (
+    COMPACT_DROPOUT_STEPS,
+    COMPACT_STEPS,
+    DROPOUT_STEPS,
+    SOURCE_SUFFIXES,
+    STEPS,
+    compact_rows,
+    narrow_batch,
+)
 
 
 def fetch_rows(X, rows, start, stop, xs, xb):
@@ -192,6 +202,204 @@ def finish_batch(
     return t
 
 
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_DOT, **INTERNAL)
+def _sum_squares(w):
+    # _l2_penalty's sum of squares, in its order (the same loop and flags)
+    total = 0.0
+    for i in range(w.size):
+        wi = w[i]
+        total += float(wi) * float(wi)
+    return total
+
+
+# The first layer's update on the compact path, one kernel per solver over a
+# span of weights; hit and l2 are constants at each call site (inlined), so
+# each span's loop is branch-free and vectorised.
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _grad(grads, params, i, hit, l2, s):
+    g = grads[i] if hit else params.dtype.type(0)
+    if l2:
+        g += s * params[i]
+    return g
+
+
+# Spans are row views, looped from 0: an index known non-negative needs no
+# wraparound check, which would keep the loop scalar
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _adam_span(params, grads, hit, l2, s, m, v, b1, b2, c1, c2, step, e):
+    for i in range(params.shape[0]):
+        g = _grad(grads, params, i, hit, l2, s)
+        mi = b1 * m[i] + c1 * g
+        vi = b2 * v[i] + c2 * g * g
+        m[i] = mi
+        v[i] = vi
+        params[i] -= step * mi / (np.sqrt(vi) + e)
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _momentum_span(params, grads, hit, l2, s, vel, mu, lr, nesterov):
+    for i in range(params.shape[0]):
+        g = _grad(grads, params, i, hit, l2, s)
+        v = mu * vel[i] - lr * g
+        vel[i] = v
+        if nesterov:
+            params[i] += mu * v - lr * g
+        else:
+            params[i] += v
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _plain_span(params, grads, hit, l2, s, lr):
+    for i in range(params.shape[0]):
+        params[i] -= lr * _grad(grads, params, i, hit, l2, s)
+
+
+@njit(cache=True, error_model="numpy", nogil=True, **INTERNAL)
+def _first_layer_update(
+    params,
+    grads,
+    touched,
+    m,
+    l2,
+    s,
+    adam,
+    lr,
+    momentum,
+    nesterov,
+    beta1,
+    beta2,
+    eps,
+    state1,
+    state2,
+    t,
+):
+    """The update of the first layer's k x m weights (the flat buffers' head), row by row.
+
+    The same operations per element as the L2 term and `_adam` /
+    `_sgd_momentum` / `_sgd_plain` over the whole buffer: a row that no
+    nonzero of the batch touched (touched[row] == 0) has a zero data
+    gradient, which is neither read nor zeroed; only its L2 term,
+    ``s * w``, is added (without L2, plain SGD leaves it alone). Clears the
+    flags. t: Adam's step count, this step's.
+    """
+    dt = params.dtype.type
+    lr_, mu = dt(lr), dt(momentum)
+    b1, b2 = dt(beta1), dt(beta2)
+    c1, c2 = dt(1.0 - beta1), dt(1.0 - beta2)
+    step = dt(lr * np.sqrt(1.0 - beta2 ** float(t)) / (1.0 - beta1 ** float(t))) if adam else lr_
+    e = dt(eps)
+    for c in range(touched.shape[0]):
+        hit = touched[c] != 0
+        touched[c] = 0
+        lo, hi = c * m, c * m + m
+        p, g = params[lo:hi], grads[lo:hi]
+        s1 = state1[lo:hi] if state1.shape[0] else state1
+        s2 = state2[lo:hi] if state2.shape[0] else state2
+        if adam:
+            if hit and l2:
+                _adam_span(p, g, True, True, s, s1, s2, b1, b2, c1, c2, step, e)
+            elif hit:
+                _adam_span(p, g, True, False, s, s1, s2, b1, b2, c1, c2, step, e)
+            elif l2:
+                _adam_span(p, g, False, True, s, s1, s2, b1, b2, c1, c2, step, e)
+            else:
+                _adam_span(p, g, False, False, s, s1, s2, b1, b2, c1, c2, step, e)
+        elif momentum > 0:
+            if hit and l2:
+                _momentum_span(p, g, True, True, s, s1, mu, lr_, nesterov)
+            elif hit:
+                _momentum_span(p, g, True, False, s, s1, mu, lr_, nesterov)
+            elif l2:
+                _momentum_span(p, g, False, True, s, s1, mu, lr_, nesterov)
+            else:
+                _momentum_span(p, g, False, False, s, s1, mu, lr_, nesterov)
+        elif hit and l2:
+            _plain_span(p, g, True, True, s, lr_)
+        elif hit:
+            _plain_span(p, g, True, False, s, lr_)
+        elif l2:
+            _plain_span(p, g, False, True, s, lr_)
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def finish_compact_batch(
+    loss,
+    weight,
+    scale,
+    b,
+    params,
+    grads,
+    n_coef,
+    alpha,
+    update,
+    lr,
+    momentum,
+    nesterov,
+    beta1,
+    beta2,
+    eps,
+    state1,
+    state2,
+    t,
+    stats,
+    touched,
+    m,
+    adam,
+):
+    """`finish_batch` after a compact step: the first layer's rows updated in one pass.
+
+    The first layer (`touched.shape[0]` x m weights at the head of the flat
+    buffers) has a gradient only on the rows flagged in `touched`
+    (`numba_step.compact_weight_grad`); its L2 term and update are
+    `_first_layer_update`'s, the rest of the buffers' as in `finish_batch`.
+    The same arithmetic per weight, with no pass to zero, and none to add the
+    L2 term, over the first layer's gradient.
+    """
+    head = touched.shape[0] * m
+    s = params.dtype.type(alpha * scale)
+    if alpha > 0:
+        # the L2 loss over every weight, summed as finish_batch sums it
+        loss += 0.5 * (alpha * scale) * _sum_squares(params[:n_coef])
+        _l2_penalty(params[head:n_coef], grads[head:n_coef], alpha * scale)
+    if not np.isfinite(loss):
+        stats[STATUS] = LOSS_NOT_FINITE
+        stats[BAD_BATCH] = b
+        for c in range(touched.shape[0]):
+            touched[c] = 0
+        return t
+    rest1 = state1[head:] if state1.shape[0] else state1
+    rest2 = state2[head:] if state2.shape[0] else state2
+    t = update(
+        params[head:], grads[head:], lr, momentum, nesterov, beta1, beta2, eps, rest1, rest2, t
+    )
+    _first_layer_update(
+        params,
+        grads,
+        touched,
+        m,
+        alpha > 0,
+        s,
+        adam,
+        lr,
+        momentum,
+        nesterov,
+        beta1,
+        beta2,
+        eps,
+        state1,
+        state2,
+        t,
+    )
+    stats[LOSS] += loss * weight
+    stats[WEIGHT] += weight
+    stats[BATCHES] += 1
+    return t
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def finish_any_batch(
     loss,
@@ -287,13 +495,16 @@ def batch_weight(ww, start, stop):
 
 
 @functools.cache
-def gemm_epoch(act, head, solver, dropout=0):
+def gemm_epoch(act, head, solver, src, dropout):
     """The GEMM path's epoch loop for activation `act`, head `head` and `solver` (codes).
 
-    With `dropout` (1), its own specialisation: the loop takes the masks'
-    arguments after `stats`, drop = (seeds, step0, rates, scales, dropped, idb)
-    as `numba_step.DROPOUT_STEPS` takes them (idb an int64 batch buffer), and
-    batch b of the epoch is training step step0 + b.
+    `src` (numba_step.DENSE_INPUT or COMPACT_INPUT) is what X is: a dense
+    array, or X's nonzeros by row, (indptr, indices, data) (`compact_rows`).
+    With `dropout` (1), the loop takes the masks' arguments after `stats`,
+    drop = (seeds, step0, rates, scales, dropped, idb) as
+    `numba_step.DROPOUT_STEPS` takes them (idb an int64 batch buffer), and
+    batch b of the epoch is training step step0 + b. Every argument is given
+    (functools.cache: a default would be another key, the same specialisation).
     """
 
     def run_batches(
@@ -352,27 +563,47 @@ def gemm_epoch(act, head, solver, dropout=0):
             YY = take_rows_2d(Y, rows, start, stop, Yb)
             ww = take_rows(sw, rows, start, stop, swb)
             weight, scale = batch_weight(ww, start, stop)
-            x = fetch_rows(X, rows, start, stop, xs, xb)
-            # two calls, not one call of a chosen function with *masks: a star
+            if src == DENSE_INPUT:
+                x = fetch_rows(X, rows, start, stop, xs, xb)
+            else:
+                x = compact_rows(X, rows, start, stop, xs)
+            # separate calls, not one call of a chosen function with *masks: a star
             # call increfs and decrefs every array of its arguments (13 pairs a batch)
             if dropout:
                 ids = batch_ids(rows, start, stop, idb)
-                loss, correct = DROPOUT_STEPS[act][head](
-                    x,
-                    yy,
-                    YY,
-                    ww,
-                    scale,
-                    coefs,
-                    intercepts,
-                    activations,
-                    deltas,
-                    coef_grads,
-                    intercept_grads,
-                    acc,
-                    (ids, seeds, step0 + b, rates, scales, dropped),
-                )
-            else:
+                if src == DENSE_INPUT:
+                    loss, correct = DROPOUT_STEPS[act][head](
+                        x,
+                        yy,
+                        YY,
+                        ww,
+                        scale,
+                        coefs,
+                        intercepts,
+                        activations,
+                        deltas,
+                        coef_grads,
+                        intercept_grads,
+                        acc,
+                        (ids, seeds, step0 + b, rates, scales, dropped),
+                    )
+                else:
+                    loss, correct = COMPACT_DROPOUT_STEPS[act][head](
+                        x,
+                        yy,
+                        YY,
+                        ww,
+                        scale,
+                        coefs,
+                        intercepts,
+                        activations,
+                        deltas,
+                        coef_grads,
+                        intercept_grads,
+                        acc,
+                        (ids, seeds, step0 + b, rates, scales, dropped),
+                    )
+            elif src == DENSE_INPUT:
                 loss, correct = STEPS[act][head](
                     x,
                     yy,
@@ -387,27 +618,68 @@ def gemm_epoch(act, head, solver, dropout=0):
                     intercept_grads,
                     acc,
                 )
-            t = finish_batch(
-                loss,
-                weight,
-                scale,
-                b,
-                params,
-                grads,
-                n_coef,
-                alpha,
-                UPDATES[solver],
-                lr,
-                momentum,
-                nesterov,
-                beta1,
-                beta2,
-                eps,
-                state1,
-                state2,
-                t,
-                stats,
-            )
+            else:
+                loss, correct = COMPACT_STEPS[act][head](
+                    x,
+                    yy,
+                    YY,
+                    ww,
+                    scale,
+                    coefs,
+                    intercepts,
+                    activations,
+                    deltas,
+                    coef_grads,
+                    intercept_grads,
+                    acc,
+                )
+            if src == DENSE_INPUT:
+                t = finish_batch(
+                    loss,
+                    weight,
+                    scale,
+                    b,
+                    params,
+                    grads,
+                    n_coef,
+                    alpha,
+                    UPDATES[solver],
+                    lr,
+                    momentum,
+                    nesterov,
+                    beta1,
+                    beta2,
+                    eps,
+                    state1,
+                    state2,
+                    t,
+                    stats,
+                )
+            else:
+                t = finish_compact_batch(
+                    loss,
+                    weight,
+                    scale,
+                    b,
+                    params,
+                    grads,
+                    n_coef,
+                    alpha,
+                    UPDATES[solver],
+                    lr,
+                    momentum,
+                    nesterov,
+                    beta1,
+                    beta2,
+                    eps,
+                    state1,
+                    state2,
+                    t,
+                    stats,
+                    X[3],
+                    coefs[0].shape[1],
+                    solver == ADAM,
+                )
             if stats[STATUS] != OK:
                 return t
             stats[CORRECT] += correct
@@ -415,7 +687,7 @@ def gemm_epoch(act, head, solver, dropout=0):
             check_weights(params, n_batches, stats)
         return t
 
-    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}_{SOLVERS[solver]}"
+    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}_{SOLVERS[solver]}{SOURCE_SUFFIXES[src]}"
     suffix += "_dropout" if dropout else ""
     return specialise(run_batches, suffix, error_model="numpy", nogil=True)
 

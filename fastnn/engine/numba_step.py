@@ -45,6 +45,8 @@ from fastnn.contract.numba_math import (
 from fastnn.contract.numba_ops import _DOT, _dropout
 from fastnn.contract.tables import (
     ACTIVATIONS,
+    COMPACT_INPUT,
+    DENSE_INPUT,
     EXP_HEAD,
     HEADS,
     LOGISTIC,
@@ -54,33 +56,124 @@ from fastnn.contract.tables import (
     TANH,
 )
 
+# The steps' names per first-layer input (the dense ones keep their names)
+SOURCE_SUFFIXES = ("", "_compact")
+
+
+@njit(cache=True, nogil=True, inline="always")
+def compact_rows(compact, rows, start, stop, xs):
+    """Batch rows [start, stop) of the epoch order `rows` (empty: identity), as a row source.
+
+    `compact` is (indptr, indices, data, touched): X's nonzeros by row, as a
+    CSR matrix's (int64 or int32 row pointers; column indices of any integer
+    type; values of the weights' dtype, or uint8 times the input scale xs),
+    and a uint8 flag per column of X, all 0 between batches (see
+    `compact_weight_grad`). The first layer reads a batch's rows through the
+    permutation: nothing is gathered. A tuple, so that the step's signature
+    is the dense one's.
+    """
+    return (compact[0], compact[1], compact[2], compact[3], rows, start, stop, xs)
+
+
+# contract kept: out = x @ W on the nonzeros only (the same products, another
+# order of summation); FMA contraction, no reassociation
+_AXPY = {"contract"}
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+def compact_forward(x, W, out):
+    """out = x @ W for row source x (`compact_rows`): each nonzero adds a row of W."""
+    indptr, indices, data, touched, rows, start, stop, xs = x
+    dt = W.dtype.type
+    s = dt(xs)
+    m = W.shape[1]
+    zero = dt(0)
+    for r in range(stop - start):
+        src = rows[start + r] if rows.shape[0] else start + r
+        o = out[r]
+        for j in range(m):
+            o[j] = zero
+        for p in range(indptr[src], indptr[src + 1]):
+            v = dt(data[p]) * s  # as the dense path widens and scales
+            w = W[indices[p]]
+            for j in range(m):
+                o[j] += v * w[j]
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+def compact_weight_grad(x, delta, dW):
+    """dW = x.T @ delta for row source x, on the rows of dW that the batch touches.
+
+    Each nonzero adds a row of delta to a row of dW. Only the rows of the
+    batch's columns are written (zeroed on first touch) and flagged in
+    x's `touched`; the others are zero in the true gradient and are left
+    as they are: the update (`numba_epoch.finish_compact_batch`) reads
+    them as zero and clears the flags.
+    """
+    indptr, indices, data, touched, rows, start, stop, xs = x
+    dt = dW.dtype.type
+    s = dt(xs)
+    m = dW.shape[1]
+    zero = dt(0)
+    for r in range(stop - start):
+        src = rows[start + r] if rows.shape[0] else start + r
+        g = delta[r]
+        for p in range(indptr[src], indptr[src + 1]):
+            v = dt(data[p]) * s
+            c = indices[p]
+            d = dW[c]
+            if touched[c] == 0:
+                touched[c] = 1
+                for j in range(m):
+                    d[j] = zero
+            for j in range(m):
+                d[j] += v * g[j]
+
+
 # Compiled per activation (the forward pass) and per activation and head (the
-# step): closures over the codes, compiled by contract.jit.specialise. Numba
-# prunes `if act == RELU:` before typing when both sides are constants (a
-# closure cell, a global), so only the code's functions are typed, and inlined.
-# Dropout's masks come in `drop`, a defaulted argument: omitted, it is typed
-# alike from Python and from jitted callers (star arguments are not: a jitted
-# caller's empty *args is another type, and the function compiled twice).
+# step), and per first-layer input (dense X or a compact row source) and
+# dropout (on or off): closures over the codes, compiled by
+# contract.jit.specialise. Numba prunes `if act == RELU:` before typing when
+# both sides are constants (a closure cell, a global), so only the code's
+# functions are typed, and inlined. Dropout's masks come in `drop`, a defaulted
+# argument: omitted, it is typed alike from Python and from jitted callers
+# (star arguments are not: a jitted caller's empty *args is another type, and
+# the function compiled twice).
 
 
-def _forward_for(act, dropout=0):
+def _suffix(src, dropout):
+    return SOURCE_SUFFIXES[src] + ("_dropout" if dropout else "")
+
+
+def _forward_for(act, src=DENSE_INPUT, dropout=0):
     def forward(x, coefs, intercepts, activations, drop=()):
         """Every layer's output for batch x into activations[i][:n]; returns the last.
 
         The last layer's is the output pre-activation (logits): the head
-        applies its own function. With `dropout` (a training step's forward
-        pass), `drop` is the batch's masks (`DROPOUT_STEPS`): a hidden layer
-        with a rate above 0 feeds the next one its dropped outputs, written to
-        dropped[i][:n]; activations[i] keeps them undropped, for the derivative.
+        applies its own function. x is a dense batch, or a compact row source
+        (`compact_rows`) when `src` is COMPACT_INPUT. With `dropout` (a
+        training step's forward pass), `drop` is the batch's masks
+        (`DROPOUT_STEPS`): a hidden layer with a rate above 0 feeds the next
+        one its dropped outputs, written to dropped[i][:n]; activations[i]
+        keeps them undropped, for the derivative.
         """
-        n = x.shape[0]
+        if src == DENSE_INPUT:
+            n = x.shape[0]
+            a = x
+        else:
+            n = x[6] - x[5]
+            a = activations[0][:n]  # a placeholder: layer 0 reads x through compact_forward
         last = len(coefs) - 1
         if dropout:
             ids, seeds, step, rates, scales, dropped = drop
-        a = x
         for i in range(last):
             out = activations[i][:n]
-            np.dot(a, coefs[i], out)
+            if src == DENSE_INPUT:
+                np.dot(a, coefs[i], out)
+            elif i == 0:
+                compact_forward(x, coefs[0], out)
+            else:
+                np.dot(a, coefs[i], out)
             b = intercepts[i]
             if act == RELU:
                 bias_relu(out, b)
@@ -95,26 +188,32 @@ def _forward_for(act, dropout=0):
                 if rates[i] > 0:
                     a = _dropout(out, ids, seeds[i], step, rates[i], scales[i], dropped[i][:n])
         out = activations[last][:n]
-        np.dot(a, coefs[last], out)
+        if src == DENSE_INPUT:
+            np.dot(a, coefs[last], out)
+        elif last == 0:
+            compact_forward(x, coefs[0], out)
+        else:
+            np.dot(a, coefs[last], out)
         bias_identity(out, intercepts[last])
         return out
 
-    suffix = ACTIVATIONS[act] + ("_dropout" if dropout else "")
+    suffix = ACTIVATIONS[act] + _suffix(src, dropout)
     return specialise(forward, suffix, error_model="numpy", nogil=True)
 
 
-def _step_for(act, head, dropout=0):
+def _step_for(act, head, src=DENSE_INPUT, dropout=0):
     def batch_grads(
         x, y, Y, sw, scale, coefs, intercepts, activations, deltas, cg, ig, acc, drop=()
     ):
         """Loss of batch x and every gradient, over preallocated buffers.
 
-        x (n, k0) of the weights' dtype; y (n,) labels or Y (n, C) targets (the
-        other empty); sw (n,) row weights or empty. coefs[i] (k_i, m_i),
-        activations[i] (>= n, m_i), deltas[i] (>= n, k_i) for i >= 1 (deltas[0]
-        is unused), the gradients cg[i], ig[i] as coefs[i], intercepts[i], all
-        tuples of one array type; acc float64 scratch as wide as the widest
-        layer. Returns ``(loss, correct)``.
+        x (n, k0) of the weights' dtype, or a compact row source of n rows
+        (`compact_rows`) when `src` is COMPACT_INPUT; y (n,) labels or Y (n, C)
+        targets (the other empty); sw (n,) row weights or empty. coefs[i]
+        (k_i, m_i), activations[i] (>= n, m_i), deltas[i] (>= n, k_i) for i >=
+        1 (deltas[0] is unused), the gradients cg[i], ig[i] as coefs[i],
+        intercepts[i], all tuples of one array type; acc float64 scratch as
+        wide as the widest layer. Returns ``(loss, correct)``.
 
         With `dropout` (`DROPOUT_STEPS`), drop = (ids, seeds, step, rates,
         scales, dropped): ids (n,) int64 the rows' indices in X, and per hidden
@@ -125,7 +224,10 @@ def _step_for(act, head, dropout=0):
         rate (`contract.numba_ops._dropout`), in the forward pass and again in
         the backward pass.
         """
-        n = x.shape[0]
+        if src == DENSE_INPUT:
+            n = x.shape[0]
+        else:
+            n = x[6] - x[5]
         last = len(coefs) - 1
         if n == 0:  # a rank's empty slice of a small sharded batch
             for i in range(last + 1):
@@ -134,9 +236,14 @@ def _step_for(act, head, dropout=0):
             return 0.0, 0
         if dropout:
             ids, seeds, step, rates, scales, dropped = drop
-            delta = DROPOUT_FORWARDS[act](x, coefs, intercepts, activations, drop)
-        else:
+            if src == DENSE_INPUT:
+                delta = DROPOUT_FORWARDS[act](x, coefs, intercepts, activations, drop)
+            else:
+                delta = COMPACT_DROPOUT_FORWARDS[act](x, coefs, intercepts, activations, drop)
+        elif src == DENSE_INPUT:
             delta = FORWARDS[act](x, coefs, intercepts, activations)
+        else:
+            delta = COMPACT_FORWARDS[act](x, coefs, intercepts, activations)
         db = ig[last]
         if head == SOFTMAX_HEAD:
             loss, correct = head_softmax(delta, y, Y, sw, scale, db, acc)
@@ -147,15 +254,20 @@ def _step_for(act, head, dropout=0):
         else:
             loss, correct = head_identity(delta, y, Y, sw, scale, db, acc)
         for i in range(last, -1, -1):
-            a_in = x if i == 0 else activations[i - 1][:n]
-            if dropout:
-                if i > 0 and rates[i - 1] > 0:
-                    # the weights saw the dropped outputs; the derivative needs the undropped
-                    np.dot(dropped[i - 1][:n].T, delta, cg[i])
-                else:
-                    np.dot(a_in.T, delta, cg[i])
+            if src == DENSE_INPUT:
+                a_in = x if i == 0 else activations[i - 1][:n]
             else:
-                np.dot(a_in.T, delta, cg[i])
+                # at i == 0 unused: the input needs no gradient
+                a_in = activations[max(i - 1, 0)][:n]
+                if i == 0:
+                    compact_weight_grad(x, delta, cg[0])
+            if src == DENSE_INPUT or i > 0:
+                w_in = a_in
+                if dropout:
+                    if i > 0 and rates[i - 1] > 0:
+                        # the weights saw the dropped outputs; the derivative needs the undropped
+                        w_in = dropped[i - 1][:n]
+                np.dot(w_in.T, delta, cg[i])
             if i > 0:
                 dx = deltas[i][:n]
                 np.dot(delta, coefs[i].T, dx)
@@ -174,7 +286,7 @@ def _step_for(act, head, dropout=0):
                 delta = dx
         return loss, correct
 
-    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}" + ("_dropout" if dropout else "")
+    suffix = f"{ACTIVATIONS[act]}_{HEADS[head]}" + _suffix(src, dropout)
     return specialise(batch_grads, suffix, error_model="numpy", nogil=True)
 
 
@@ -184,22 +296,27 @@ def _step_for(act, head, dropout=0):
 # by predictions. A namedtuple, not a tuple: Numba types a tuple of jitted
 # functions through its experimental first-class functions, with a warning.
 _codes = range(len(ACTIVATIONS))
-FORWARDS = namedtuple("Forwards", ACTIVATIONS)(*(_forward_for(a) for a in _codes))
-STEPS = namedtuple("Steps", ACTIVATIONS)(
-    *(
-        namedtuple("HeadSteps", HEADS)(*(_step_for(a, h) for h in range(len(HEADS))))
-        for a in _codes
+
+
+def _forwards(src, dropout):
+    return namedtuple("Forwards", ACTIVATIONS)(*(_forward_for(a, src, dropout) for a in _codes))
+
+
+def _steps(src, dropout):
+    heads = namedtuple("HeadSteps", HEADS)
+    return namedtuple("Steps", ACTIVATIONS)(
+        *(heads(*(_step_for(a, h, src, dropout) for h in range(len(HEADS)))) for a in _codes)
     )
-)
-# Dropout's specialisations: separate closures, compiled only by a fit that uses
-# dropout; STEPS and FORWARDS stay the code that fits without dropout run.
-DROPOUT_FORWARDS = namedtuple("Forwards", ACTIVATIONS)(*(_forward_for(a, 1) for a in _codes))
-DROPOUT_STEPS = namedtuple("Steps", ACTIVATIONS)(
-    *(
-        namedtuple("HeadSteps", HEADS)(*(_step_for(a, h, 1) for h in range(len(HEADS))))
-        for a in _codes
-    )
-)
+
+
+FORWARDS, STEPS = _forwards(DENSE_INPUT, 0), _steps(DENSE_INPUT, 0)
+# The first layer reading a compact row source (`compact_rows`)
+COMPACT_FORWARDS, COMPACT_STEPS = _forwards(COMPACT_INPUT, 0), _steps(COMPACT_INPUT, 0)
+# Dropout's: separate closures, compiled only by a fit that uses dropout; the
+# others stay the code that fits without dropout run.
+DROPOUT_FORWARDS, DROPOUT_STEPS = _forwards(DENSE_INPUT, 1), _steps(DENSE_INPUT, 1)
+COMPACT_DROPOUT_FORWARDS = _forwards(COMPACT_INPUT, 1)
+COMPACT_DROPOUT_STEPS = _steps(COMPACT_INPUT, 1)
 
 
 # -- single pass for narrow networks -----------------------------------------

@@ -22,14 +22,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from fastnn import distributed
-from fastnn.contract.tables import LOSS_NOT_FINITE
+from fastnn.contract.tables import LOSS_NOT_FINITE, activation_code, head_code
 from fastnn.engine import shuffling
 from fastnn.engine.epoch_loop import EpochRunner
 from fastnn.engine.interrupt import StoppedTogether
 from fastnn.engine.optim import OPTIMIZERS
 from fastnn.engine.params import FlatParameters
 from fastnn.engine.sparse_step import SparseTrainStep, is_sparse, sparse_logits
-from fastnn.engine.step import TrainStep, predict_logits
+from fastnn.engine.step import TrainStep, backend_name, predict_logits
 from fastnn.errors import NON_FINITE_WEIGHTS, DivergenceError
 from fastnn.estimators.monitor import EpochMonitor
 from fastnn.estimators.pickling import PicklableParameters
@@ -92,6 +92,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         dtype=None,
         input_scale=1.0,
         dropout=0.0,
+        skip_zeros="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -120,6 +121,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         self.dtype = dtype
         self.input_scale = input_scale
         self.dropout = dropout
+        self.skip_zeros = skip_zeros
 
     # -- public API ---------------------------------------------------------
 
@@ -460,8 +462,11 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         else:
             shard = group.batch_allreduce(self._params.layer_sizes, self._dtype)
             grads = shard.grads
-        # sparse X: the per-batch Python loop over a step whose first layer reads CSR rows
-        step = (SparseTrainStep if is_sparse(X) else TrainStep)(
+        compact = self._compact_X(X, shard is None, sw)
+        # sparse X outside the compiled loop (MPI, NumPy backend): the per-batch
+        # Python loop over a step whose first layer reads CSR rows
+        python_sparse = is_sparse(X) and compact is None
+        step = (SparseTrainStep if python_sparse else TrainStep)(
             self.backend,
             self._params.coefs,
             self._params.intercepts,
@@ -484,8 +489,9 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             batch,
             self.alpha,
             self.input_scale,
-            compiled=not is_sparse(X),
+            compiled=not python_sparse,
             shard=shard,
+            compact=compact,
         )
         monitor = EpochMonitor(
             self,
@@ -593,6 +599,31 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
     def _row_weights(self, targets, sample_weight, recompute):
         """The rows' training weights (MLPClassifier multiplies in `class_weight`)."""
         return sample_weight
+
+    def _compact_X(self, X, compiled, sw):
+        """X's nonzeros by row for the compiled GEMM loop (`fastnn.engine.compact`), or None.
+
+        Sparse X always (on the compiled loop); dense X as `skip_zeros` and its
+        density say, unless the single pass runs the network.
+        """
+        if backend_name(self.backend) != "numba" or not compiled:
+            return None
+        from fastnn.engine import compact
+        from fastnn.engine.numba_step import narrow_applies
+
+        if is_sparse(X):
+            return compact.with_flags(compact.csr_parts(X), X.shape[1])
+        widths = self._params.layer_sizes[1:]
+        if self.skip_zeros == "auto" and narrow_applies(
+            len(widths) - 1,
+            widths,
+            activation_code(self.activation),
+            head_code(self._head),
+            sw is not None,
+        ):
+            return None
+        parts = compact.use_compact(self.skip_zeros, X, is_memory_mapped(X))
+        return None if parts is None else compact.with_flags(parts, X.shape[1])
 
     def _predict_output(self, X, rows=None):
         """Output pre-activations (logits) of X, or of X[rows] gathered chunk by chunk."""

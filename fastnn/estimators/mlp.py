@@ -100,6 +100,15 @@ _PARAMETERS_DOC = """
         "adam" (L-BFGS needs a fixed objective). A narrow single-pass network
         (one ReLU layer of at most 32 units, softmax head) trains on the GEMM
         path with dropout.
+    skip_zeros : {"auto", True, False}, default="auto"
+        Whether the first layer works on X's nonzeros only (Numba backend,
+        GEMM path; `fastnn.engine.compact`): True converts dense X to a
+        compact form of its nonzeros once per fit (at most ``8 (n + 1) +
+        nnz (2 + itemsize)`` bytes), False never does; "auto" does when X's
+        density is under the measured crossover and the form is no larger
+        than X. The weights equal the dense path's up to the order of
+        summation. Sparse (CSR, CSC) X always skips zeros; a memory-mapped X
+        never does. Data-parallel training and the single pass read dense rows.
 
     Pressing Ctrl-C during `fit` or `partial_fit` stops training after the
     current batch, returns the model to the end of its last finished epoch
@@ -184,6 +193,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         dtype=None,
         input_scale=1.0,
         dropout=0.0,
+        skip_zeros="auto",
         class_weight=None,
     ):
         super().__init__(
@@ -214,6 +224,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             dtype=dtype,
             input_scale=input_scale,
             dropout=dropout,
+            skip_zeros=skip_zeros,
         )
         self.class_weight = class_weight
 
@@ -499,6 +510,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         dtype=None,
         input_scale=1.0,
         dropout=0.0,
+        skip_zeros="auto",
     ):
         super().__init__(
             hidden_layer_sizes,
@@ -528,6 +540,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             dtype=dtype,
             input_scale=input_scale,
             dropout=dropout,
+            skip_zeros=skip_zeros,
         )
         self.loss = loss
 

@@ -63,6 +63,9 @@ def validate_params(est):
     # besides True (the scheme by the data: fastnn.engine.shuffling.resolve) and False
     if not isinstance(est.shuffle, (bool, np.bool_)) and est.shuffle not in SCHEMES:
         raise ValueError(f"shuffle must be a bool or one of {SCHEMES}, got {est.shuffle!r}")
+    skip = est.skip_zeros
+    if not (isinstance(skip, (bool, np.bool_)) or (isinstance(skip, str) and skip == "auto")):
+        raise ValueError(f"skip_zeros must be 'auto', True or False, got {skip!r}")
     for name in ("warm_start", "nesterovs_momentum", "early_stopping"):
         if not isinstance(getattr(est, name), (bool, np.bool_)):
             raise ValueError(f"{name} must be a bool, got {getattr(est, name)!r}")

@@ -17,6 +17,7 @@ import sys
 import warnings
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import clone
 
 from fastnn import MLPClassifier, MLPRegressor, distributed
@@ -109,6 +110,14 @@ def scenarios():
             X64,
             y,
             None,
+        ),
+        # sparse X: the compiled loop on its nonzeros in one process, the Python
+        # loop over CSR batches (sparse_step) on the ranks
+        "sparse_adam_float64": (
+            MLPClassifier((24,), alpha=0.01, dtype="float64", learning_rate_init=0.01, **common),
+            sparse.csr_matrix(X64),
+            y,
+            weights,
         ),
         # early stopping (validation scores from rank 0) without a seed: rank 0's
         # initial weights and RNG are shared; compared across ranks only

@@ -39,7 +39,7 @@ def test_ranks_train_the_single_process_model_with_bit_identical_weights(
     assert done.returncode == 0, done.stderr[-3000:]
     got = np.load(tmp_path / "weights.npz")
     names = [k[len("weights_") :] for k in single_process.files if k.startswith("weights_")]
-    assert len(names) == 8
+    assert len(names) == 9
     for name in names:
         assert got[f"identical_{name}"], f"{name}: the ranks' weights differ"
         if name.endswith("_unseeded"):

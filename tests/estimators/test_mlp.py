@@ -67,7 +67,7 @@ def test_parameter_names_follow_scikit_learn():
     ours = inspect.signature(MLPClassifier).parameters
     theirs = inspect.signature(SklearnMLP).parameters
     for name in ours:
-        if name in ("backend", "dtype", "input_scale", "dropout", "class_weight"):
+        if name in ("backend", "dtype", "input_scale", "dropout", "skip_zeros", "class_weight"):
             continue
         assert name in theirs, name
         assert ours[name].default == theirs[name].default, name

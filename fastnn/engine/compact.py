@@ -1,0 +1,109 @@
+"""X's nonzeros by row, the compact form the compiled loop's first layer reads.
+
+A CSR matrix's three arrays: row pointers (``indptr``, n + 1 entries), the
+column of each nonzero (``indices``) and its value (``data``, as stored:
+uint8 bytes, scaled by the input scale as they are read, or floats of the
+weights' dtype). Sparse X already is one; dense X is converted once per fit
+(`compact_dense`) when it is sparse enough that the first layer's work over
+its nonzeros beats the dense GEMM (`use_compact`). Skipping zeros changes
+only the order of the first layer's sums.
+
+Memory of the compact form of dense X: ``8 (n + 1) + nnz (c + v)`` bytes,
+c = 2 (uint16 columns, up to 65,536 features) or 4 (int32), v = X's itemsize.
+"auto" builds it only when that is at most X's own size, so a fit holds at
+most twice X (MNIST's uint8 pixels, 19 % nonzero: 0.58 X's size; float32
+one-hot tables at 5 %: 0.3).
+"""
+
+import numpy as np
+
+from fastnn.contract.jit import njit
+
+# Density (nonzeros / entries) below which dense X trains on its compact form
+# on the GEMM path. Measured on Intel Xeon (AVX-512), 1 BLAS thread, uint8
+# rows of random density, widths 128 and 512, float32 and float64: the
+# compact path wins by 1.1-1.5x at 10 %, loses by 0.7-0.85x at 20 %
+# (docs/design.md, "Skipping zeros"); 8 % leaves room for 2 BLAS threads.
+CROSSOVER = 0.08
+
+
+@njit(cache=True, nogil=True)
+def _row_counts(X, counts):
+    for i in range(X.shape[0]):
+        c = 0
+        for j in range(X.shape[1]):
+            c += X[i, j] != 0
+        counts[i] = c
+
+
+@njit(cache=True, nogil=True)
+def _fill(X, indptr, indices, data):
+    for i in range(X.shape[0]):
+        p = indptr[i]
+        for j in range(X.shape[1]):
+            v = X[i, j]
+            if v != 0:
+                indices[p] = j
+                data[p] = v
+                p += 1
+
+
+def count_nonzeros(X):
+    """Nonzeros per row of dense 2-D X (int64), in compiled code."""
+    counts = np.empty(X.shape[0], np.int64)
+    _row_counts(X, counts)
+    return counts
+
+
+def compact_dense(X, counts=None):
+    """(indptr, indices, data) of dense C-contiguous X's nonzeros, in row order.
+
+    Columns as uint16 when X has at most 65,536 of them, else int32; values in
+    X's dtype. `counts`: `count_nonzeros(X)`, if already known.
+    """
+    if counts is None:
+        counts = count_nonzeros(X)
+    indptr = np.zeros(X.shape[0] + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    nnz = int(indptr[-1])
+    index_type = np.uint16 if X.shape[1] <= 65536 else np.int32
+    indices = np.empty(nnz, index_type)
+    data = np.empty(nnz, X.dtype)
+    _fill(X, indptr, indices, data)
+    return indptr, indices, data
+
+
+def compact_nbytes(n, k, nnz, itemsize):
+    """Bytes of the compact form of an n x k dense X with nnz nonzeros."""
+    return 8 * (n + 1) + nnz * ((2 if k <= 65536 else 4) + itemsize)
+
+
+def with_flags(parts, n_features):
+    """(indptr, indices, data, touched) as the compiled loop reads it: the
+    first layer's per-column flags (`numba_step.compact_weight_grad`), all 0."""
+    return (*parts, np.zeros(n_features, np.uint8))
+
+
+def csr_parts(X):
+    """A scipy CSR matrix's (indptr, indices, data), as they are (no copy)."""
+    return X.indptr, X.indices, X.data
+
+
+def use_compact(skip_zeros, X, memory_mapped):
+    """The compact form of dense X for the compiled GEMM loop, or None for the dense path.
+
+    skip_zeros: True always builds it, False never; "auto" when X's density
+    is under CROSSOVER (and the form at most X's size). A
+    memory-mapped X keeps the dense path (it may be larger than memory).
+    """
+    if not skip_zeros or memory_mapped or X.size == 0:
+        return None
+    if isinstance(skip_zeros, str):  # "auto"
+        # NumPy's count: a dense fit compiles nothing more for the choice
+        nnz = int(np.count_nonzero(X))
+        n, k = X.shape
+        if nnz > CROSSOVER * X.size:
+            return None
+        if compact_nbytes(n, k, nnz, X.itemsize) > X.nbytes:
+            return None
+    return compact_dense(X)

@@ -1,0 +1,192 @@
+"""Skipping zeros: the first layer on X's nonzeros (`fastnn.engine.compact`) trains as the
+dense path does, for every activation, head and solver.
+
+The compact form changes only the order of the first layer's sums, so the
+weights agree with the dense path's to rounding: float64 within 1e-12 and
+float32 within 1e-5 of the largest weight.
+"""
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from fastnn import MLPClassifier, MLPRegressor
+from fastnn.contract.tables import ACTIVATIONS, COMPACT_INPUT, DENSE_INPUT
+from fastnn.engine import compact, numba_epoch
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
+SOLVERS = {
+    "adam-l2": dict(solver="adam", alpha=1e-2),
+    "nesterov": dict(solver="sgd", momentum=0.9, nesterovs_momentum=True, alpha=1e-3),
+    "momentum": dict(solver="sgd", momentum=0.5, nesterovs_momentum=False, alpha=0.0),
+    "sgd-plain": dict(solver="sgd", momentum=0.0, alpha=0.0, learning_rate_init=0.05),
+}
+# head: (estimator, extra parameters, targets from the data)
+HEADS = {
+    "softmax": (MLPClassifier, {}, lambda s: s.astype(int) % 3),
+    "logistic": (MLPClassifier, {}, lambda s: s.astype(int) % 2),
+    "identity": (MLPRegressor, {}, lambda s: s),
+    "exp": (MLPRegressor, {"loss": "poisson"}, lambda s: np.abs(s) / 4),
+}
+
+
+def sparse_data(n=160, k=50, density=0.06, seed=0, uint8=False):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, k)) * (rng.random((n, k)) < density)
+    X[3] = 0  # an all-zero row
+    X[:-1, 7] = 0  # a column of zeros but in the last row
+    X[-1] = rng.random(k) + 0.1  # a row of only nonzeros
+    if uint8:
+        X = (X * 255).astype(np.uint8)
+    return X, X[:, :6].sum(axis=1) * (3 / (255 if uint8 else 1))
+
+
+def fit(X, y, skip_zeros, estimator=MLPClassifier, sample_weight=None, **params):
+    model = estimator(
+        **{
+            "hidden_layer_sizes": (9, 5),
+            "batch_size": 32,
+            "max_iter": 4,
+            "random_state": 0,
+            "tol": 0.0,
+            "n_iter_no_change": 100,
+            **params,
+        },
+        skip_zeros=skip_zeros,
+    )
+    return model.fit(X, y, sample_weight=sample_weight)
+
+
+def assert_close(a, b, dtype):
+    params_a, params_b = a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_
+    largest = max(np.abs(w).max() for w in params_b)
+    for got, want in zip(params_a, params_b):
+        np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE[dtype] * largest)
+
+
+@pytest.fixture
+def sources(monkeypatch):
+    """The input kinds of the compiled loops the fits run."""
+    seen = []
+    real = numba_epoch.gemm_epoch
+
+    def spy(act, head, solver, src, dropout):
+        seen.append(src)
+        return real(act, head, solver, src, dropout)
+
+    monkeypatch.setattr(numba_epoch, "gemm_epoch", spy)
+    return seen
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+@pytest.mark.parametrize("head", sorted(HEADS))
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_compact_fits_equal_dense_fits(activation, head, solver, sources):
+    estimator, extra, targets = HEADS[head]
+    X, s = sparse_data()
+    y = targets(s)
+    if head == "logistic":  # multilabel: one logistic output per label
+        y = np.stack([y, 1 - y, (s > 1).astype(int)], axis=1)
+    params = dict(activation=activation, dtype="float64", **SOLVERS[solver], **extra)
+    dense = fit(X, y, False, estimator, **params)
+    assert set(sources) == {DENSE_INPUT}
+    sources.clear()
+    skipped = fit(X, y, True, estimator, **params)
+    assert set(sources) == {COMPACT_INPUT}
+    assert_close(skipped, dense, "float64")
+    np.testing.assert_allclose(skipped.loss_curve_, dense.loss_curve_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("uint8", [False, True], ids=["float", "uint8"])
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_uint8_weights_shuffling_and_both_dtypes(dtype, uint8, shuffle, weighted, sources):
+    X, s = sparse_data(uint8=uint8)
+    y = s.astype(int) % 3
+    sw = np.random.default_rng(1).random(X.shape[0]) if weighted else None
+    params = dict(dtype=dtype, shuffle=shuffle, input_scale=1 / 255 if uint8 else 1.0)
+    dense = fit(X, y, False, sample_weight=sw, **params)
+    skipped = fit(X, y, True, sample_weight=sw, **params)
+    assert COMPACT_INPUT in sources
+    assert_close(skipped, dense, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("layout", [sparse.csr_matrix, sparse.csc_matrix])
+def test_sparse_x_runs_the_compiled_loop(dtype, layout, sources):
+    X, s = sparse_data()
+    y = s.astype(int) % 3
+    X = X.astype(dtype)
+    dense = fit(X, y, False, dtype=dtype, activation="tanh")
+    skipped = fit(layout(X), y, "auto", dtype=dtype, activation="tanh")
+    assert sources[-1] == COMPACT_INPUT
+    assert_close(skipped, dense, dtype)
+    np.testing.assert_allclose(
+        skipped.predict_proba(layout(X)), dense.predict_proba(X), atol=TOLERANCE[dtype]
+    )
+
+
+def test_a_network_without_hidden_layers(sources):
+    X, s = sparse_data()
+    y = s.astype(int) % 3
+    dense = fit(X, y, False, hidden_layer_sizes=(), dtype="float64")
+    skipped = fit(X, y, True, hidden_layer_sizes=(), dtype="float64")
+    assert sources[-1] == COMPACT_INPUT
+    assert_close(skipped, dense, "float64")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_the_compact_form_of_edge_cases(dtype):
+    X, _ = sparse_data(uint8=dtype == np.uint8)
+    X = X.astype(dtype)
+    assert np.all(X[-1] != 0)
+    indptr, indices, data = compact.compact_dense(X)
+    want = sparse.csr_matrix(X)
+    assert indptr.dtype == np.int64 and indices.dtype == np.uint16 and data.dtype == dtype
+    np.testing.assert_array_equal(indptr, want.indptr)
+    np.testing.assert_array_equal(indices, want.indices)
+    np.testing.assert_array_equal(data, want.data)
+    assert indptr[4] == indptr[3]  # the all-zero row
+    assert indptr[-1] - indptr[-2] == X.shape[1]  # the full row
+    assert 7 not in indices[: indptr[-2]]  # the column of zeros
+
+
+def test_wide_x_takes_int32_columns():
+    X = np.zeros((3, 70_000), np.float32)
+    X[1, 69_999] = 2.0
+    X[2, 0] = 1.0
+    indptr, indices, data = compact.compact_dense(X)
+    assert indices.dtype == np.int32
+    np.testing.assert_array_equal(indptr, [0, 0, 1, 2])
+    np.testing.assert_array_equal(indices, [69_999, 0])
+    np.testing.assert_array_equal(data, [2.0, 1.0])
+
+
+def test_auto_picks_dense_on_dense_data_and_compact_on_sparse_data():
+    rng = np.random.default_rng(0)
+    dense = rng.random((200, 30))
+    assert compact.use_compact("auto", dense, memory_mapped=False) is None
+    assert compact.use_compact(True, dense, memory_mapped=False) is not None
+    X, _ = sparse_data()
+    assert compact.use_compact("auto", X, memory_mapped=False) is not None
+    assert compact.use_compact(False, X, memory_mapped=False) is None
+    # a memory-mapped X keeps the dense path: it may be larger than memory
+    assert compact.use_compact(True, X, memory_mapped=True) is None
+
+
+@pytest.mark.parametrize("bad", ["yes", None, 1, "Auto"])
+def test_skip_zeros_is_validated(bad):
+    X, s = sparse_data()
+    with pytest.raises(ValueError, match="skip_zeros must be 'auto', True or False"):
+        MLPClassifier(skip_zeros=bad).fit(X, s.astype(int) % 3)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_x_is_refused_as_before(value):
+    X, s = sparse_data()
+    X[2, 4] = value
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        MLPClassifier(skip_zeros=True).fit(X, s.astype(int) % 3)
