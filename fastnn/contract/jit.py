@@ -78,9 +78,9 @@ def specialise(func, suffix, **options):
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What jitted code can reach: every module of the contract layer, and the
-# engine's jitted modules (engine/numba_*.py; tests/contract/test_cache_stamp.py
-# fails on a jitted module outside these)
-STAMPED = ("contract/*.py", "engine/numba_*.py")
+# engine's jitted modules (tests/contract/test_cache_stamp.py fails on a jitted
+# module outside these)
+STAMPED = ("contract/*.py", "engine/numba_*.py", "engine/compact.py")
 
 
 def stamped_files():
