@@ -140,6 +140,13 @@ class EpochRunner:
             from fastnn.engine import numba_epoch
 
             self._numba = numba_epoch
+        self.parallel = None
+        if self.compiled and not self.use_narrow and compact is None and step.masks is None:
+            from fastnn.engine.threads import gemm_threads
+
+            threads = gemm_threads(bs, params.layer_sizes)
+            if threads > 1:
+                self.parallel = ParallelEpoch(step, params, threads)
         if self.compiled and self.use_narrow:
             # the single pass gathers shuffled rows in X's own dtype
             self.xnb = np.empty((bs, k), X.dtype)
@@ -195,7 +202,11 @@ class EpochRunner:
                 self.stats,
             )
             started = time.perf_counter()
-            if self.use_narrow:
+            if self.parallel is not None:
+                data = (self.X, self.y, self.Y, self.sw, self.input_scale, rows, n)
+                batches = (self.batch_size, first, stop, self.xb, self.yb, self.Yb, self.swb)
+                t = self.parallel.run(step, solver, data, batches, update)
+            elif self.use_narrow:
                 xs = 1.0 if self.X.dtype == step.dtype else self.input_scale
                 t = self._numba.narrow_epoch(solver)(
                     self.X,
@@ -355,6 +366,58 @@ class EpochRunner:
         self.stats[LOSS] += loss * weight
         self.stats[WEIGHT] += weight
         self.stats[BATCHES] += 1
+
+
+class ParallelEpoch:
+    """The GEMM path's compiled epoch on `threads` threads (`fastnn.engine.numba_parallel`).
+
+    Shared with the serial loop: the batch buffers, the step's activations and
+    deltas (each thread writes its rows), the flat parameters and gradients
+    (each thread its own entries). Each thread's own: a float64 accumulator
+    and a scratch bias row. OpenBLAS is held at 1 thread while it runs.
+    """
+
+    def __init__(self, step, params, threads):
+        from fastnn.engine import numba_parallel
+        from fastnn.engine import threads as threads_module
+
+        self._numba, self._threads = numba_parallel, threads_module
+        self.threads = threads
+        width = max(params.layer_sizes)
+        self.acc = [np.zeros(width) for _ in range(threads)]
+        self.db = [np.zeros(width, step.dtype) for _ in range(threads)]
+        self.sync = np.zeros(numba_parallel.SYNC_SIZE, np.int64)
+        self.parts = np.zeros((threads, numba_parallel.PART_WIDTH))
+        base = params.data.ctypes.data
+        views = list(params.coefs) + list(params.intercepts)
+        size = params.data.itemsize
+        self.offsets = np.array([(v.ctypes.data - base) // size for v in views], np.int64)
+        self._blas = threads_module.BlasLimit()
+
+    def run(self, step, solver, data, batches, update):
+        """Batches [first, stop) on every thread; returns Adam's t."""
+        loop = self._numba.parallel_epoch(step.act, step.head, solver)
+        coefs, intercepts, activations, deltas, coef_grads, intercept_grads, _ = step.gemm_args()
+        network = (coefs, intercepts, activations, deltas, coef_grads, intercept_grads)
+        T = self.threads
+
+        def call(tid):
+            return lambda: loop(
+                tid,
+                T,
+                self.sync,
+                self.parts,
+                self.offsets,
+                *data,
+                *batches,
+                *network,
+                self.acc[tid],
+                self.db[tid],
+                *update,
+            )
+
+        with self._blas.limit():
+            return self._threads.run_together([call(tid) for tid in range(T)], self.sync)
 
 
 def _ops(backend):

@@ -1,0 +1,143 @@
+"""Threads for the GEMM path's parallel epoch: a persistent pool, the thread count, BLAS at 1.
+
+The jitted loop each thread runs, and its barriers, are
+`fastnn.engine.numba_parallel`'s. While it runs, OpenBLAS is held at 1 thread
+(each thread's GEMMs are its own), and the user's setting is restored after.
+"""
+
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from fastnn.engine.numba_parallel import ABORT
+
+
+def threads_available():
+    """Threads a step may use: Numba's current thread count (NUMBA_NUM_THREADS by default).
+
+    Capped at the core count; 1 where the barriers cannot run (no sched_yield: Windows).
+    """
+    if sys.platform == "win32":
+        return 1
+    import numba
+
+    return max(1, min(numba.get_num_threads(), os.cpu_count() or 1))
+
+
+_POOL = {}
+# A forked child inherits the pool but not its threads: work submitted there
+# would wait forever. The child starts a pool of its own on first use.
+os.register_at_fork(after_in_child=_POOL.clear)
+
+
+def pool(threads):
+    """The persistent pool of `threads` threads, created on first use."""
+    if threads not in _POOL:
+        _POOL[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fastnn")
+    return _POOL[threads]
+
+
+def run_together(calls, sync):
+    """Run `calls` (functions of no argument) at once, the first on this thread.
+
+    They meet at barriers on `sync`. When one raises, the abort flag releases
+    the others; the first exception is raised once all have returned.
+    Returns the first call's result.
+    """
+    sync[:] = 0
+
+    def guarded(call):
+        try:
+            return call()
+        except BaseException:
+            sync[ABORT] = 1
+            raise
+
+    futures = [pool(len(calls) - 1).submit(guarded, c) for c in calls[1:]]
+    error = None
+    try:
+        result = guarded(calls[0])
+    except BaseException as exc:
+        error = exc
+    for future in futures:
+        while True:
+            try:
+                future.result()
+                break
+            except BaseException as exc:
+                error = error or exc
+                if future.done():
+                    break
+                # interrupted while waiting (a second Ctrl-C): stop the others, and
+                # still wait for them, so that no thread writes the weights afterwards
+                sync[ABORT] = 1
+    if error is not None:
+        raise error
+    return result
+
+
+class BlasLimit:
+    """OpenBLAS (every BLAS threadpoolctl sees) at 1 thread while a parallel epoch runs.
+
+    `limit()` is a context that restores the user's setting on exit. The
+    libraries are found once: that costs ~1 ms, a limit from it ~10 us.
+    """
+
+    def __init__(self):
+        self._controller = None
+
+    def limit(self):
+        if self._controller is None:
+            import scipy.linalg  # noqa: F401  loads the BLAS that Numba's np.dot calls
+            from threadpoolctl import ThreadpoolController
+
+            self._controller = ThreadpoolController()
+        return self._controller.limit(limits=1, user_api="blas")
+
+
+# The cost model of a step of m rows (docs/design.md section 7). Serial:
+# FLOP_SECONDS * 6 m W (the three GEMMs over the W weights) + PARAM_SECONDS * P
+# (the passes over the P parameters: L2, update). On T threads, the rows and
+# the parameters are split T ways, but each thread's forward and delta GEMMs
+# read (pack) all of W: PACK_SECONDS * W per thread, not divided; and each
+# thread adds WAIT_SECONDS to a step's two barriers. Measured on 784-128-10
+# and 784-256-128-10, float32, Intel Xeon AVX-512, OpenBLAS at 1 thread, CPU
+# time of one thread (other processes share the machine).
+FLOP_SECONDS = 10e-12
+PARAM_SECONDS = 1.05e-9
+PACK_SECONDS = 0.25e-9
+WAIT_SECONDS = 2e-6
+# Rows below which a thread's GEMMs lose most of their speed
+MIN_ROWS_PER_THREAD = 8
+# Predicted speed-up below which a step stays serial: the model is a model
+MIN_GAIN = 1.15
+# ... and the least gain of each further thread (a core others could use)
+THREAD_GAIN = 0.05
+
+
+def step_seconds(batch_size, layer_sizes, threads):
+    """The model's time of one step of `batch_size` rows on `threads` threads."""
+    pairs = list(zip(layer_sizes[:-1], layer_sizes[1:]))
+    weights = sum(k * m for k, m in pairs)
+    params = weights + sum(m for _, m in pairs)
+    serial = FLOP_SECONDS * 6 * batch_size * weights + PARAM_SECONDS * params
+    if threads == 1:
+        return serial
+    packing = PACK_SECONDS * weights
+    return (serial - packing) / threads + packing + WAIT_SECONDS * threads
+
+
+def gemm_threads(batch_size, layer_sizes):
+    """Threads for the GEMM path's steps of `batch_size` rows (1: the serial loop).
+
+    Two if the model has them beat one by MIN_GAIN, then each further thread
+    while it saves THREAD_GAIN, with at least MIN_ROWS_PER_THREAD rows each.
+    """
+    serial = step_seconds(batch_size, layer_sizes, 1)
+    best, best_seconds = 1, serial / MIN_GAIN
+    most = min(threads_available(), batch_size // MIN_ROWS_PER_THREAD)
+    for threads in range(2, most + 1):
+        seconds = step_seconds(batch_size, layer_sizes, threads)
+        if seconds < best_seconds / (1 + THREAD_GAIN * (best > 1)):
+            best, best_seconds = threads, seconds
+    return best
