@@ -1,0 +1,293 @@
+"""The GEMM path's parallel epoch (`engine/numba_parallel.py`) against the serial one.
+
+The thread count is forced through `threads.gemm_threads` (the cost model picks
+it from the batch size otherwise). Each weight's gradient is one thread's sum
+over the whole batch, as the serial step's GEMM sums it; the rows of phase 1's
+GEMMs are split, and OpenBLAS's kernels for fewer rows may round differently,
+so parallel and serial agree to rounding; at a given thread count the weights
+are the same bit for bit.
+"""
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fastnn import MLPClassifier, MLPRegressor
+from fastnn.engine import numba_parallel, threads
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def force(monkeypatch, n_threads):
+    monkeypatch.setattr(threads, "gemm_threads", lambda batch, sizes: n_threads)
+
+
+def data(n, k, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, k))
+    y = (X[:, :3].sum(axis=1) * 3).astype(int) % 4
+    return X, y
+
+
+# (estimator, parameters, targets): every activation, head and solver at least once
+CASES = {
+    "relu-softmax-adam": (MLPClassifier, dict(activation="relu", solver="adam"), "labels"),
+    "tanh-logistic-nesterov": (
+        MLPClassifier,
+        dict(activation="tanh", solver="sgd", momentum=0.9, alpha=1e-2),
+        "multilabel",
+    ),
+    "logistic-identity-sgd": (
+        MLPRegressor,
+        dict(activation="logistic", solver="sgd", momentum=0.0, alpha=0.0),
+        "real",
+    ),
+    "identity-exp-adam": (
+        MLPRegressor,
+        dict(activation="identity", solver="adam", loss="poisson", alpha=1e-3),
+        "counts",
+    ),
+}
+
+
+def targets(kind, X, y):
+    if kind == "labels":
+        return y
+    if kind == "multilabel":
+        return np.stack([y % 2, y // 2], axis=1)
+    if kind == "real":
+        return X[:, :2] @ np.array([1.0, -2.0])
+    return np.floor(X[:, 0] * 4)  # counts
+
+
+def fit(monkeypatch, case, n_threads, dtype, uint8=False, weights=False, **extra):
+    estimator, params, kind = CASES[case]
+    force(monkeypatch, n_threads)
+    X, y = data(203, 11)
+    t = targets(kind, X, y)
+    if uint8:
+        X = (X * 255).astype(np.uint8)
+    sw = np.random.default_rng(1).random(len(X)) + 0.5 if weights else None
+    settings = dict(
+        hidden_layer_sizes=(17, 9), batch_size=40, max_iter=1, random_state=0, dtype=dtype
+    )
+    settings.update(params, **extra)
+    model = estimator(**settings)
+    model.fit(X, t, sample_weight=sw) if weights else model.fit(X, t)
+    return model.coefs_ + model.intercepts_
+
+
+def assert_close(got, want, dtype):
+    # float64 to 1e-12 of the largest weight, float32 to 1e-5
+    tol = (1e-12 if dtype == "float64" else 1e-5) * max(np.abs(w).max() for w in want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_parallel_equals_serial(monkeypatch, case, dtype):
+    serial = fit(monkeypatch, case, 1, dtype)
+    assert_close(fit(monkeypatch, case, 2, dtype), serial, dtype)
+    # an odd thread count: 40-row batches of 13, 13 and 14 rows; 17 and 9 units split unevenly
+    assert_close(fit(monkeypatch, case, 3, dtype), serial, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_row_weights_and_uint8_pixels(monkeypatch, dtype):
+    case = "relu-softmax-adam"
+    for uint8, weights in [(True, False), (False, True), (True, True)]:
+        serial = fit(monkeypatch, case, 1, dtype, uint8=uint8, weights=weights)
+        got = fit(monkeypatch, case, 3, dtype, uint8=uint8, weights=weights)
+        assert_close(got, serial, dtype)
+
+
+def test_rows_read_in_place(monkeypatch):
+    # no shuffling and float X of the weights' dtype: phase 2 reads X's rows in place
+    case = "tanh-logistic-nesterov"
+    serial = fit(monkeypatch, case, 1, "float64", shuffle=False)
+    assert_close(fit(monkeypatch, case, 2, "float64", shuffle=False), serial, "float64")
+
+
+def test_batches_smaller_than_the_thread_count(monkeypatch):
+    # 3-row batches over 4 threads: a thread has no rows; 9 units over 4 threads
+    case = "tanh-logistic-nesterov"
+    serial = fit(monkeypatch, case, 1, "float64", batch_size=3)
+    assert_close(fit(monkeypatch, case, 4, "float64", batch_size=3), serial, "float64")
+
+
+def test_the_same_thread_count_gives_the_same_weights_bit_for_bit(monkeypatch):
+    case = "relu-softmax-adam"
+    first = fit(monkeypatch, case, 3, "float32", max_iter=3)
+    again = fit(monkeypatch, case, 3, "float32", max_iter=3)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_divergence_stops_every_thread_at_the_same_batch(monkeypatch):
+    # as tests/reliability/test_divergence.py: a huge learning rate, NaN loss
+    force(monkeypatch, 2)
+    X, y = data(203, 11)
+    model = MLPRegressor(
+        (17,), solver="sgd", learning_rate_init=1e6, max_iter=3, batch_size=20, random_state=0
+    )
+    with pytest.raises(ValueError, match="diverged|finite|NaN"):
+        model.fit(X, X[:, 0] * 1e6)
+
+
+def blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return sorted((i["filepath"], i["num_threads"]) for i in threadpool_info())
+
+
+def test_blas_is_single_threaded_while_it_runs_and_restored_after(monkeypatch):
+    import scipy.linalg  # noqa: F401  the BLAS that Numba calls
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = []
+    together = threads.run_together
+
+    def spy(calls, sync):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return together(calls, sync)
+
+    monkeypatch.setattr(threads, "run_together", spy)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        fit(monkeypatch, "relu-softmax-adam", 2, "float32")
+        assert blas_threads() == before
+    assert seen and all(s == {1} for s in seen)
+
+
+def test_a_failing_thread_raises_and_hangs_no_other(monkeypatch):
+    force(monkeypatch, 2)
+    together = threads.run_together
+
+    def one_fails(calls, sync):
+        def fail():
+            raise RuntimeError("worker failed")
+
+        return together([calls[0], fail], sync)
+
+    monkeypatch.setattr(threads, "run_together", one_fails)
+    X, y = data(203, 11)
+    with pytest.raises(RuntimeError, match="worker failed"):
+        # 40 hidden units: the GEMM path (narrow networks take the single pass)
+        MLPClassifier((40,), batch_size=40, max_iter=2, random_state=0).fit(X, y)
+
+
+def test_a_barrier_gives_up_when_the_abort_flag_is_set():
+    import numba
+
+    # the barrier has no Python entry point: called from jitted code
+    wait = numba.njit(lambda sync, slot, target: numba_parallel.barrier(sync, slot, target))
+    sync = np.zeros(numba_parallel.SYNC_SIZE, np.int64)
+    sync[numba_parallel.ABORT] = 1
+    started = time.perf_counter()
+    assert not wait(sync, numba_parallel.ARRIVED_1, 10)
+    assert time.perf_counter() - started < 1.0
+    sync[numba_parallel.ABORT] = 0
+    sync[numba_parallel.ARRIVED_1] = 9
+    assert wait(sync, numba_parallel.ARRIVED_1, 10)
+
+
+def test_ctrl_c_stops_a_parallel_epoch_within_half_a_second(monkeypatch):
+    # as tests/estimators/test_history.py's test for the serial loop
+    force(monkeypatch, 2)
+    rng = np.random.default_rng(0)
+    X = rng.random((300_000, 64), dtype=np.float32)
+    y = rng.integers(0, 10, len(X))
+    model = MLPClassifier(
+        (512,), max_iter=1, batch_size=32, dtype="float32", random_state=0, tol=0
+    )
+    model.partial_fit(X[:1000], y[:1000], classes=np.arange(10))
+    before = [W.copy() for W in model.coefs_]
+    sent = []
+
+    def ctrl_c():
+        sent.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(1.0, ctrl_c)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.partial_fit(X, y)
+        raised = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert sent, "the epoch ended before Ctrl-C was sent: make it longer"
+    assert raised - sent[0] < 0.5
+    for got, expected in zip(model.coefs_, before):
+        np.testing.assert_array_equal(got, expected)
+
+
+# The kernels of phase 2 against their NumPy references, on awkward shapes and extreme values
+
+SHAPES = [(1, 1, 1), (3, 7, 5), (40, 17, 9), (64, 784, 128), (7, 33, 1)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_weight_grad_rows_against_numpy(dtype, shape):
+    import numba
+
+    n, k, m = shape
+    rng = np.random.default_rng(n + k + m)
+    a = rng.standard_normal((n, k)).astype(dtype)
+    delta = rng.standard_normal((n, m)).astype(dtype)
+    a[0, 0] = np.finfo(dtype).max / 4  # extreme values pass through: inf, not a crash
+    delta[-1, -1] = np.finfo(dtype).tiny
+    jitted = numba.njit(
+        lambda a, k0, k1, d, out: numba_parallel.weight_grad_rows(a, k0, k1, d, out)
+    )
+    for k0, k1 in [(0, k), (0, k // 2), (k // 2, k), (k - 1, k), (1, 1)]:
+        got = np.full((k, m), 7, dtype)
+        want = np.full((k, m), 7, dtype)
+        jitted(a, k0, k1, delta, got)
+        numba_parallel.weight_grad_rows(a, k0, k1, delta, want)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.testing.assert_allclose(
+                got, want, rtol=tol, atol=tol * np.abs(want[np.isfinite(want)]).max()
+            )
+        # rows outside [k0, k1) are left alone
+        assert (got[:k0] == 7).all() and (got[k1:] == 7).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_grad_columns_sums_as_the_heads_do(dtype):
+    import numba
+
+    rng = np.random.default_rng(0)
+    delta = (rng.standard_normal((33, 9)) * 10.0 ** rng.integers(-30, 30, (33, 9))).astype(dtype)
+    acc = np.zeros(9)
+    db = np.zeros(9, dtype)
+    columns = numba.njit(
+        lambda d, c0, c1, db, acc: numba_parallel.bias_grad_columns(d, c0, c1, db, acc)
+    )
+    columns(delta, 0, 4, db, acc)
+    columns(delta, 4, 9, db, acc)
+    # float64 sums in row order, rounded once: as `numba_math`'s heads accumulate them
+    want = np.zeros(9)
+    for r in range(delta.shape[0]):
+        want += delta[r].astype(np.float64)
+    np.testing.assert_array_equal(db, want.astype(dtype))
+
+
+def test_the_cost_model_keeps_small_steps_serial_and_caps_the_threads(monkeypatch):
+    monkeypatch.setattr(threads, "threads_available", lambda: 64)
+    # batch 32 on 64 cores: never 64 threads, nor fewer than 8 rows a thread
+    assert 1 < threads.gemm_threads(32, (784, 128, 10)) <= 4
+    assert threads.gemm_threads(2, (784, 128, 10)) == 1
+    # a tiny network's step is all waiting: serial
+    assert threads.gemm_threads(64, (4, 3, 2)) == 1
+    monkeypatch.setattr(threads, "threads_available", lambda: 2)
+    for sizes in [(784, 128, 10), (784, 256, 128, 10)]:
+        for batch in (32, 64, 200):
+            assert threads.gemm_threads(batch, sizes) == 2
