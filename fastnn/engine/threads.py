@@ -105,7 +105,7 @@ class BlasLimit:
 # time of one thread (other processes share the machine).
 FLOP_SECONDS = 10e-12
 PARAM_SECONDS = 1.05e-9
-PACK_SECONDS = 0.25e-9
+PACK_SECONDS = 0.4e-9
 WAIT_SECONDS = 2e-6
 # Rows below which a thread's GEMMs lose most of their speed
 MIN_ROWS_PER_THREAD = 8
