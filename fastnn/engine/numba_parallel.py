@@ -15,9 +15,8 @@ solver)`) over every batch, in two phases with a barrier after each:
    them at once. Each gradient entry is one thread's sum over the whole batch:
    no buffer per thread and no reduction.
 
-The barriers are waits on a shared int64 array through atomic instructions
-(Numba intrinsics, which cache as any jitted code does): they spin, then sleep
-in short naps. Every
+The barriers are spin-waits on a shared int64 array through atomic
+instructions (Numba intrinsics, which cache as any jitted code does). Every
 thread reads the same partial losses in the same order, so all agree on
 whether a batch's loss is finite. GEMMs are Numba's (SciPy's OpenBLAS), which
 the caller holds at 1 thread (`fastnn.engine.threads`).
@@ -82,11 +81,8 @@ SYNC_SIZE = 24
 # Per thread in `parts`: the data loss of its rows, its rows predicted right,
 # the squares of its weights; a row of 8 (a cache line of float64) each
 PART_LOSS, PART_CORRECT, PART_SQUARES, PART_WIDTH = 0, 1, 2, 8
-# Spins (~1-2 ns each) before a wait sleeps: a thread that runs arrives within
-# tens of us (equal shares); one that does not is queued behind another
-# process, and a spinning waiter would hold the core it could run on
-SPINS = 20000
-NAP_MICROSECONDS = 50
+# Spins before yielding the core: a wait for a running thread takes ~1-5 us
+SPINS = 2000
 
 
 def _element_pointer(context, builder, arrtype, arr, index):
@@ -119,14 +115,14 @@ def atomic_load(typingctx, arr, index):
 
 
 @intrinsic
-def nap(typingctx, microseconds):
-    """usleep(microseconds): give this core up (to the thread waited for, if it was queued)."""
-    sig = types.int32(microseconds)
+def yield_core(typingctx):
+    """sched_yield(): let another thread (or process) run on this core."""
+    sig = types.int32()
 
     def codegen(context, builder, sig, args):
-        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32)])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "usleep")
-        return builder.call(fn, [builder.trunc(args[0], ir.IntType(32))])
+        fnty = ir.FunctionType(ir.IntType(32), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "sched_yield")
+        return builder.call(fn, [])
 
     return sig, codegen
 
@@ -239,7 +235,7 @@ def barrier(sync, slot, target):
             return False
         spins += 1
         if spins > SPINS:
-            nap(NAP_MICROSECONDS)
+            yield_core()
     return True
 
 

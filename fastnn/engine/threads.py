@@ -15,7 +15,7 @@ from fastnn.engine.numba_parallel import ABORT
 def threads_available():
     """Threads a step may use: Numba's current thread count (NUMBA_NUM_THREADS by default).
 
-    Capped at the core count; 1 where the barriers cannot run (no usleep: Windows).
+    Capped at the core count; 1 where the barriers cannot run (no sched_yield: Windows).
     """
     if sys.platform == "win32":
         return 1
