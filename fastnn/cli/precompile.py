@@ -70,6 +70,8 @@ def _parallel_fit(model, X, y):
     cores runs where the cost model predicts a gain (docs/design.md section 7)."""
     from fastnn.engine import threads
 
+    if sys.platform == "win32":  # no parallel epoch there (threads.threads_available)
+        return
     choose = threads.gemm_threads
     threads.gemm_threads = lambda batch_size, layer_sizes: 2
     try:
