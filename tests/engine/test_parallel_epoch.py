@@ -291,3 +291,23 @@ def test_the_cost_model_keeps_small_steps_serial_and_caps_the_threads(monkeypatc
     for sizes in [(784, 128, 10), (784, 256, 128, 10)]:
         for batch in (32, 64, 200):
             assert threads.gemm_threads(batch, sizes) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(64, 784, 128), (40, 17, 9), (200, 256, 128), (3, 7, 5)])
+def test_split_weight_gradient_is_the_serial_one_bit_for_bit(dtype, shape):
+    # phase 2 makes the serial step's BLAS call on a block of dW's rows: the same sums
+    import numba
+
+    n, k, m = shape
+    rng = np.random.default_rng(k)
+    a = rng.standard_normal((n, k)).astype(dtype)
+    delta = rng.standard_normal((n, m)).astype(dtype)
+    serial = np.zeros((k, m), dtype)
+    numba.njit(lambda a, d, out: np.dot(a.T, d, out))(a, delta, serial)
+    rows = numba.njit(lambda a, k0, k1, d, out: numba_parallel.weight_grad_rows(a, k0, k1, d, out))
+    for parts in (2, 3, 7):
+        split = np.zeros((k, m), dtype)
+        for p in range(parts):
+            rows(a, k * p // parts, k * (p + 1) // parts, delta, split)
+        np.testing.assert_array_equal(split, serial)
