@@ -8,6 +8,14 @@ Interleaved in one process, per config (784-128-10, 784-256-128-10 at batch
 - ``parallel 2``: Numba at 2 threads, the thread count the cost model picks
   (`fastnn.engine.threads.gemm_threads`), OpenBLAS held at 1 inside.
 
+After each ``serial 2`` run the script sleeps `BLAS_IDLE_SECONDS`: OpenBLAS's
+worker threads spin (sched_yield) for about 2^28 cycles after their last
+call, ~0.12 s here, which covers a whole 3-epoch fit. Without the pause the
+``parallel 2`` run that followed shared its cores with that spinning worker
+(~106 ms of its CPU per fit, 2-2.6 s of run-queue delay for fastnn's two
+threads over 55 fits) and measured 0.76-0.81x of 1 thread instead of
+1.09-1.25x (docs/design.md section 7).
+
 Each run's time waiting for a core (the kernel's schedstat run-queue delay of
 every thread of this process) is recorded: on a shared machine a run whose
 threads waited is not the code's time. Prints medians, mins, and the min over
@@ -27,6 +35,8 @@ import numpy as np
 CONFIGS = [((128,), 32), ((128,), 64), ((128,), 200), ((256, 128), 32), ((256, 128), 64)]
 CONFIGS += [((256, 128), 200)]
 EPOCHS = 3
+# Longer than OpenBLAS's worker spin after its last call (2^28 cycles: ~0.12 s at 2.3 GHz)
+BLAS_IDLE_SECONDS = 0.5
 
 
 def run_queue_seconds():
@@ -70,6 +80,8 @@ def fit_epoch(X, y, hidden, batch, threads, serial):
             waited = (run_queue_seconds() - waited) / model.n_iter_
     finally:
         threads_module.gemm_threads = choose
+    if serial and threads > 1:
+        time.sleep(BLAS_IDLE_SECONDS)  # let OpenBLAS's spinning workers go to sleep
     return seconds, waited
 
 
