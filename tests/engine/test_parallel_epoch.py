@@ -280,7 +280,19 @@ def test_bias_grad_columns_sums_as_the_heads_do(dtype):
     np.testing.assert_array_equal(db, want.astype(dtype))
 
 
+def test_the_parallel_epoch_is_opt_in(monkeypatch):
+    monkeypatch.setattr(threads, "threads_available", lambda: 2)
+    monkeypatch.delenv(threads.OPT_IN, raising=False)
+    assert threads.gemm_threads(200, (784, 256, 128, 10)) == 1
+    monkeypatch.setenv(threads.OPT_IN, "0")
+    assert threads.gemm_threads(200, (784, 256, 128, 10)) == 1
+    monkeypatch.setenv(threads.OPT_IN, "yes")
+    with pytest.raises(ValueError, match=threads.OPT_IN):
+        threads.gemm_threads(200, (784, 256, 128, 10))
+
+
 def test_the_cost_model_keeps_small_steps_serial_and_caps_the_threads(monkeypatch):
+    monkeypatch.setenv(threads.OPT_IN, "1")
     monkeypatch.setattr(threads, "threads_available", lambda: 64)
     # batch 32 on 64 cores: never 64 threads, nor fewer than 8 rows a thread
     assert 1 < threads.gemm_threads(32, (784, 128, 10)) <= 4
