@@ -190,3 +190,14 @@ def test_non_finite_x_is_refused_as_before(value):
     X[2, 4] = value
     with pytest.raises(ValueError, match="NaN|infinity"):
         MLPClassifier(skip_zeros=True).fit(X, s.astype(int) % 3)
+
+
+@pytest.mark.parametrize("layout", [np.asarray, sparse.csr_matrix])
+def test_input_scale_does_not_apply_to_float_x(layout, sources):
+    # the compact kernels scale every value by xs: the loop passes 1 for float values
+    X, s = sparse_data()
+    y = s.astype(int) % 3
+    dense = fit(X, y, False, dtype="float64", input_scale=0.5)
+    skipped = fit(layout(X), y, True, dtype="float64", input_scale=0.5)
+    assert sources[-1] == COMPACT_INPUT
+    assert_close(skipped, dense, "float64")
