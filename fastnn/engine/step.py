@@ -16,6 +16,7 @@ import importlib
 import numpy as np
 
 from fastnn.contract.tables import RELU, SOFTMAX_HEAD, activation_code, head_code
+from fastnn.engine import compact
 from fastnn.engine.compact import use_compact
 
 _STEPS = {"numba": "fastnn.engine.numba_step", "numpy": "fastnn.engine.numpy_step"}
@@ -332,19 +333,20 @@ def predict_logits(
     """Output pre-activations of every row of X, `chunk` rows at a time.
 
     On the Numba backend, a chunk that `compact.use_compact(skip_zeros, ...)`
-    takes (fit's rule: "auto" under the crossover density) is read as its
-    nonzeros: its compact form is built per chunk, so memory stays bounded
-    (a memory-mapped X too).
+    takes is read as its nonzeros: True always, "auto" under
+    `compact.PREDICT_CROSSOVER` density, except for the single pass's networks
+    (as fit does). The compact form is built per chunk, so memory stays
+    bounded (a memory-mapped X too).
     """
     n = X.shape[0]
     out = np.empty((n, coefs[-1].shape[1]), dtype=coefs[0].dtype)
     step = ForwardPass(backend, coefs, intercepts, max(1, min(chunk, n)), activation)
-    if step.backend != "numba":
+    if step.backend != "numba" or (skip_zeros == "auto" and step._narrow_forward()):
         skip_zeros = False
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         x = X[start:stop]
-        parts = use_compact(skip_zeros, x, memory_mapped=False)
+        parts = use_compact(skip_zeros, x, False, compact.PREDICT_CROSSOVER)
         if parts is None:
             out[start:stop] = step.forward(x, input_scale)
         else:
