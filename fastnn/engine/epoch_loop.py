@@ -218,12 +218,15 @@ class EpochRunner:
             else:
                 src = DENSE_INPUT if self.compact is None else COMPACT_INPUT
                 dropout = 0 if self.masks is None else 1
+                # the input scale applies to uint8 X only (the compact kernels scale any values)
+                values = self.X if self.compact is None else self.compact[2]
+                xs = 1.0 if values.dtype == step.dtype else self.input_scale
                 t = self._numba.gemm_epoch(step.act, step.head, solver, src, dropout)(
                     self.X if self.compact is None else self.compact,
                     self.y,
                     self.Y,
                     self.sw,
-                    self.input_scale,
+                    xs,
                     rows,
                     n,
                     self.batch_size,

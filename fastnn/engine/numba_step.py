@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from fastnn.contract import numba_ops
 from fastnn.contract.jit import INTERNAL, njit, specialise
 from fastnn.contract.numba_math import (
     bias_identity,
@@ -75,59 +76,24 @@ def compact_rows(compact, rows, start, stop, xs):
     return (compact[0], compact[1], compact[2], compact[3], rows, start, stop, xs)
 
 
-# contract kept: out = x @ W on the nonzeros only (the same products, another
-# order of summation); FMA contraction, no reassociation
-_AXPY = {"contract"}
+# The first layer on a row source: the contract's compact kernels
+# (`contract.numba_ops.compact_product` / `compact_weight_grad`, tested against
+# the NumPy reference as `compact_linear_forward` / `compact_linear_backward`).
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+@njit(cache=True, nogil=True, inline="always")
 def compact_forward(x, W, out):
     """out = x @ W for row source x (`compact_rows`): each nonzero adds a row of W."""
     indptr, indices, data, touched, rows, start, stop, xs = x
-    dt = W.dtype.type
-    s = dt(xs)
-    m = W.shape[1]
-    zero = dt(0)
-    for r in range(stop - start):
-        src = rows[start + r] if rows.shape[0] else start + r
-        o = out[r]
-        for j in range(m):
-            o[j] = zero
-        for p in range(indptr[src], indptr[src + 1]):
-            v = dt(data[p]) * s  # as the dense path widens and scales
-            w = W[indices[p]]
-            for j in range(m):
-                o[j] += v * w[j]
+    numba_ops.compact_product(indptr, indices, data, rows, start, stop, xs, W, out)
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+@njit(cache=True, nogil=True, inline="always")
 def compact_weight_grad(x, delta, dW):
-    """dW = x.T @ delta for row source x, on the rows of dW that the batch touches.
-
-    Each nonzero adds a row of delta to a row of dW. Only the rows of the
-    batch's columns are written (zeroed on first touch) and flagged in
-    x's `touched`; the others are zero in the true gradient and are left
-    as they are: the update (`numba_epoch.finish_compact_batch`) reads
-    them as zero and clears the flags.
-    """
+    """dW = x.T @ delta for row source x, on the rows of dW that the batch touches
+    (flagged in x's `touched`; see `contract.numba_ops.compact_weight_grad`)."""
     indptr, indices, data, touched, rows, start, stop, xs = x
-    dt = dW.dtype.type
-    s = dt(xs)
-    m = dW.shape[1]
-    zero = dt(0)
-    for r in range(stop - start):
-        src = rows[start + r] if rows.shape[0] else start + r
-        g = delta[r]
-        for p in range(indptr[src], indptr[src + 1]):
-            v = dt(data[p]) * s
-            c = indices[p]
-            d = dW[c]
-            if touched[c] == 0:
-                touched[c] = 1
-                for j in range(m):
-                    d[j] = zero
-            for j in range(m):
-                d[j] += v * g[j]
+    numba_ops.compact_weight_grad(indptr, indices, data, rows, start, stop, xs, delta, dW, touched)
 
 
 # Compiled per activation (the forward pass) and per activation and head (the

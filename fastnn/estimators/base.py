@@ -637,7 +637,13 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             )
         if rows is None:
             return predict_logits(
-                self.backend, self.coefs_, self.intercepts_, X, self.activation, self.input_scale
+                self.backend,
+                self.coefs_,
+                self.intercepts_,
+                X,
+                self.activation,
+                self.input_scale,
+                skip_zeros=self.skip_zeros,
             )
         parts = [
             predict_logits(
@@ -647,6 +653,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
                 X[rows[i : i + _SCORE_CHUNK]],
                 self.activation,
                 self.input_scale,
+                skip_zeros=self.skip_zeros,
             )
             for i in range(0, rows.shape[0], _SCORE_CHUNK)
         ]

@@ -12,7 +12,7 @@ from scipy import sparse
 
 from fastnn import MLPClassifier, MLPRegressor
 from fastnn.contract.tables import ACTIVATIONS, COMPACT_INPUT, DENSE_INPUT
-from fastnn.engine import compact, numba_epoch
+from fastnn.engine import compact, numba_epoch, step
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -190,3 +190,81 @@ def test_non_finite_x_is_refused_as_before(value):
     X[2, 4] = value
     with pytest.raises(ValueError, match="NaN|infinity"):
         MLPClassifier(skip_zeros=True).fit(X, s.astype(int) % 3)
+
+
+@pytest.mark.parametrize("layout", [np.asarray, sparse.csr_matrix])
+def test_input_scale_does_not_apply_to_float_x(layout, sources):
+    # the compact kernels scale every value by xs: the loop passes 1 for float values
+    X, s = sparse_data()
+    y = s.astype(int) % 3
+    dense = fit(X, y, False, dtype="float64", input_scale=0.5)
+    skipped = fit(layout(X), y, True, dtype="float64", input_scale=0.5)
+    assert sources[-1] == COMPACT_INPUT
+    assert_close(skipped, dense, "float64")
+
+
+LOGIT_TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+@pytest.fixture
+def compact_chunks(monkeypatch):
+    """The number of rows each prediction read through the compact form."""
+    seen = []
+    real = step.ForwardPass.forward_compact
+
+    def spy(self, parts, input_scale=1.0):
+        seen.append(parts[0].shape[0] - 1)
+        return real(self, parts, input_scale)
+
+    monkeypatch.setattr(step.ForwardPass, "forward_compact", spy)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("uint8", [False, True], ids=["float", "uint8"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("widths", [(9, 5), (10,), ()], ids=["deep", "narrow", "linear"])
+def test_compact_predictions_equal_dense_ones(dtype, uint8, activation, widths, compact_chunks):
+    X, s = sparse_data(n=300, density=0.01, uint8=uint8)
+    X[150:200] = 7  # a dense stretch: its chunk stays on the dense path under "auto"
+    rng = np.random.default_rng(2)
+    sizes = [X.shape[1], *widths, 4]
+    coefs = [rng.standard_normal((a, b)).astype(dtype) for a, b in zip(sizes, sizes[1:])]
+    intercepts = [rng.standard_normal(b).astype(dtype) for b in sizes[1:]]
+    X = X if uint8 else X.astype(dtype)
+    args = ("numba", coefs, intercepts, X, activation, 1 / 255 if uint8 else 1.0)
+    dense = step.predict_logits(*args, chunk=50, skip_zeros=False)
+    assert compact_chunks == []
+    skipped = step.predict_logits(*args, chunk=50, skip_zeros="auto")
+    sparse_chunks = [
+        i
+        for i in range(0, 300, 50)
+        if np.count_nonzero(X[i : i + 50]) <= compact.PREDICT_CROSSOVER * X[i : i + 50].size
+    ]
+    assert 150 not in sparse_chunks and len(sparse_chunks) >= 3
+    narrow = activation == "relu" and len(widths) == 1  # the single pass's networks
+    assert compact_chunks == ([] if narrow else [50] * len(sparse_chunks))
+    largest = np.abs(dense).max()
+    np.testing.assert_allclose(skipped, dense, rtol=0, atol=LOGIT_TOLERANCE[dtype] * largest)
+    compact_chunks.clear()
+    np.testing.assert_allclose(
+        step.predict_logits(*args, chunk=128, skip_zeros=True),
+        dense,
+        rtol=0,
+        atol=LOGIT_TOLERANCE[dtype] * largest,
+    )
+    assert compact_chunks == [128, 128, 44]
+
+
+def test_estimators_predict_through_the_compact_form(compact_chunks):
+    X, s = sparse_data(n=300, density=0.01)
+    X[-1] = 0  # under the predictions' crossover density
+    y = s.astype(int) % 3
+    model = fit(X, y, True, dtype="float64")
+    proba = model.predict_proba(X)
+    assert compact_chunks == [300]
+    model.set_params(skip_zeros=False)
+    np.testing.assert_allclose(proba, model.predict_proba(X), rtol=0, atol=1e-12)
+    assert compact_chunks == [300]
+    np.testing.assert_array_equal(model.predict(X), model.set_params(skip_zeros="auto").predict(X))
+    assert compact_chunks == [300, 300]
