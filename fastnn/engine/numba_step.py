@@ -634,6 +634,146 @@ def narrow_forward(x, xs, W1T, b1, W2, b2, out):
     return out
 
 
+# -- the single pass on the compact form of X ----------------------------------
+#
+# The same maths as narrow_rows, reading each row's nonzeros only: a nonzero
+# (q, v) adds v W1[q] to the row's pre-activations and v dh to dW1[q] (W1 as
+# it is, (k, h): a nonzero touches one contiguous row of h values). uint8
+# values are scaled by xs where the dense pass scales them (after the dot
+# products, and in dh), so the two differ only in the order of the sums.
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, inline="always")
+def _compact_pre(indptr, indices, data, src, t, W1, pre, a0, a1):
+    # pre[4 j + t] = x_src . W1[:, j], unscaled; the even and odd nonzeros in
+    # two accumulators: two chains of additions instead of one
+    nh = W1.shape[1]
+    dt = W1.dtype.type
+    zero = dt(0)
+    for j in range(nh):
+        a0[j] = zero
+        a1[j] = zero
+    p, end = indptr[src], indptr[src + 1]
+    while p + 1 < end:
+        v, u = dt(data[p]), dt(data[p + 1])
+        w, z = W1[indices[p]], W1[indices[p + 1]]
+        for j in range(nh):
+            a0[j] += v * w[j]
+            a1[j] += u * z[j]
+        p += 2
+    if p < end:
+        v = dt(data[p])
+        w = W1[indices[p]]
+        for j in range(nh):
+            a0[j] += v * w[j]
+    for j in range(nh):
+        pre[4 * j + t] = a0[j] + a1[j]
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, inline="always")
+def _compact_axpy(indptr, indices, data, src, t, dh, g, dW1):
+    # dW1[q] += v dh_t for each nonzero (q, v) of row src; dh_t (scaled by xs) gathered into g
+    nh = dW1.shape[1]
+    dt = dW1.dtype.type
+    zero = dt(0)
+    live = False
+    for j in range(nh):
+        g[j] = dh[4 * j + t]
+        live |= g[j] != zero
+    if not live:
+        return  # every unit off (ReLU): nothing to add
+    for p in range(indptr[src], indptr[src + 1]):
+        v = dt(data[p])
+        d = dW1[indices[p]]
+        for j in range(nh):
+            d[j] += v * g[j]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def compact_narrow_rows(
+    cx, y, start, stop, W1, b1, W2, b2, dW1, db1, dW2, db2, scratch, scale, xs, acc
+):
+    """`narrow_rows` on the compact form: batch rows [start, stop), dW1 as W1, (k, h).
+
+    cx = (indptr, indices, data, rows, offset): X's nonzeros by row
+    (`fastnn.engine.compact`), and batch row r is X's row rows[offset + r]
+    (rows empty: offset + r), so shuffled rows are read in place. y holds the
+    batch's labels. scratch is (5, >= 4 max(h, c)).
+    """
+    indptr, indices, data, order, offset = cx
+    dW1[...] = 0
+    dW2[...] = 0
+    db1[...] = 0
+    db2[...] = 0
+    acc[0] = 0.0
+    acc[1] = 0.0
+    pre, dh, lg, a0, a1 = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4]
+    nh = W1.shape[1]
+    dt = W1.dtype.type
+    zero = dt(0)
+    xs_ = dt(xs)
+    for r in range(start, stop, 4):
+        rows = min(4, stop - r)
+        for t in range(4):
+            if t < rows:
+                src = order[offset + r + t] if order.shape[0] else offset + r + t
+                _compact_pre(indptr, indices, data, src, t, W1, pre, a0, a1)
+            else:
+                for j in range(nh):
+                    pre[4 * j + t] = zero
+        _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs_, acc)
+        for t in range(rows):
+            src = order[offset + r + t] if order.shape[0] else offset + r + t
+            _compact_axpy(indptr, indices, data, src, t, dh, a0, dW1)
+    acc[0] *= scale
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def compact_narrow_batch(
+    cx,
+    y,
+    n,
+    scale,
+    xs,
+    coefs,
+    intercepts,
+    coef_grads,
+    intercept_grads,
+    parts_dW1,
+    parts_dW1T,
+    parts_dW2,
+    parts_db1,
+    parts_db2,
+    parts_acc,
+    scratch,
+):
+    """The compact single pass on one thread: (loss, correct) of an n-row batch.
+
+    parts_dW1T is parts_dW1 transposed (a view): `narrow_finish` reads it.
+    """
+    compact_narrow_rows(
+        cx,
+        y,
+        0,
+        n,
+        coefs[0],
+        intercepts[0],
+        coefs[1],
+        intercepts[1],
+        parts_dW1[0],
+        parts_db1[0],
+        parts_dW2[0],
+        parts_db2[0],
+        scratch[0],
+        scale,
+        xs,
+        parts_acc[0],
+    )
+    return narrow_finish(
+        parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, 1, coef_grads, intercept_grads
+    )
+
+
 def n_threads():
     """Threads a step may use: Numba's current thread count (NUMBA_NUM_THREADS by default)."""
     return max(1, min(numba.get_num_threads(), os.cpu_count() or 1))
@@ -701,6 +841,7 @@ class NarrowStep:
         self.db2 = np.empty((slots, nc))
         self.acc = np.empty((slots, 2))
         self.scratch = np.empty((slots, 3, 4 * max(nh, nc)), dtype)
+        self._compact = None  # the compact pass's buffers, made on its first batch
 
     def chunks(self, n):
         """How many row chunks a batch of n rows is split into."""
@@ -709,6 +850,16 @@ class NarrowStep:
     def buffers(self):
         """The work buffers, in `narrow_batch`'s order after intercept_grads."""
         return (self.W1T, self.dW1T, self.dW2, self.db1, self.db2, self.acc, self.scratch)
+
+    def compact_buffers(self):
+        """The compact pass's buffers, in `compact_narrow_batch`'s order after intercept_grads."""
+        if self._compact is None:
+            slots, (k, nh) = self.dW1T.shape[0], self.coefs[0].shape
+            dW1 = np.empty((slots, k, nh), self.dW1T.dtype)
+            scratch = np.empty((slots, 5, self.scratch.shape[2]), self.scratch.dtype)
+            self._compact = (dW1, dW1.transpose(0, 2, 1), scratch)
+        dW1, dW1T, scratch = self._compact
+        return (dW1, dW1T, self.dW2, self.db1, self.db2, self.acc, scratch)
 
     def _rows(self, t, x, y, start, stop, scale, xs):
         narrow_rows(
@@ -764,4 +915,58 @@ class NarrowStep:
             chunks,
             self.coef_grads,
             self.intercept_grads,
+        )
+
+    def _compact_rows(self, t, cx, y, start, stop, scale, xs):
+        dW1, _, dW2, db1, db2, acc, scratch = self.compact_buffers()
+        compact_narrow_rows(
+            cx,
+            y,
+            start,
+            stop,
+            self.coefs[0],
+            self.intercepts[0],
+            self.coefs[1],
+            self.intercepts[1],
+            dW1[t],
+            db1[t],
+            dW2[t],
+            db2[t],
+            scratch[t],
+            scale,
+            xs,
+            acc[t],
+        )
+
+    def compact(self, parts, rows, offset, n, y, scale, xs=1.0):
+        """As a call on the batch of X's rows rows[offset:offset + n] (rows empty:
+        offset..offset + n - 1), read from X's compact form `parts` (indptr,
+        indices, data) in place; y holds the batch's labels."""
+        cx = (parts[0], parts[1], parts[2], rows, offset)
+        chunks = self.chunks(n)
+        buffers = self.compact_buffers()
+        if chunks == 1:
+            return compact_narrow_batch(
+                cx,
+                y,
+                n,
+                scale,
+                xs,
+                self.coefs,
+                self.intercepts,
+                self.coef_grads,
+                self.intercept_grads,
+                *buffers,
+            )
+        bounds = [n * t // chunks for t in range(chunks + 1)]
+        pool = _pool(self.threads)
+        futures = [
+            pool.submit(self._compact_rows, t, cx, y, bounds[t], bounds[t + 1], scale, xs)
+            for t in range(chunks)
+        ]
+        for future in futures:
+            future.result()
+        _, dW1T, dW2, db1, db2, acc, _ = buffers
+        return narrow_finish(
+            dW1T, dW2, db1, db2, acc, chunks, self.coef_grads, self.intercept_grads
         )
