@@ -741,7 +741,8 @@ def narrow_epoch(solver, src=DENSE_INPUT):
         `NarrowStep.compact_buffers()` and xnb is unused.
         """
         n_batches = (n + batch_size - 1) // batch_size
-        W1T, p_dW1T, p_dW2, p_db1, p_db2, p_acc, scratch = narrow_buffers
+        if src == DENSE_INPUT:
+            W1T, p_dW1T, p_dW2, p_db1, p_db2, p_acc, scratch = narrow_buffers
         for b in range(first, stop_batch):
             start = b * batch_size
             stop = min(start + batch_size, n)
@@ -766,7 +767,7 @@ def narrow_epoch(solver, src=DENSE_INPUT):
                     p_acc,
                     scratch,
                 )
-            else:  # narrow_buffers: (dW1, dW1 transposed, ...), `compact_buffers`
+            else:
                 loss, correct = compact_narrow_batch(
                     (X[0], X[1], X[2], rows, start),
                     yy,
@@ -777,13 +778,7 @@ def narrow_epoch(solver, src=DENSE_INPUT):
                     intercepts,
                     coef_grads,
                     intercept_grads,
-                    W1T,
-                    p_dW1T,
-                    p_dW2,
-                    p_db1,
-                    p_db2,
-                    p_acc,
-                    scratch,
+                    narrow_buffers,
                 )
             t = finish_batch(
                 loss,

@@ -637,130 +637,129 @@ def narrow_forward(x, xs, W1T, b1, W2, b2, out):
 # -- the single pass on the compact form of X ----------------------------------
 #
 # The same maths as narrow_rows, reading each row's nonzeros only: a nonzero
-# (q, v) adds v W1[q] to the row's pre-activations and v dh to dW1[q] (W1 as
-# it is, (k, h): a nonzero touches one contiguous row of h values). uint8
-# values are scaled by xs where the dense pass scales them (after the dot
-# products, and in dh), so the two differ only in the order of the sums.
+# (q, v) adds v W1[q] to the row's pre-activations and v dh to dW1[q]. W1 and
+# dW1 are (k, H), H the hidden width rounded up to a multiple of 8 (W1 copied
+# in, zero-padded): a nonzero's work is whole vectors, with no remainder
+# loop (Numba runs LLVM's loop vectoriser, not its SLP vectoriser, so these
+# are loops over units, not unrolled code). uint8 values are scaled by xs
+# where the dense pass scales them (after the dot products, and in dh), so the
+# two differ only in the order of the sums.
+
+BLOCK = 8
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, inline="always")
-def _compact_pre(indptr, indices, data, src, t, W1, pre, a0, a1):
-    # pre[4 j + t] = x_src . W1[:, j], unscaled; the even and odd nonzeros in
-    # two accumulators: two chains of additions instead of one
-    nh = W1.shape[1]
-    dt = W1.dtype.type
-    zero = dt(0)
-    for j in range(nh):
-        a0[j] = zero
-        a1[j] = zero
+def padded_width(nh):
+    """The compact pass's padded hidden width: nh rounded up to a multiple of BLOCK."""
+    return -(-nh // BLOCK) * BLOCK
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+def _compact_pre(indptr, indices, data, src, W1p, a):
+    # a[:H] = x_src @ W1p, unscaled, four nonzeros a step: their products
+    # summed in registers, one addition into a (in memory) per four. W1p is
+    # indexed in two dimensions: a row view per nonzero costs more than its work.
+    dt = W1p.dtype.type
+    H = W1p.shape[1]
+    for j in range(H):
+        a[j] = dt(0)
     p, end = indptr[src], indptr[src + 1]
-    while p + 1 < end:
-        v, u = dt(data[p]), dt(data[p + 1])
-        w, z = W1[indices[p]], W1[indices[p + 1]]
-        for j in range(nh):
-            a0[j] += v * w[j]
-            a1[j] += u * z[j]
-        p += 2
-    if p < end:
-        v = dt(data[p])
-        w = W1[indices[p]]
-        for j in range(nh):
-            a0[j] += v * w[j]
-    for j in range(nh):
-        pre[4 * j + t] = a0[j] + a1[j]
+    while p + 3 < end:
+        v0, v1, v2, v3 = dt(data[p]), dt(data[p + 1]), dt(data[p + 2]), dt(data[p + 3])
+        q0, q1, q2, q3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
+        for j in range(H):
+            a[j] += (v0 * W1p[q0, j] + v1 * W1p[q1, j]) + (v2 * W1p[q2, j] + v3 * W1p[q3, j])
+        p += 4
+    while p < end:
+        v, q = dt(data[p]), indices[p]
+        for j in range(H):
+            a[j] += v * W1p[q, j]
+        p += 1
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, inline="always")
-def _compact_axpy(indptr, indices, data, src, t, dh, g, dW1):
-    # dW1[q] += v dh_t for each nonzero (q, v) of row src; dh_t (scaled by xs) gathered into g
-    nh = dW1.shape[1]
-    dt = dW1.dtype.type
-    zero = dt(0)
-    live = False
-    for j in range(nh):
-        g[j] = dh[4 * j + t]
-        live |= g[j] != zero
-    if not live:
-        return  # every unit off (ReLU): nothing to add
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+def _compact_axpy(indptr, indices, data, src, dW1p, g):
+    # dW1p[q] += v g for each nonzero (q, v) of row src (g: the row's dh, scaled by xs)
+    dt = dW1p.dtype.type
+    H = dW1p.shape[1]
     for p in range(indptr[src], indptr[src + 1]):
-        v = dt(data[p])
-        d = dW1[indices[p]]
-        for j in range(nh):
-            d[j] += v * g[j]
+        v, q = dt(data[p]), indices[p]
+        for j in range(H):
+            dW1p[q, j] += v * g[j]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def compact_narrow_rows(
-    cx, y, start, stop, W1, b1, W2, b2, dW1, db1, dW2, db2, scratch, scale, xs, acc
+    cx, y, start, stop, W1p, b1, W2, b2, dW1p, db1, dW2, db2, scratch, scale, xs, acc
 ):
-    """`narrow_rows` on the compact form: batch rows [start, stop), dW1 as W1, (k, h).
+    """`narrow_rows` on the compact form: batch rows [start, stop).
 
     cx = (indptr, indices, data, rows, offset): X's nonzeros by row
     (`fastnn.engine.compact`), and batch row r is X's row rows[offset + r]
     (rows empty: offset + r), so shuffled rows are read in place. y holds the
-    batch's labels. scratch is (5, >= 4 max(h, c)).
+    batch's labels. W1p (k, H) is W1 zero-padded to H = `padded_width(h)`
+    columns; dW1p is set as W1p, its padding columns included. scratch is (4,
+    >= 4 max(h, c, 8)).
     """
     indptr, indices, data, order, offset = cx
-    dW1[...] = 0
+    dW1p[...] = 0
     dW2[...] = 0
     db1[...] = 0
     db2[...] = 0
     acc[0] = 0.0
     acc[1] = 0.0
-    pre, dh, lg, a0, a1 = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4]
-    nh = W1.shape[1]
-    dt = W1.dtype.type
+    pre, dh, lg, a = scratch[0], scratch[1], scratch[2], scratch[3]
+    nh = W2.shape[0]
+    dt = W1p.dtype.type
     zero = dt(0)
     xs_ = dt(xs)
+    for j in range(nh, W1p.shape[1]):
+        a[j] = zero  # the padding units' gradients, for _compact_axpy
     for r in range(start, stop, 4):
         rows = min(4, stop - r)
         for t in range(4):
             if t < rows:
                 src = order[offset + r + t] if order.shape[0] else offset + r + t
-                _compact_pre(indptr, indices, data, src, t, W1, pre, a0, a1)
-            else:
+                _compact_pre(indptr, indices, data, src, W1p, a)
+                for j in range(nh):
+                    pre[4 * j + t] = a[j]
+            else:  # a missing row: no gradient (_narrow_head4)
                 for j in range(nh):
                     pre[4 * j + t] = zero
         _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs_, acc)
         for t in range(rows):
-            src = order[offset + r + t] if order.shape[0] else offset + r + t
-            _compact_axpy(indptr, indices, data, src, t, dh, a0, dW1)
+            live = False
+            for j in range(nh):
+                a[j] = dh[4 * j + t]
+                live |= a[j] != zero
+            if live:  # else every unit is off (ReLU): nothing to add
+                src = order[offset + r + t] if order.shape[0] else offset + r + t
+                _compact_axpy(indptr, indices, data, src, dW1p, a)
     acc[0] *= scale
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def compact_narrow_batch(
-    cx,
-    y,
-    n,
-    scale,
-    xs,
-    coefs,
-    intercepts,
-    coef_grads,
-    intercept_grads,
-    parts_dW1,
-    parts_dW1T,
-    parts_dW2,
-    parts_db1,
-    parts_db2,
-    parts_acc,
-    scratch,
+    cx, y, n, scale, xs, coefs, intercepts, coef_grads, intercept_grads, buffers
 ):
     """The compact single pass on one thread: (loss, correct) of an n-row batch.
 
-    parts_dW1T is parts_dW1 transposed (a view): `narrow_finish` reads it.
+    buffers: `NarrowStep.compact_buffers()`.
     """
+    W1p, parts_dW1p, parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, scratch = buffers
+    W1 = coefs[0]
+    for q in range(W1.shape[0]):
+        for j in range(W1.shape[1]):
+            W1p[q, j] = W1[q, j]
     compact_narrow_rows(
         cx,
         y,
         0,
         n,
-        coefs[0],
+        W1p,
         intercepts[0],
         coefs[1],
         intercepts[1],
-        parts_dW1[0],
+        parts_dW1p[0],
         parts_db1[0],
         parts_dW2[0],
         parts_db2[0],
@@ -852,14 +851,18 @@ class NarrowStep:
         return (self.W1T, self.dW1T, self.dW2, self.db1, self.db2, self.acc, self.scratch)
 
     def compact_buffers(self):
-        """The compact pass's buffers, in `compact_narrow_batch`'s order after intercept_grads."""
+        """The compact pass's buffers (`compact_narrow_batch`), made on first use."""
         if self._compact is None:
             slots, (k, nh) = self.dW1T.shape[0], self.coefs[0].shape
-            dW1 = np.empty((slots, k, nh), self.dW1T.dtype)
-            scratch = np.empty((slots, 5, self.scratch.shape[2]), self.scratch.dtype)
-            self._compact = (dW1, dW1.transpose(0, 2, 1), scratch)
-        dW1, dW1T, scratch = self._compact
-        return (dW1, dW1T, self.dW2, self.db1, self.db2, self.acc, scratch)
+            dtype = self.W1T.dtype
+            W1p = np.zeros((k, padded_width(nh)), dtype)
+            dW1p = np.empty((slots, *W1p.shape), dtype)
+            # narrow_finish reads dW1 as (chunk, unit, feature)
+            dW1T = dW1p[:, :, :nh].transpose(0, 2, 1)
+            width = max(4 * BLOCK, self.scratch.shape[2])
+            scratch = np.empty((slots, 4, width), dtype)
+            self._compact = (W1p, dW1p, dW1T, self.dW2, self.db1, self.db2, self.acc, scratch)
+        return self._compact
 
     def _rows(self, t, x, y, start, stop, scale, xs):
         narrow_rows(
@@ -918,17 +921,17 @@ class NarrowStep:
         )
 
     def _compact_rows(self, t, cx, y, start, stop, scale, xs):
-        dW1, _, dW2, db1, db2, acc, scratch = self.compact_buffers()
+        W1p, dW1p, _, dW2, db1, db2, acc, scratch = self.compact_buffers()
         compact_narrow_rows(
             cx,
             y,
             start,
             stop,
-            self.coefs[0],
+            W1p,
             self.intercepts[0],
             self.coefs[1],
             self.intercepts[1],
-            dW1[t],
+            dW1p[t],
             db1[t],
             dW2[t],
             db2[t],
@@ -956,8 +959,10 @@ class NarrowStep:
                 self.intercepts,
                 self.coef_grads,
                 self.intercept_grads,
-                *buffers,
+                buffers,
             )
+        W1p, _, dW1T, dW2, db1, db2, acc, _ = buffers
+        np.copyto(W1p[:, : self.coefs[0].shape[1]], self.coefs[0])
         bounds = [n * t // chunks for t in range(chunks + 1)]
         pool = _pool(self.threads)
         futures = [
@@ -966,7 +971,6 @@ class NarrowStep:
         ]
         for future in futures:
             future.result()
-        _, dW1T, dW2, db1, db2, acc, _ = buffers
         return narrow_finish(
             dW1T, dW2, db1, db2, acc, chunks, self.coef_grads, self.intercept_grads
         )
