@@ -26,9 +26,13 @@ from fastnn.contract.jit import njit
 # (docs/design.md, "Skipping zeros"); 8 % leaves room for 2 BLAS threads.
 CROSSOVER = 0.08
 # The same for the single pass (`numba_step.compact_narrow_rows`: one hidden
-# ReLU layer of at most 32 units, softmax head), measured against the dense
-# single pass (docs/design.md, "Skipping zeros")
-NARROW_CROSSOVER = 0.25
+# ReLU layer of at most 32 units, softmax head), per weight dtype, measured
+# against the dense single pass (784-10-10, one thread, interleaved; see
+# docs/design.md, "Skipping zeros"): float64 compact wins by 1.5-3x at 5-15 %,
+# about 1.2x at 20 % (real MNIST, 19 %, too), loses past 25 %; float32's
+# dense pass is twice as fast (twice the values per vector), the compact
+# one hardly faster: it wins at 5 % and breaks even near 10 %.
+NARROW_CROSSOVER = {"float64": 0.2, "float32": 0.08}
 
 
 @njit(cache=True, nogil=True)

@@ -369,16 +369,19 @@ def test_threaded_full_batch_fit_on_the_compact_form(dtype, monkeypatch):
     assert_close(skipped, dense, dtype)
 
 
-def test_auto_on_the_single_pass_follows_its_own_crossover(narrow_sources):
-    X, y = narrow_data(200, density=0.05)
-    narrow_fit(X, y, "auto")
-    assert set(narrow_sources) == {COMPACT_INPUT}
-    narrow_sources.clear()
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_auto_on_the_single_pass_follows_its_own_crossover(dtype, narrow_sources):
     rng = np.random.default_rng(0)
-    narrow_fit(rng.random((200, 40)), y, "auto")  # dense data
-    assert set(narrow_sources) == {DENSE_INPUT}
-    narrow_sources.clear()
-    # below the GEMM path's crossover, above the single pass's: dense on the single pass
-    dense_enough = rng.random((200, 40)) * (rng.random((200, 40)) < compact.NARROW_CROSSOVER + 0.1)
-    narrow_fit(dense_enough, y, "auto")
-    assert set(narrow_sources) == {DENSE_INPUT}
+    y = rng.integers(0, 4, 400)
+    crossover = compact.NARROW_CROSSOVER[dtype]
+
+    def picked(density):
+        narrow_sources.clear()
+        X = rng.random((400, 50)) * (rng.random((400, 50)) < density)
+        narrow_fit(X.astype(dtype), y, "auto", dtype=dtype, max_iter=1)
+        assert len(set(narrow_sources)) == 1
+        return narrow_sources[0]
+
+    assert picked(crossover * 0.7) == COMPACT_INPUT
+    assert picked(crossover * 1.3) == DENSE_INPUT
+    assert picked(1.0) == DENSE_INPUT  # dense data
