@@ -387,9 +387,11 @@ def markdown(r):
 
 
 def seed_row(r):
+    # reports from before --data name no data (theirs was synthetic)
+    data = f", data {r['seed_data']}" if "seed_data" in r else ""
     return (
         f"| seed workload, ms per iteration (`fastnn train --recipe seed`, float64, uint8 CSV "
-        f"bytes, data {r.get('seed_data', 'synthetic')}; peer: the blog's NumPy loop) | "
+        f"bytes{data}; peer: the blog's NumPy loop) | "
         f"{r['fastnn_train_seed_ms']:.1f} | "
         f"{r['seed_loop_ms']:.1f} | {r['seed_loop_ms'] / r['fastnn_train_seed_ms']:.2f}x |"
     )
