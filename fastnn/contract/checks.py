@@ -200,6 +200,62 @@ def csr_args(indptr, indices, data, W):
     return indptr.shape[0] - 1, dtype
 
 
+def _index_array(name, a, dtypes):
+    if not isinstance(a, np.ndarray) or a.dtype not in dtypes:
+        allowed = " or ".join(np.dtype(d).name for d in dtypes)
+        got = getattr(a, "dtype", type(a).__name__)
+        raise TypeError(f"{name} must be a numpy.ndarray of {allowed}, got {got}")
+    if a.ndim != 1 or not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be 1-D and C-contiguous, got shape {a.shape}")
+
+
+def compact_args(indptr, indices, data, rows, xs, W):
+    """Check X's nonzeros by row (indptr, indices, data), the `rows` of it read and
+    the input scale `xs`, to multiply with W; returns (rows, xs, dtype).
+
+    As `csr_args`, the structure is checked whole (the jitted loop reads every
+    index unchecked): indptr from 0, non-decreasing, ending at nnz; columns in
+    [0, W.shape[0]); rows in [0, n_X). `rows` None reads every row in order.
+    """
+    dtype = float_array("W", W, 2)
+    _index_array("indptr", indptr, (np.int32, np.int64))
+    _index_array("indices", indices, (np.uint16, np.int32, np.int64))
+    if not isinstance(data, np.ndarray) or data.dtype not in (dtype, np.uint8):
+        raise TypeError(
+            f"data must be a numpy.ndarray of W's dtype {dtype} or uint8, got "
+            f"{getattr(data, 'dtype', type(data).__name__)}"
+        )
+    if data.ndim != 1 or not data.flags.c_contiguous:
+        raise ValueError(f"data must be 1-D and C-contiguous, got shape {data.shape}")
+    if indptr.shape[0] < 2:
+        raise ValueError(f"indptr must hold at least 2 entries (one row), got {indptr.shape[0]}")
+    nnz = data.shape[0]
+    if indices.shape[0] != nnz:
+        raise ValueError(
+            f"indices and data must have the same length, got {indices.shape[0]} and {nnz}"
+        )
+    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
+        raise ValueError(f"indptr must rise from 0 to nnz={nnz} without decreasing")
+    if nnz and (indices.min() < 0 or indices.max() >= W.shape[0]):
+        raise ValueError(f"indices must be in [0, {W.shape[0]}) (W's rows)")
+    n_rows = indptr.shape[0] - 1
+    if rows is None:
+        rows = np.arange(n_rows, dtype=np.int64)
+    _index_array("rows", rows, (np.int64,))
+    if rows.shape[0] == 0:
+        raise ValueError("rows must not be empty")
+    if rows.min() < 0 or rows.max() >= n_rows:
+        raise ValueError(f"rows must be in [0, {n_rows}) (indptr's rows)")
+    return rows, real_scalar("xs", xs), dtype
+
+
+def flags_array(name, a, k):
+    """A writeable uint8 flag per row of W, (k,), C-contiguous."""
+    _index_array(name, a, (np.uint8,))
+    shape_is(name, a, (k,))
+    writeable(name, a)
+
+
 def elementwise_args(names, arrays, out):
     dtype = float_array(names[0], arrays[0], 2)
     for name, a in zip(names[1:], arrays[1:]):

@@ -18,7 +18,8 @@ The trainer's hot path, the fused step and the compiled epoch loop, is in
 
 import numpy as np
 
-from fastnn.contract.jit import njit  # cache=True that survives a read-only install
+# njit: cache=True that survives a read-only install
+from fastnn.contract.jit import INTERNAL, njit
 from fastnn.contract.numba_math import (
     activation_backward_inplace,
     activation_inplace,
@@ -31,6 +32,9 @@ from fastnn.contract.tables import IDENTITY, RELU
 # The fast-math subset for loops that only add and multiply: reassoc lets LLVM
 # vectorise their reductions; NaN and inf propagate as without it (no nnan/ninf).
 _DOT = {"reassoc", "contract"}
+# The compact first layer's subset: x @ W over the nonzeros only is the same
+# products summed in another order; FMA contraction, no reassociation.
+_AXPY = {"contract"}
 
 
 @njit(cache=True, error_model="numpy")
@@ -240,6 +244,88 @@ def csr_linear_backward(indptr, indices, data, dout, dW):
             for j in range(m):
                 dW[c, j] += v * dout[i, j]
     return dW
+
+
+# -- The compact first layer: X's nonzeros by row, read through a row selection ---------
+# The training step calls `compact_product` and `compact_weight_grad` on a batch
+# [start, stop) of an epoch's permutation (`fastnn.engine.numba_step.compact_rows`);
+# the contract's `compact_linear_forward` / `compact_linear_backward` on the rows
+# given. `rows` empty reads rows start..stop-1 in order. A value is read as
+# ``dtype(data[p]) * dtype(xs)``: uint8 bytes widened and scaled as the dense
+# path scales a gathered batch (floats are read with xs = 1).
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+def compact_product(indptr, indices, data, rows, start, stop, xs, W, out):
+    """out[r] = xs X[rows[start + r]] @ W for r < stop - start: each nonzero adds a row of W."""
+    dt = W.dtype.type
+    s = dt(xs)
+    m = W.shape[1]
+    zero = dt(0)
+    for r in range(stop - start):
+        src = rows[start + r] if rows.shape[0] else start + r
+        o = out[r]
+        for j in range(m):
+            o[j] = zero
+        for p in range(indptr[src], indptr[src + 1]):
+            v = dt(data[p]) * s
+            w = W[indices[p]]
+            for j in range(m):
+                o[j] += v * w[j]
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+def compact_weight_grad(indptr, indices, data, rows, start, stop, xs, delta, dW, touched):
+    """dW += (xs X[rows[start:stop]]).T @ delta on the rows of dW that the batch touches.
+
+    Each nonzero adds a row of delta to a row of dW. A row of dW is zeroed when
+    first touched (touched[c] == 0) and flagged (touched[c] = 1); the rows of
+    columns the batch has no entry in are left as they are: the training step's
+    update (`numba_epoch.finish_compact_batch`) reads them as zero and clears
+    the flags.
+    """
+    dt = dW.dtype.type
+    s = dt(xs)
+    m = dW.shape[1]
+    zero = dt(0)
+    for r in range(stop - start):
+        src = rows[start + r] if rows.shape[0] else start + r
+        g = delta[r]
+        for p in range(indptr[src], indptr[src + 1]):
+            v = dt(data[p]) * s
+            c = indices[p]
+            d = dW[c]
+            if touched[c] == 0:
+                touched[c] = 1
+                for j in range(m):
+                    d[j] = zero
+            for j in range(m):
+                d[j] += v * g[j]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def compact_linear_forward(indptr, indices, data, rows, xs, W, b, out):
+    compact_product(indptr, indices, data, rows, 0, rows.shape[0], xs, W, out)
+    bias_activation_inplace(out, b, IDENTITY)
+    return out
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _compact_linear_backward(indptr, indices, data, rows, xs, dout, dW, touched, whole):
+    compact_weight_grad(indptr, indices, data, rows, 0, rows.shape[0], xs, dout, dW, touched)
+    if whole:  # the rows no entry reached are zero in the gradient
+        zero = dW.dtype.type(0)
+        for c in range(dW.shape[0]):
+            if touched[c] == 0:
+                for j in range(dW.shape[1]):
+                    dW[c, j] = zero
+    return dW
+
+
+def compact_linear_backward(indptr, indices, data, rows, xs, dout, dW, touched):
+    whole = touched is None
+    flags = np.zeros(dW.shape[0], np.uint8) if whole else touched
+    return _compact_linear_backward(indptr, indices, data, rows, xs, dout, dW, flags, whole)
 
 
 @njit(cache=True, error_model="numpy")

@@ -162,6 +162,34 @@ def csr_linear_backward(indptr, indices, data, dout, dW):
     return dW
 
 
+def _compact(indptr, indices, data, rows, xs, dtype, n_cols):
+    # the rows selected, each value read as dtype(value) * dtype(xs) (uint8 widened first)
+    values = data.astype(dtype) * dtype.type(xs)
+    return _csr(indptr, indices, values, n_cols)[rows]
+
+
+def compact_linear_forward(indptr, indices, data, rows, xs, W, b, out):
+    out[...] = _compact(indptr, indices, data, rows, xs, W.dtype, W.shape[0]) @ W
+    out += b
+    return out
+
+
+def compact_linear_backward(indptr, indices, data, rows, xs, dout, dW, touched):
+    x = _compact(indptr, indices, data, rows, xs, dW.dtype, dW.shape[0])
+    grad = x.T @ dout
+    if touched is None:
+        dW[...] = grad
+        return dW
+    # only the rows of the columns the selected rows store an entry in: zeroed
+    # unless already flagged, then added to and flagged; the others untouched
+    hit = np.zeros(dW.shape[0], bool)
+    hit[x.indices] = True
+    dW[hit & (touched == 0)] = 0
+    dW[hit] += grad[hit]
+    touched[hit] = 1
+    return dW
+
+
 def sgd_update(param, grad, lr, velocity, momentum, nesterov):
     if velocity is None:
         param -= param.dtype.type(lr) * grad

@@ -26,6 +26,8 @@ CONTRACT = (
     "linear_backward",
     "csr_linear_forward",
     "csr_linear_backward",
+    "compact_linear_forward",
+    "compact_linear_backward",
     "dropout_forward",
     "dropout_backward",
     "sgd_update",
@@ -350,6 +352,88 @@ def define_contract(namespace, ops):
             ("W", W),
         )
         return ops.csr_linear_backward(indptr, indices, data, dout, dW)
+
+    def compact_linear_forward(indptr, indices, data, W, b, rows=None, xs=1.0, out=None):
+        """Affine layer of the `rows` of X, read from X's nonzeros by row:
+        ``xs * X[rows] @ W + b``.
+
+        The compact form of X that the training loop's first layer reads
+        (`fastnn.engine.compact`): each stored entry adds a row of W, so a row
+        costs its nonzeros times m. Entries not stored are exact zeros (also
+        against an inf or NaN weight, where a dense product gives NaN).
+
+        Parameters
+        ----------
+        indptr : int32 or int64 ndarray (n_X + 1,)
+            Row i of X is ``indices[indptr[i]:indptr[i + 1]]`` (columns) and
+            ``data[...]`` (values), as in `scipy.sparse.csr_matrix`.
+        indices : uint16, int32 or int64 ndarray (nnz,), values in [0, k)
+        data : ndarray (nnz,) of W's dtype, or uint8
+            Each value is read as ``dtype(value) * dtype(xs)``.
+        W : ndarray (k, m)
+        b : ndarray (m,)
+        rows : int64 ndarray (n,), optional
+            The rows of X to read, in this order (repeats allowed); default all.
+        xs : float
+            The input scale (uint8 pixels: 1/255, say).
+        out : ndarray (n, m), optional
+
+        Returns
+        -------
+        ndarray (n, m)
+        """
+        rows, xs, dtype = checks.compact_args(indptr, indices, data, rows, xs, W)
+        checks.float_array("b", b, 1, dtype)
+        checks.shape_is("b", b, (W.shape[1],))
+        out = checks.out_buffer("out", out, (rows.shape[0], W.shape[1]), dtype)
+        checks.no_overlap(
+            "out",
+            out,
+            ("indptr", indptr),
+            ("indices", indices),
+            ("data", data),
+            ("rows", rows),
+            ("W", W),
+            ("b", b),
+        )
+        return ops.compact_linear_forward(indptr, indices, data, rows, xs, W, b, out)
+
+    def compact_linear_backward(
+        indptr, indices, data, dout, W, rows=None, xs=1.0, dW=None, touched=None
+    ):
+        """Weight gradient of `compact_linear_forward`: ``dW = (xs * X[rows]).T @ dout``.
+
+        `W` (k, m) gives the shape and dtype (its values are not read); the other
+        arguments as in `compact_linear_forward`, `dout` (n, m).
+
+        touched : uint8 ndarray (k,), optional
+            The training step's form: only the rows of dW of columns that the
+            rows read store an entry in are written, each zeroed first unless
+            already flagged (``touched[c] != 0``: it is then added to), and
+            flagged ``touched[c] = 1``; every other row of dW is left as it is
+            (so dW must be given). Without it, dW is the whole gradient.
+
+        Returns dW (k, m), written in place when given.
+        """
+        rows, xs, dtype = checks.compact_args(indptr, indices, data, rows, xs, W)
+        checks.float_array("dout", dout, 2, dtype)
+        checks.shape_is("dout", dout, (rows.shape[0], W.shape[1]))
+        if touched is not None and dW is None:
+            raise ValueError("dW must be given with touched: the rows not reached keep its values")
+        dW = checks.out_buffer("dW", dW, W.shape, dtype)
+        inputs = (
+            ("indptr", indptr),
+            ("indices", indices),
+            ("data", data),
+            ("rows", rows),
+            ("dout", dout),
+            ("W", W),
+        )
+        checks.no_overlap("dW", dW, *inputs)
+        if touched is not None:
+            checks.flags_array("touched", touched, W.shape[0])
+            checks.no_overlap("touched", touched, ("dW", dW), *inputs)
+        return ops.compact_linear_backward(indptr, indices, data, rows, xs, dout, dW, touched)
 
     def l2_penalty(W, dW, scale):
         """L2 weight decay: ``dW += scale * W`` in place; returns ``0.5 * scale * ||W||^2``.

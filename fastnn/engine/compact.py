@@ -25,6 +25,20 @@ from fastnn.contract.jit import njit
 # compact path wins by 1.1-1.5x at 10 %, loses by 0.7-0.85x at 20 %
 # (docs/design.md, "Skipping zeros"); 8 % leaves room for 2 BLAS threads.
 CROSSOVER = 0.08
+# The same for predictions, where the form is built per chunk of rows at each
+# call and the dense forward pass is one large GEMM on every BLAS thread: the
+# compact one wins by 1.4-2.7x at 2 %, loses by 0.9-1.0x at 5 % (float32) or
+# wins by 1.0-1.7x (float64); narrow networks' BLAS-free pass is as fast at 2 %
+# (docs/design.md, "Skipping zeros").
+PREDICT_CROSSOVER = 0.03
+# The same for the single pass (`numba_step.compact_narrow_rows`: one hidden
+# ReLU layer of at most 32 units, softmax head), per weight dtype, measured
+# against the dense single pass (784-10-10, one thread, interleaved; see
+# docs/design.md, "Skipping zeros"): float64 compact wins by 1.5-3x at 5-15 %,
+# about 1.2x at 20 % (real MNIST, 19 %, too), loses past 25 %; float32's
+# dense pass is twice as fast (twice the values per vector), the compact
+# one hardly faster: it wins at 5 % and breaks even near 10 %.
+NARROW_CROSSOVER = {"float64": 0.2, "float32": 0.08}
 
 
 @njit(cache=True, nogil=True)
@@ -89,12 +103,13 @@ def csr_parts(X):
     return X.indptr, X.indices, X.data
 
 
-def use_compact(skip_zeros, X, memory_mapped):
-    """The compact form of dense X for the compiled GEMM loop, or None for the dense path.
+def use_compact(skip_zeros, X, memory_mapped, crossover=CROSSOVER):
+    """The compact form of dense X for the compiled loop, or None for the dense path.
 
     skip_zeros: True always builds it, False never; "auto" when X's density
-    is under CROSSOVER (and the form at most X's size). A
-    memory-mapped X keeps the dense path (it may be larger than memory).
+    is under `crossover` (CROSSOVER for the GEMM path, NARROW_CROSSOVER for
+    the single pass; and the form at most X's size). A memory-mapped X keeps
+    the dense path (it may be larger than memory).
     """
     if not skip_zeros or memory_mapped or X.size == 0:
         return None
@@ -102,7 +117,7 @@ def use_compact(skip_zeros, X, memory_mapped):
         # NumPy's count: a dense fit compiles nothing more for the choice
         nnz = int(np.count_nonzero(X))
         n, k = X.shape
-        if nnz > CROSSOVER * X.size:
+        if nnz > crossover * X.size:
             return None
         if compact_nbytes(n, k, nnz, X.itemsize) > X.nbytes:
             return None

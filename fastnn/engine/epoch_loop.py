@@ -76,10 +76,12 @@ class EpochRunner:
     shard : fastnn.distributed.BatchAllreduce, optional
         Train data-parallel: this rank computes its slice of every batch into
         `grads`, which must be ``shard.grads``, and the slices are summed.
-    compact : tuple (indptr, indices, data), optional
+    compact : tuple (indptr, indices, data, touched), optional
         X's nonzeros by row (`fastnn.engine.compact`), which the compiled GEMM
         loop's first layer reads instead of X (sparse X, or sparse enough dense
-        X). Only the compiled loop reads it: the Python loop reads X.
+        X), and the single pass too when X is dense (`NarrowStep.compact`, in
+        the compiled loop and in the Python loop of a threaded step). Otherwise
+        only the compiled loop reads it: the GEMM path's Python loop reads X.
 
     With dropout (``step.masks``), batch b of an epoch is training step
     ``dropout_step + b`` (the caller sets `dropout_step`, the run's batch
@@ -126,14 +128,17 @@ class EpochRunner:
         self.Yb = np.empty((bs if self.Y.shape[0] else 0, self.Y.shape[1]), dtype)
         self.swb = np.empty(bs if self.sw.shape[0] else 0, np.float64)
         self.ops = _ops(step.backend)
-        # the single pass takes no row weights, and reads dense rows only
-        narrow = step.narrow if self.sw.shape[0] == 0 and compact is None else None
+        # the single pass takes no row weights; it reads dense X, or the
+        # compact form of dense X (sparse X trains on the GEMM path)
+        narrow = step.narrow if self.sw.shape[0] == 0 else None
+        if compact is not None and not isinstance(X, np.ndarray):
+            narrow = None
         self.use_narrow = narrow is not None
         threaded = narrow is not None and narrow.chunks(bs) > 1
         self.shard = shard
         self.compiled = compiled and step.backend == "numba" and not threaded and shard is None
-        if compact is not None and not self.compiled:
-            raise ValueError("a compact X is read by the compiled loop only")
+        if compact is not None and (shard is not None or not (self.compiled or self.use_narrow)):
+            raise ValueError("a compact X is read by the compiled loop and the single pass only")
         # batches per compiled call: 1 until one call has been timed
         self.batches_per_call = 1
         if step.backend == "numba":
@@ -148,9 +153,11 @@ class EpochRunner:
             if threads > 1:
                 self.parallel = ParallelEpoch(step, params, threads)
         if self.compiled and self.use_narrow:
-            # the single pass gathers shuffled rows in X's own dtype
-            self.xnb = np.empty((bs, k), X.dtype)
-            self._narrow_args = (narrow.buffers(),)
+            # the single pass gathers shuffled rows in X's own dtype (the
+            # compact form's are read in place)
+            self.xnb = np.empty((bs if compact is None else 0, k), X.dtype)
+            buffers = narrow.buffers() if compact is None else narrow.compact_buffers()
+            self._narrow_args = (buffers,)
         self.x_native = None  # gathered rows of X's own dtype (Python loop, uint8 X)
         self.masks = step.masks
         self.dropout_step = 0
@@ -208,8 +215,9 @@ class EpochRunner:
                 t = self.parallel.run(step, solver, data, batches, update)
             elif self.use_narrow:
                 xs = 1.0 if self.X.dtype == step.dtype else self.input_scale
-                t = self._numba.narrow_epoch(solver)(
-                    self.X,
+                src = DENSE_INPUT if self.compact is None else COMPACT_INPUT
+                t = self._numba.narrow_epoch(solver, src)(
+                    self.X if self.compact is None else self.compact[:3],
                     self.y,
                     xs,
                     rows,
@@ -229,12 +237,15 @@ class EpochRunner:
             else:
                 src = DENSE_INPUT if self.compact is None else COMPACT_INPUT
                 dropout = 0 if self.masks is None else 1
+                # the input scale applies to uint8 X only (the compact kernels scale any values)
+                values = self.X if self.compact is None else self.compact[2]
+                xs = 1.0 if values.dtype == step.dtype else self.input_scale
                 t = self._numba.gemm_epoch(step.act, step.head, solver, src, dropout)(
                     self.X if self.compact is None else self.compact,
                     self.y,
                     self.Y,
                     self.sw,
-                    self.input_scale,
+                    xs,
                     rows,
                     n,
                     self.batch_size,
@@ -278,6 +289,19 @@ class EpochRunner:
             scale = 1.0 / weight if weight > 0 else 0.0
             if shard is not None:
                 start, stop = shard.part(start, stop)
+            if self.compact is not None:  # the single pass on the compact form, in place
+                y = self.y[start:stop] if rows.shape[0] == 0 else self.y[rows[start:stop]]
+                xs = 1.0 if self.X.dtype == step.dtype else self.input_scale
+                loss, correct = step.narrow.compact(
+                    self.compact, rows, start, stop - start, y, scale, xs
+                )
+                self._finish(loss, weight, scale, b)
+                if self.stats[STATUS] != OK:
+                    return
+                self.stats[CORRECT] += correct
+                if interrupt is not None and interrupt.pending and b + 1 < n_batches:
+                    raise KeyboardInterrupt
+                continue
             x, y, Y, sw = self._batch(rows, start, stop)
             keys = {}
             if self.masks is not None:

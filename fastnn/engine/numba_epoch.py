@@ -44,6 +44,7 @@ from fastnn.engine.numba_step import (
     DROPOUT_STEPS,
     SOURCE_SUFFIXES,
     STEPS,
+    compact_narrow_batch,
     compact_rows,
     narrow_batch,
 )
@@ -693,8 +694,13 @@ def gemm_epoch(act, head, solver, src, dropout):
 
 
 @functools.cache
-def narrow_epoch(solver):
-    """The single pass's epoch loop (one hidden ReLU layer, softmax head) for `solver`."""
+def narrow_epoch(solver, src=DENSE_INPUT):
+    """The single pass's epoch loop (one hidden ReLU layer, softmax head) for `solver`.
+
+    `src` COMPACT_INPUT: X is its compact form (indptr, indices, data), read
+    in place through the epoch's row order (`compact_narrow_batch`); a
+    separate loop, compiled only by the fits that use it.
+    """
 
     def run_narrow_batches(
         X,
@@ -731,33 +737,49 @@ def narrow_epoch(solver):
 
         X is read in its own dtype (uint8 pixels widened in registers and
         scaled by xs; xs is 1 for float X), gathered into xnb when the rows
-        are shuffled.
+        are shuffled. On the compact form (`src`), narrow_buffers are
+        `NarrowStep.compact_buffers()` and xnb is unused.
         """
         n_batches = (n + batch_size - 1) // batch_size
-        W1T, p_dW1T, p_dW2, p_db1, p_db2, p_acc, scratch = narrow_buffers
+        if src == DENSE_INPUT:
+            W1T, p_dW1T, p_dW2, p_db1, p_db2, p_acc, scratch = narrow_buffers
         for b in range(first, stop_batch):
             start = b * batch_size
             stop = min(start + batch_size, n)
             yy = take_rows(y, rows, start, stop, yb)
             weight, scale = float(stop - start), 1.0 / (stop - start)
-            xr = take_rows_2d(X, rows, start, stop, xnb)
-            loss, correct = narrow_batch(
-                xr,
-                yy,
-                scale,
-                xs,
-                coefs,
-                intercepts,
-                coef_grads,
-                intercept_grads,
-                W1T,
-                p_dW1T,
-                p_dW2,
-                p_db1,
-                p_db2,
-                p_acc,
-                scratch,
-            )
+            if src == DENSE_INPUT:
+                xr = take_rows_2d(X, rows, start, stop, xnb)
+                loss, correct = narrow_batch(
+                    xr,
+                    yy,
+                    scale,
+                    xs,
+                    coefs,
+                    intercepts,
+                    coef_grads,
+                    intercept_grads,
+                    W1T,
+                    p_dW1T,
+                    p_dW2,
+                    p_db1,
+                    p_db2,
+                    p_acc,
+                    scratch,
+                )
+            else:
+                loss, correct = compact_narrow_batch(
+                    (X[0], X[1], X[2], rows, start),
+                    yy,
+                    stop - start,
+                    scale,
+                    xs,
+                    coefs,
+                    intercepts,
+                    coef_grads,
+                    intercept_grads,
+                    narrow_buffers,
+                )
             t = finish_batch(
                 loss,
                 weight,
@@ -786,4 +808,5 @@ def narrow_epoch(solver):
             check_weights(params, n_batches, stats)
         return t
 
-    return specialise(run_narrow_batches, SOLVERS[solver], error_model="numpy", nogil=True)
+    suffix = SOLVERS[solver] + SOURCE_SUFFIXES[src]
+    return specialise(run_narrow_batches, suffix, error_model="numpy", nogil=True)

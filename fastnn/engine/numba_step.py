@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from fastnn.contract import numba_ops
 from fastnn.contract.jit import INTERNAL, njit, specialise
 from fastnn.contract.numba_math import (
     bias_identity,
@@ -42,7 +43,7 @@ from fastnn.contract.numba_math import (
     head_logistic,
     head_softmax,
 )
-from fastnn.contract.numba_ops import _DOT, _dropout
+from fastnn.contract.numba_ops import _AXPY, _DOT, _dropout
 from fastnn.contract.tables import (
     ACTIVATIONS,
     COMPACT_INPUT,
@@ -75,59 +76,24 @@ def compact_rows(compact, rows, start, stop, xs):
     return (compact[0], compact[1], compact[2], compact[3], rows, start, stop, xs)
 
 
-# contract kept: out = x @ W on the nonzeros only (the same products, another
-# order of summation); FMA contraction, no reassociation
-_AXPY = {"contract"}
+# The first layer on a row source: the contract's compact kernels
+# (`contract.numba_ops.compact_product` / `compact_weight_grad`, tested against
+# the NumPy reference as `compact_linear_forward` / `compact_linear_backward`).
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+@njit(cache=True, nogil=True, inline="always")
 def compact_forward(x, W, out):
     """out = x @ W for row source x (`compact_rows`): each nonzero adds a row of W."""
     indptr, indices, data, touched, rows, start, stop, xs = x
-    dt = W.dtype.type
-    s = dt(xs)
-    m = W.shape[1]
-    zero = dt(0)
-    for r in range(stop - start):
-        src = rows[start + r] if rows.shape[0] else start + r
-        o = out[r]
-        for j in range(m):
-            o[j] = zero
-        for p in range(indptr[src], indptr[src + 1]):
-            v = dt(data[p]) * s  # as the dense path widens and scales
-            w = W[indices[p]]
-            for j in range(m):
-                o[j] += v * w[j]
+    numba_ops.compact_product(indptr, indices, data, rows, start, stop, xs, W, out)
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+@njit(cache=True, nogil=True, inline="always")
 def compact_weight_grad(x, delta, dW):
-    """dW = x.T @ delta for row source x, on the rows of dW that the batch touches.
-
-    Each nonzero adds a row of delta to a row of dW. Only the rows of the
-    batch's columns are written (zeroed on first touch) and flagged in
-    x's `touched`; the others are zero in the true gradient and are left
-    as they are: the update (`numba_epoch.finish_compact_batch`) reads
-    them as zero and clears the flags.
-    """
+    """dW = x.T @ delta for row source x, on the rows of dW that the batch touches
+    (flagged in x's `touched`; see `contract.numba_ops.compact_weight_grad`)."""
     indptr, indices, data, touched, rows, start, stop, xs = x
-    dt = dW.dtype.type
-    s = dt(xs)
-    m = dW.shape[1]
-    zero = dt(0)
-    for r in range(stop - start):
-        src = rows[start + r] if rows.shape[0] else start + r
-        g = delta[r]
-        for p in range(indptr[src], indptr[src + 1]):
-            v = dt(data[p]) * s
-            c = indices[p]
-            d = dW[c]
-            if touched[c] == 0:
-                touched[c] = 1
-                for j in range(m):
-                    d[j] = zero
-            for j in range(m):
-                d[j] += v * g[j]
+    numba_ops.compact_weight_grad(indptr, indices, data, rows, start, stop, xs, delta, dW, touched)
 
 
 # Compiled per activation (the forward pass) and per activation and head (the
@@ -634,6 +600,145 @@ def narrow_forward(x, xs, W1T, b1, W2, b2, out):
     return out
 
 
+# -- the single pass on the compact form of X ----------------------------------
+#
+# The same maths as narrow_rows, reading each row's nonzeros only: a nonzero
+# (q, v) adds v W1[q] to the row's pre-activations and v dh to dW1[q]. W1 and
+# dW1 are (k, H), H the hidden width rounded up to a multiple of 8 (W1 copied
+# in, zero-padded): a nonzero's work is whole vectors, with no remainder
+# loop (Numba runs LLVM's loop vectoriser, not its SLP vectoriser, so these
+# are loops over units, not unrolled code). uint8 values are scaled by xs
+# where the dense pass scales them (after the dot products, and in dh), so the
+# two differ only in the order of the sums.
+
+BLOCK = 8
+
+
+def padded_width(nh):
+    """The compact pass's padded hidden width: nh rounded up to a multiple of BLOCK."""
+    return -(-nh // BLOCK) * BLOCK
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+def _compact_pre(indptr, indices, data, src, W1p, a):
+    # a[:H] = x_src @ W1p, unscaled, four nonzeros a step: their products
+    # summed in registers, one addition into a (in memory) per four. W1p is
+    # indexed in two dimensions: a row view per nonzero costs more than its work.
+    dt = W1p.dtype.type
+    H = W1p.shape[1]
+    for j in range(H):
+        a[j] = dt(0)
+    p, end = indptr[src], indptr[src + 1]
+    while p + 3 < end:
+        v0, v1, v2, v3 = dt(data[p]), dt(data[p + 1]), dt(data[p + 2]), dt(data[p + 3])
+        q0, q1, q2, q3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
+        for j in range(H):
+            a[j] += (v0 * W1p[q0, j] + v1 * W1p[q1, j]) + (v2 * W1p[q2, j] + v3 * W1p[q3, j])
+        p += 4
+    while p < end:
+        v, q = dt(data[p]), indices[p]
+        for j in range(H):
+            a[j] += v * W1p[q, j]
+        p += 1
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+def _compact_axpy(indptr, indices, data, src, dW1p, g):
+    # dW1p[q] += v g for each nonzero (q, v) of row src (g: the row's dh, scaled by xs)
+    dt = dW1p.dtype.type
+    H = dW1p.shape[1]
+    for p in range(indptr[src], indptr[src + 1]):
+        v, q = dt(data[p]), indices[p]
+        for j in range(H):
+            dW1p[q, j] += v * g[j]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def compact_narrow_rows(
+    cx, y, start, stop, W1p, b1, W2, b2, dW1p, db1, dW2, db2, scratch, scale, xs, acc
+):
+    """`narrow_rows` on the compact form: batch rows [start, stop).
+
+    cx = (indptr, indices, data, rows, offset): X's nonzeros by row
+    (`fastnn.engine.compact`), and batch row r is X's row rows[offset + r]
+    (rows empty: offset + r), so shuffled rows are read in place. y holds the
+    batch's labels. W1p (k, H) is W1 zero-padded to H = `padded_width(h)`
+    columns; dW1p is set as W1p, its padding columns included. scratch is (4,
+    >= 4 max(h, c, 8)).
+    """
+    indptr, indices, data, order, offset = cx
+    dW1p[...] = 0
+    dW2[...] = 0
+    db1[...] = 0
+    db2[...] = 0
+    acc[0] = 0.0
+    acc[1] = 0.0
+    pre, dh, lg, a = scratch[0], scratch[1], scratch[2], scratch[3]
+    nh = W2.shape[0]
+    dt = W1p.dtype.type
+    zero = dt(0)
+    xs_ = dt(xs)
+    for j in range(nh, W1p.shape[1]):
+        a[j] = zero  # the padding units' gradients, for _compact_axpy
+    for r in range(start, stop, 4):
+        rows = min(4, stop - r)
+        for t in range(4):
+            if t < rows:
+                src = order[offset + r + t] if order.shape[0] else offset + r + t
+                _compact_pre(indptr, indices, data, src, W1p, a)
+                for j in range(nh):
+                    pre[4 * j + t] = a[j]
+            else:  # a missing row: no gradient (_narrow_head4)
+                for j in range(nh):
+                    pre[4 * j + t] = zero
+        _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs_, acc)
+        for t in range(rows):
+            live = False
+            for j in range(nh):
+                a[j] = dh[4 * j + t]
+                live |= a[j] != zero
+            if live:  # else every unit is off (ReLU): nothing to add
+                src = order[offset + r + t] if order.shape[0] else offset + r + t
+                _compact_axpy(indptr, indices, data, src, dW1p, a)
+    acc[0] *= scale
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def compact_narrow_batch(
+    cx, y, n, scale, xs, coefs, intercepts, coef_grads, intercept_grads, buffers
+):
+    """The compact single pass on one thread: (loss, correct) of an n-row batch.
+
+    buffers: `NarrowStep.compact_buffers()`.
+    """
+    W1p, parts_dW1p, parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, scratch = buffers
+    W1 = coefs[0]
+    for q in range(W1.shape[0]):
+        for j in range(W1.shape[1]):
+            W1p[q, j] = W1[q, j]
+    compact_narrow_rows(
+        cx,
+        y,
+        0,
+        n,
+        W1p,
+        intercepts[0],
+        coefs[1],
+        intercepts[1],
+        parts_dW1p[0],
+        parts_db1[0],
+        parts_dW2[0],
+        parts_db2[0],
+        scratch[0],
+        scale,
+        xs,
+        parts_acc[0],
+    )
+    return narrow_finish(
+        parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, 1, coef_grads, intercept_grads
+    )
+
+
 def n_threads():
     """Threads a step may use: Numba's current thread count (NUMBA_NUM_THREADS by default)."""
     return max(1, min(numba.get_num_threads(), os.cpu_count() or 1))
@@ -701,6 +806,7 @@ class NarrowStep:
         self.db2 = np.empty((slots, nc))
         self.acc = np.empty((slots, 2))
         self.scratch = np.empty((slots, 3, 4 * max(nh, nc)), dtype)
+        self._compact = None  # the compact pass's buffers, made on its first batch
 
     def chunks(self, n):
         """How many row chunks a batch of n rows is split into."""
@@ -709,6 +815,20 @@ class NarrowStep:
     def buffers(self):
         """The work buffers, in `narrow_batch`'s order after intercept_grads."""
         return (self.W1T, self.dW1T, self.dW2, self.db1, self.db2, self.acc, self.scratch)
+
+    def compact_buffers(self):
+        """The compact pass's buffers (`compact_narrow_batch`), made on first use."""
+        if self._compact is None:
+            slots, (k, nh) = self.dW1T.shape[0], self.coefs[0].shape
+            dtype = self.W1T.dtype
+            W1p = np.zeros((k, padded_width(nh)), dtype)
+            dW1p = np.empty((slots, *W1p.shape), dtype)
+            # narrow_finish reads dW1 as (chunk, unit, feature)
+            dW1T = dW1p[:, :, :nh].transpose(0, 2, 1)
+            width = max(4 * BLOCK, self.scratch.shape[2])
+            scratch = np.empty((slots, 4, width), dtype)
+            self._compact = (W1p, dW1p, dW1T, self.dW2, self.db1, self.db2, self.acc, scratch)
+        return self._compact
 
     def _rows(self, t, x, y, start, stop, scale, xs):
         narrow_rows(
@@ -764,4 +884,59 @@ class NarrowStep:
             chunks,
             self.coef_grads,
             self.intercept_grads,
+        )
+
+    def _compact_rows(self, t, cx, y, start, stop, scale, xs):
+        W1p, dW1p, _, dW2, db1, db2, acc, scratch = self.compact_buffers()
+        compact_narrow_rows(
+            cx,
+            y,
+            start,
+            stop,
+            W1p,
+            self.intercepts[0],
+            self.coefs[1],
+            self.intercepts[1],
+            dW1p[t],
+            db1[t],
+            dW2[t],
+            db2[t],
+            scratch[t],
+            scale,
+            xs,
+            acc[t],
+        )
+
+    def compact(self, parts, rows, offset, n, y, scale, xs=1.0):
+        """As a call on the batch of X's rows rows[offset:offset + n] (rows empty:
+        offset..offset + n - 1), read from X's compact form `parts` (indptr,
+        indices, data) in place; y holds the batch's labels."""
+        cx = (parts[0], parts[1], parts[2], rows, offset)
+        chunks = self.chunks(n)
+        buffers = self.compact_buffers()
+        if chunks == 1:
+            return compact_narrow_batch(
+                cx,
+                y,
+                n,
+                scale,
+                xs,
+                self.coefs,
+                self.intercepts,
+                self.coef_grads,
+                self.intercept_grads,
+                buffers,
+            )
+        W1p, _, dW1T, dW2, db1, db2, acc, _ = buffers
+        np.copyto(W1p[:, : self.coefs[0].shape[1]], self.coefs[0])
+        bounds = [n * t // chunks for t in range(chunks + 1)]
+        pool = _pool(self.threads)
+        futures = [
+            pool.submit(self._compact_rows, t, cx, y, bounds[t], bounds[t + 1], scale, xs)
+            for t in range(chunks)
+        ]
+        for future in futures:
+            future.result()
+        return narrow_finish(
+            dW1T, dW2, db1, db2, acc, chunks, self.coef_grads, self.intercept_grads
         )

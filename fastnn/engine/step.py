@@ -16,6 +16,8 @@ import importlib
 import numpy as np
 
 from fastnn.contract.tables import RELU, SOFTMAX_HEAD, activation_code, head_code
+from fastnn.engine import compact
+from fastnn.engine.compact import use_compact
 
 _STEPS = {"numba": "fastnn.engine.numba_step", "numpy": "fastnn.engine.numpy_step"}
 _BY_MODULE = {
@@ -102,7 +104,21 @@ class ForwardPass:
             x, tuple(self.coefs), tuple(self.intercepts), self.activations
         )
 
+    def forward_compact(self, parts, input_scale=1.0):
+        """Logits of the rows of X whose nonzeros by row are `parts` (`engine.compact`),
+        the first layer reading those only (Numba backend)."""
+        indptr, indices, data = parts
+        xs = 1.0 if data.dtype == self.dtype else input_scale
+        # a row source of rows 0..n-1 in order (`numba_step.compact_rows`); the
+        # flags are the weight gradient's, unused here
+        source = (indptr, indices, data, _NO_FLAGS, _IN_ORDER, 0, indptr.shape[0] - 1, xs)
+        return self.step_module.COMPACT_FORWARDS[self.act](
+            source, tuple(self.coefs), tuple(self.intercepts), self.activations
+        )
 
+
+_NO_FLAGS = np.zeros(0, np.uint8)
+_IN_ORDER = np.empty(0, np.intp)
 _EMPTY_LABELS = np.empty(0, np.intp)
 _EMPTY_WEIGHTS = np.empty(0, np.float64)
 
@@ -304,12 +320,35 @@ class DropoutMasks:
         return (np.asarray(ids, np.int64), self.seeds, int(step), self.rates, self.scales)
 
 
-def predict_logits(backend, coefs, intercepts, X, activation="relu", input_scale=1.0, chunk=4096):
-    """Output pre-activations of every row of X, `chunk` rows at a time."""
+def predict_logits(
+    backend,
+    coefs,
+    intercepts,
+    X,
+    activation="relu",
+    input_scale=1.0,
+    chunk=4096,
+    skip_zeros=False,
+):
+    """Output pre-activations of every row of X, `chunk` rows at a time.
+
+    On the Numba backend, a chunk that `compact.use_compact(skip_zeros, ...)`
+    takes is read as its nonzeros: True always, "auto" under
+    `compact.PREDICT_CROSSOVER` density, except for the single pass's networks
+    (as fit does). The compact form is built per chunk, so memory stays
+    bounded (a memory-mapped X too).
+    """
     n = X.shape[0]
     out = np.empty((n, coefs[-1].shape[1]), dtype=coefs[0].dtype)
     step = ForwardPass(backend, coefs, intercepts, max(1, min(chunk, n)), activation)
+    if step.backend != "numba" or (skip_zeros == "auto" and step._narrow_forward()):
+        skip_zeros = False
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        out[start:stop] = step.forward(X[start:stop], input_scale)
+        x = X[start:stop]
+        parts = use_compact(skip_zeros, x, False, compact.PREDICT_CROSSOVER)
+        if parts is None:
+            out[start:stop] = step.forward(x, input_scale)
+        else:
+            out[start:stop] = step.forward_compact(parts, input_scale)
     return out

@@ -601,10 +601,11 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         return sample_weight
 
     def _compact_X(self, X, compiled, sw):
-        """X's nonzeros by row for the compiled GEMM loop (`fastnn.engine.compact`), or None.
+        """X's nonzeros by row for the compiled loop (`fastnn.engine.compact`), or None.
 
         Sparse X always (on the compiled loop); dense X as `skip_zeros` and its
-        density say, unless the single pass runs the network.
+        density say, against the single pass's crossover when the single pass
+        runs the network, else the GEMM path's.
         """
         if backend_name(self.backend) != "numba" or not compiled:
             return None
@@ -614,15 +615,16 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         if is_sparse(X):
             return compact.with_flags(compact.csr_parts(X), X.shape[1])
         widths = self._params.layer_sizes[1:]
-        if self.skip_zeros == "auto" and narrow_applies(
+        narrow = narrow_applies(
             len(widths) - 1,
             widths,
             activation_code(self.activation),
             head_code(self._head),
             sw is not None,
-        ):
-            return None
-        parts = compact.use_compact(self.skip_zeros, X, is_memory_mapped(X))
+            any(r > 0 for r in self._dropout_rates),
+        )
+        crossover = compact.NARROW_CROSSOVER[self._dtype.name] if narrow else compact.CROSSOVER
+        parts = compact.use_compact(self.skip_zeros, X, is_memory_mapped(X), crossover)
         return None if parts is None else compact.with_flags(parts, X.shape[1])
 
     def _predict_output(self, X, rows=None):
@@ -637,7 +639,13 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             )
         if rows is None:
             return predict_logits(
-                self.backend, self.coefs_, self.intercepts_, X, self.activation, self.input_scale
+                self.backend,
+                self.coefs_,
+                self.intercepts_,
+                X,
+                self.activation,
+                self.input_scale,
+                skip_zeros=self.skip_zeros,
             )
         parts = [
             predict_logits(
@@ -647,6 +655,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
                 X[rows[i : i + _SCORE_CHUNK]],
                 self.activation,
                 self.input_scale,
+                skip_zeros=self.skip_zeros,
             )
             for i in range(0, rows.shape[0], _SCORE_CHUNK)
         ]

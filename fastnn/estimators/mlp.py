@@ -102,13 +102,14 @@ _PARAMETERS_DOC = """
         path with dropout.
     skip_zeros : {"auto", True, False}, default="auto"
         Whether the first layer works on X's nonzeros only (Numba backend,
-        GEMM path; `fastnn.engine.compact`): True converts dense X to a
-        compact form of its nonzeros once per fit (at most ``8 (n + 1) +
-        nnz (2 + itemsize)`` bytes), False never does; "auto" does when X's
-        density is under the measured crossover and the form is no larger
-        than X. The weights equal the dense path's up to the order of
-        summation. Sparse (CSR, CSC) X always skips zeros; a memory-mapped X
-        never does. Data-parallel training and the single pass read dense rows.
+        the GEMM path and the single pass; `fastnn.engine.compact`): True
+        converts dense X to a compact form of its nonzeros once per fit (at
+        most ``8 (n + 1) + nnz (2 + itemsize)`` bytes), False never does;
+        "auto" does when X's density is under the measured crossover of the
+        path that trains the network and the form is no larger than X. The
+        weights equal the dense path's up to the order of summation. Sparse
+        (CSR, CSC) X always skips zeros (on the GEMM path); a memory-mapped X
+        never does. Data-parallel training reads dense rows.
 
     Pressing Ctrl-C during `fit` or `partial_fit` stops training after the
     current batch, returns the model to the end of its last finished epoch

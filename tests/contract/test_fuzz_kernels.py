@@ -63,6 +63,8 @@ RETURNS = {
     "linear_backward": ("dx", "dW", "db"),
     "csr_linear_forward": ("out",),
     "csr_linear_backward": ("dW",),
+    "compact_linear_forward": ("out",),
+    "compact_linear_backward": ("dW",),
     "dropout_forward": ("out",),
     "dropout_backward": ("out",),
     "sgd_update": ("param",),
@@ -73,6 +75,7 @@ WRITTEN = {
     "sgd_update": ("param", "velocity"),
     "adam_update": ("param", "m", "v"),
     "l2_penalty": ("dW",),
+    "compact_linear_backward": ("touched",),
 }
 
 
@@ -183,6 +186,41 @@ def valid_call(draw, name):
             args = dict(**csr, W=arr((k, m)), b=arr((m,)), out=out((n, m)))
         else:
             args = dict(**csr, dout=arr((n, m)), W=arr((k, m)), dW=out((k, m)))
+    elif name in ("compact_linear_forward", "compact_linear_backward"):
+        # X's nonzeros by row (uint8 or float values, with inf and NaN), read
+        # through a random selection of its rows (repeats allowed) or all of them
+        n_x = draw(st.integers(1, 6))
+        mask = rng.random((n_x, k)) < draw(st.sampled_from([0.0, 0.3, 1.0]))
+        uint8 = draw(st.booleans())
+        if uint8:
+            X = np.where(mask, rng.integers(0, 256, (n_x, k)), 0).astype(np.uint8)
+        else:
+            X = np.where(mask, arr((n_x, k), special), 0).astype(dtype)
+        x = sparse.csr_matrix(X)
+        rows = rng.integers(0, n_x, n).astype(np.int64) if draw(st.booleans()) else None
+        n_rows = n_x if rows is None else n
+        parts = dict(
+            indptr=x.indptr.astype(draw(st.sampled_from([np.int32, np.int64]))),
+            indices=x.indices.astype(draw(st.sampled_from([np.uint16, np.int32, np.int64]))),
+            data=x.data.astype(np.uint8 if uint8 else dtype),
+        )
+        xs = draw(st.sampled_from([1.0, 1 / 255, 3.0]))
+        if name == "compact_linear_forward":
+            args = dict(
+                **parts, W=arr((k, m)), b=arr((m,)), rows=rows, xs=xs, out=out((n_rows, m))
+            )
+        else:
+            # the training step's form: flags in, dW's other rows kept
+            flagged = draw(st.booleans())
+            args = dict(
+                **parts,
+                dout=arr((n_rows, m)),
+                W=arr((k, m)),
+                rows=rows,
+                xs=xs,
+                dW=arr((k, m)) if flagged else out((k, m)),
+                touched=rng.integers(0, 2, k).astype(np.uint8) if flagged else None,
+            )
     elif name in ("dropout_forward", "dropout_backward"):
         rows = rng.choice(10**6, n, replace=draw(st.booleans())).astype(np.int64)
         args = {
@@ -485,6 +523,22 @@ def bounds(name, a, outputs):
                 return {"out": 2 * (k + 2) * u * (x @ f["W"] + f["b"]) + tiny}
             n = a["dout"].shape[0]
             return {"dW": 2 * (n + 2) * u * (x.T @ f["dout"]) + tiny}
+        if name.startswith("compact_"):
+            W = a["W"]
+            n_x = a["indptr"].shape[0] - 1
+            rows = np.arange(n_x) if a["rows"] is None else a["rows"]
+            read = a["data"].astype(W.dtype) * W.dtype.type(a["xs"])
+            x = abs(
+                sparse.csr_matrix(
+                    (read.astype(np.float64), a["indices"], a["indptr"]), shape=(n_x, W.shape[0])
+                )[rows]
+            )
+            if name == "compact_linear_forward":
+                k = W.shape[0]
+                return {"out": 2 * (k + 2) * u * (x @ f["W"] + f["b"]) + tiny}
+            n = rows.shape[0]
+            kept = 0.0 if a["touched"] is None else f["dW"]  # flagged rows are added to
+            return {"dW": 2 * (n + 2) * u * (x.T @ f["dout"] + kept) + tiny, "touched": 0.0}
         if name == "linear_backward":
             n, m = a["dout"].shape
             return {

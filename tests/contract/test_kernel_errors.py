@@ -11,6 +11,10 @@ def arr(*shape, dtype=f64):
     return np.ones(shape, dtype=dtype)
 
 
+# (indptr, indices, data) of a 2 x 3 X with one entry per row
+COMPACT = (np.array([0, 1, 2]), np.array([0, 2], np.uint16), np.array([3, 5], np.uint8))
+
+
 CASES = [
     # (function, args, kwargs, exception, words the message must contain)
     ("linear_forward", (arr(3, 4).tolist(), arr(4, 2), arr(2)), {}, TypeError, "x"),
@@ -73,6 +77,40 @@ CASES = [
     ("adam_update", (arr(3), arr(3), arr(3), arr(3), 1, 0.1), {"beta1": 1.0}, ValueError, "beta1"),
     ("adam_update", (arr(3), arr(3), arr(3), arr(3), 1, 0.1), {"eps": 0.0}, ValueError, "eps"),
     ("l2_penalty", (arr(3, 2), arr(2, 3), 0.1), {}, ValueError, "dW"),
+    # the compact first layer: one stored entry per row of a 2 x 3 X
+    ("compact_linear_forward", (*COMPACT, arr(2, 2), arr(2)), {}, ValueError, "indices"),
+    ("compact_linear_forward", (*COMPACT, arr(3, 2), arr(3)), {}, ValueError, "b"),
+    (
+        "compact_linear_forward",
+        (COMPACT[0].astype(np.uint32), *COMPACT[1:], arr(3, 2), arr(2)),
+        {},
+        TypeError,
+        "indptr",
+    ),
+    (
+        "compact_linear_forward",
+        (*COMPACT[:2], COMPACT[2].astype(f32), arr(3, 2), arr(2)),
+        {},
+        TypeError,
+        "data",
+    ),
+    ("compact_linear_forward", (*COMPACT, arr(3, 2), arr(2)), {"rows": [0]}, TypeError, "rows"),
+    ("compact_linear_forward", (*COMPACT, arr(3, 2), arr(2)), {"xs": "1"}, TypeError, "xs"),
+    (
+        "compact_linear_forward",
+        (*COMPACT, arr(3, 2), arr(2)),
+        {"out": arr(2, 2, dtype=f32)},
+        TypeError,
+        "out",
+    ),
+    ("compact_linear_backward", (*COMPACT, arr(3, 2), arr(3, 2)), {}, ValueError, "dout"),
+    (
+        "compact_linear_backward",
+        (*COMPACT, arr(2, 2), arr(3, 2)),
+        {"dW": arr(3, 2), "touched": np.zeros(3, np.int8)},
+        TypeError,
+        "touched",
+    ),
 ]
 
 

@@ -62,6 +62,23 @@ def contract_calls(rng):
             z,
             W,
         ),
+        # x as X's nonzeros by row, read through a permutation
+        "compact_linear_forward": (
+            np.array([0, 4, 8, 12]),
+            np.tile(np.arange(4, dtype=np.uint16), 3),
+            x.ravel(),
+            W,
+            b,
+            np.array([2, 0, 1]),
+        ),
+        "compact_linear_backward": (
+            np.array([0, 4, 8, 12]),
+            np.tile(np.arange(4, dtype=np.uint16), 3),
+            x.ravel(),
+            z,
+            W,
+            np.array([2, 0, 1]),
+        ),
     }
 
 

@@ -12,7 +12,7 @@ from scipy import sparse
 
 from fastnn import MLPClassifier, MLPRegressor
 from fastnn.contract.tables import ACTIVATIONS, COMPACT_INPUT, DENSE_INPUT
-from fastnn.engine import compact, numba_epoch
+from fastnn.engine import compact, numba_epoch, step
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -190,3 +190,276 @@ def test_non_finite_x_is_refused_as_before(value):
     X[2, 4] = value
     with pytest.raises(ValueError, match="NaN|infinity"):
         MLPClassifier(skip_zeros=True).fit(X, s.astype(int) % 3)
+
+
+@pytest.mark.parametrize("layout", [np.asarray, sparse.csr_matrix])
+def test_input_scale_does_not_apply_to_float_x(layout, sources):
+    # the compact kernels scale every value by xs: the loop passes 1 for float values
+    X, s = sparse_data()
+    y = s.astype(int) % 3
+    dense = fit(X, y, False, dtype="float64", input_scale=0.5)
+    skipped = fit(layout(X), y, True, dtype="float64", input_scale=0.5)
+    assert sources[-1] == COMPACT_INPUT
+    assert_close(skipped, dense, "float64")
+
+
+LOGIT_TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+@pytest.fixture
+def compact_chunks(monkeypatch):
+    """The number of rows each prediction read through the compact form."""
+    seen = []
+    real = step.ForwardPass.forward_compact
+
+    def spy(self, parts, input_scale=1.0):
+        seen.append(parts[0].shape[0] - 1)
+        return real(self, parts, input_scale)
+
+    monkeypatch.setattr(step.ForwardPass, "forward_compact", spy)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("uint8", [False, True], ids=["float", "uint8"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("widths", [(9, 5), (10,), ()], ids=["deep", "narrow", "linear"])
+def test_compact_predictions_equal_dense_ones(dtype, uint8, activation, widths, compact_chunks):
+    X, s = sparse_data(n=300, density=0.01, uint8=uint8)
+    X[150:200] = 7  # a dense stretch: its chunk stays on the dense path under "auto"
+    rng = np.random.default_rng(2)
+    sizes = [X.shape[1], *widths, 4]
+    coefs = [rng.standard_normal((a, b)).astype(dtype) for a, b in zip(sizes, sizes[1:])]
+    intercepts = [rng.standard_normal(b).astype(dtype) for b in sizes[1:]]
+    X = X if uint8 else X.astype(dtype)
+    args = ("numba", coefs, intercepts, X, activation, 1 / 255 if uint8 else 1.0)
+    dense = step.predict_logits(*args, chunk=50, skip_zeros=False)
+    assert compact_chunks == []
+    skipped = step.predict_logits(*args, chunk=50, skip_zeros="auto")
+    sparse_chunks = [
+        i
+        for i in range(0, 300, 50)
+        if np.count_nonzero(X[i : i + 50]) <= compact.PREDICT_CROSSOVER * X[i : i + 50].size
+    ]
+    assert 150 not in sparse_chunks and len(sparse_chunks) >= 3
+    narrow = activation == "relu" and len(widths) == 1  # the single pass's networks
+    assert compact_chunks == ([] if narrow else [50] * len(sparse_chunks))
+    largest = np.abs(dense).max()
+    np.testing.assert_allclose(skipped, dense, rtol=0, atol=LOGIT_TOLERANCE[dtype] * largest)
+    compact_chunks.clear()
+    np.testing.assert_allclose(
+        step.predict_logits(*args, chunk=128, skip_zeros=True),
+        dense,
+        rtol=0,
+        atol=LOGIT_TOLERANCE[dtype] * largest,
+    )
+    assert compact_chunks == [128, 128, 44]
+
+
+def test_estimators_predict_through_the_compact_form(compact_chunks):
+    X, s = sparse_data(n=300, density=0.01)
+    X[-1] = 0  # under the predictions' crossover density
+    y = s.astype(int) % 3
+    model = fit(X, y, True, dtype="float64")
+    proba = model.predict_proba(X)
+    assert compact_chunks == [300]
+    model.set_params(skip_zeros=False)
+    np.testing.assert_allclose(proba, model.predict_proba(X), rtol=0, atol=1e-12)
+    assert compact_chunks == [300]
+    np.testing.assert_array_equal(model.predict(X), model.set_params(skip_zeros="auto").predict(X))
+    assert compact_chunks == [300, 300]
+
+
+# -- the single pass (one hidden ReLU layer <= 32 wide, softmax head) on the compact form
+
+
+def narrow_data(n, k=40, density=0.15, seed=0, uint8=False, dtype="float64"):
+    """X with an all-zero row, an all-zero column, a row of only nonzeros; labels of 4 classes."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, k)) * (rng.random((n, k)) < density)
+    X[min(2, n - 1)] = 0
+    X[:, 5] = 0
+    X[-1] = rng.random(k) + 0.1
+    X[-1, 5] = 0  # the zero column stays zero
+    y = rng.integers(0, 4, n).astype(np.intp)
+    if uint8:
+        return (X * 255).astype(np.uint8), y
+    return X.astype(dtype), y
+
+
+def narrow_step(k, nh, dtype, threads=1, seed=1):
+    from fastnn.engine.numba_step import NarrowStep
+
+    rng = np.random.default_rng(seed)
+    coefs = [rng.uniform(-1, 1, (k, nh)).astype(dtype), rng.uniform(-1, 1, (nh, 4)).astype(dtype)]
+    intercepts = [rng.uniform(-0.1, 0.1, nh).astype(dtype), np.zeros(4, dtype)]
+    grads = [np.empty_like(w) for w in coefs]
+    igrads = [np.empty_like(b) for b in intercepts]
+    return NarrowStep(coefs, intercepts, grads, igrads, threads=threads)
+
+
+def step_close(got, want, dtype):
+    (loss_a, correct_a), grads_a = got
+    (loss_b, correct_b), grads_b = want
+    tol = TOLERANCE[np.dtype(dtype).name]
+    assert correct_a == correct_b
+    assert loss_a == pytest.approx(loss_b, rel=tol)
+    largest = max(np.abs(g).max() for g in grads_b)
+    for a, b in zip(grads_a, grads_b):
+        np.testing.assert_allclose(a, b, rtol=0, atol=tol * largest)
+
+
+def run_dense(step, X, y, rows, xs):
+    x = X if rows.shape[0] == 0 else X[rows]
+    yy = y if rows.shape[0] == 0 else y[rows]
+    out = step(x, yy, 1 / x.shape[0], xs)
+    return out, [g.copy() for g in step.coef_grads + step.intercept_grads]
+
+
+def run_compact(step, X, y, rows, xs):
+    n = X.shape[0] if rows.shape[0] == 0 else rows.shape[0]
+    yy = y if rows.shape[0] == 0 else y[rows]
+    out = step.compact(compact.compact_dense(X), rows, 0, n, yy, 1 / n, xs)
+    return out, [g.copy() for g in step.coef_grads + step.intercept_grads]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("uint8", [False, True], ids=["float", "uint8"])
+@pytest.mark.parametrize("n", [1, 3, 6, 37])
+@pytest.mark.parametrize("nh", [1, 8, 10, 17, 32])
+def test_compact_single_pass_equals_the_dense_one(dtype, uint8, n, nh):
+    # rows fewer than 4 and not a multiple of 4; widths under, at and past a block of 8
+    X, y = narrow_data(n, uint8=uint8, dtype=dtype)
+    xs = 1 / 255 if uint8 else 1.0
+    rows = np.empty(0, np.intp)
+    dense = run_dense(narrow_step(X.shape[1], nh, dtype), X, y, rows, xs)
+    skipped = run_compact(narrow_step(X.shape[1], nh, dtype), X, y, rows, xs)
+    step_close(skipped, dense, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_compact_single_pass_against_the_numpy_reference(dtype):
+    from fastnn.engine.step import TrainStep
+
+    X, y = narrow_data(41, uint8=True)
+    step = narrow_step(X.shape[1], 10, dtype)
+    got = run_compact(step, X, y, np.empty(0, np.intp), 1 / 255)
+    ref = TrainStep(
+        "numpy",
+        [w.copy() for w in step.coefs],
+        [b.copy() for b in step.intercepts],
+        X.shape[0],
+    )
+    loss = ref.batch_grads(X, y, input_scale=1 / 255)
+    step_close(got, (loss, [g.copy() for g in ref.grads]), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compact_single_pass_through_a_row_order_and_in_chunks(dtype, threads):
+    from fastnn.engine.numba_step import MIN_ROWS_PER_THREAD
+
+    n = 2 * MIN_ROWS_PER_THREAD + 3
+    X, y = narrow_data(n, uint8=True)
+    rows = np.random.default_rng(5).permutation(n).astype(np.intp)
+    step = narrow_step(X.shape[1], 10, dtype, threads=threads)
+    assert step.chunks(n) == threads
+    dense = run_dense(narrow_step(X.shape[1], 10, dtype, threads=threads), X, y, rows, 1 / 255)
+    skipped = run_compact(step, X, y, rows, 1 / 255)
+    step_close(skipped, dense, dtype)
+    # a rerun gives the same bits
+    again = run_compact(step, X, y, rows, 1 / 255)
+    assert again[0] == skipped[0]
+    for a, b in zip(again[1], skipped[1]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture
+def narrow_sources(monkeypatch):
+    """The input kinds of the compiled single-pass loops the fits run."""
+    seen = []
+    real = numba_epoch.narrow_epoch
+
+    def spy(solver, src=DENSE_INPUT):
+        seen.append(src)
+        return real(solver, src)
+
+    monkeypatch.setattr(numba_epoch, "narrow_epoch", spy)
+    return seen
+
+
+def narrow_fit(X, y, skip_zeros, **params):
+    model = MLPClassifier(
+        **{
+            "hidden_layer_sizes": (10,),
+            "batch_size": 16,
+            "max_iter": 3,
+            "random_state": 0,
+            "tol": 0.0,
+            "n_iter_no_change": 100,
+            **params,
+        },
+        skip_zeros=skip_zeros,
+    )
+    return model.fit(X, y)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("uint8", [False, True], ids=["float", "uint8"])
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("solver", ["sgd-plain", "adam-l2"])
+def test_compact_single_pass_fits_equal_dense_fits(dtype, uint8, shuffle, solver, narrow_sources):
+    X, y = narrow_data(150, uint8=uint8, dtype=dtype)
+    params = dict(dtype=dtype, shuffle=shuffle, input_scale=1 / 255 if uint8 else 1.0)
+    params.update(SOLVERS[solver])
+    dense = narrow_fit(X, y, False, **params)
+    assert set(narrow_sources) == {DENSE_INPUT}
+    narrow_sources.clear()
+    skipped = narrow_fit(X, y, True, **params)
+    assert set(narrow_sources) == {COMPACT_INPUT}
+    assert_close(skipped, dense, dtype)
+    rerun = narrow_fit(X, y, True, **params)
+    for a, b in zip(rerun.coefs_ + rerun.intercepts_, skipped.coefs_ + skipped.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_threaded_full_batch_fit_on_the_compact_form(dtype, monkeypatch):
+    # a full batch split over 2 threads runs the Python loop over batches
+    from fastnn.engine import numba_step
+
+    monkeypatch.setattr(numba_step, "n_threads", lambda: 2)
+    n = 2 * numba_step.MIN_ROWS_PER_THREAD + 5
+    X, y = narrow_data(n, uint8=True)
+    calls = []
+    real = numba_step.NarrowStep.compact
+
+    def spy(self, *args, **kwargs):
+        calls.append(self.chunks(args[3]))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(numba_step.NarrowStep, "compact", spy)
+    params = dict(dtype=dtype, batch_size=n, shuffle=True, input_scale=1 / 255, max_iter=2)
+    dense = narrow_fit(X, y, False, **params)
+    assert calls == []
+    skipped = narrow_fit(X, y, True, **params)
+    assert calls and all(c > 1 for c in calls)
+    assert_close(skipped, dense, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_auto_on_the_single_pass_follows_its_own_crossover(dtype, narrow_sources):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 400)
+    crossover = compact.NARROW_CROSSOVER[dtype]
+
+    def picked(density):
+        narrow_sources.clear()
+        X = rng.random((400, 50)) * (rng.random((400, 50)) < density)
+        narrow_fit(X.astype(dtype), y, "auto", dtype=dtype, max_iter=1)
+        assert len(set(narrow_sources)) == 1
+        return narrow_sources[0]
+
+    assert picked(crossover * 0.7) == COMPACT_INPUT
+    assert picked(crossover * 1.3) == DENSE_INPUT
+    assert picked(1.0) == DENSE_INPUT  # dense data
