@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastnn.engine.numba_parallel import ABORT
 
-
 OPT_IN = "FASTNN_PARALLEL_EPOCH"
 
 
