@@ -27,6 +27,7 @@ from fastnn.contract.numba_math import (
     column_sums,
     logistic,
 )
+from fastnn.contract.register_blocks import block_outputs, block_sum
 from fastnn.contract.tables import IDENTITY, RELU
 
 # The fast-math subset for loops that only add and multiply: reassoc lets LLVM
@@ -257,20 +258,32 @@ def csr_linear_backward(indptr, indices, data, dout, dW):
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
 def compact_product(indptr, indices, data, rows, start, stop, xs, W, out):
-    """out[r] = xs X[rows[start + r]] @ W for r < stop - start: each nonzero adds a row of W."""
+    """out[r] = xs X[rows[start + r]] @ W for r < stop - start: each nonzero adds a row of W.
+
+    Whole blocks of outputs are summed in registers (`register_blocks`), the
+    rest by the loop below; both in the same order, bit for bit alike.
+    """
     dt = W.dtype.type
     s = dt(xs)
     m = W.shape[1]
     zero = dt(0)
+    B = block_outputs(W)
+    rows_contiguous = W.strides[1] == W.itemsize and out.strides[1] == out.itemsize
+    full = m - m % B if rows_contiguous else 0
     for r in range(stop - start):
         src = rows[start + r] if rows.shape[0] else start + r
+        a, b = indptr[src], indptr[src + 1]
+        for j0 in range(0, full, B):
+            block_sum(W, out, r, indices, data, a, b, s, j0)
+        if full == m:
+            continue
         o = out[r]
-        for j in range(m):
+        for j in range(full, m):
             o[j] = zero
-        for p in range(indptr[src], indptr[src + 1]):
+        for p in range(a, b):
             v = dt(data[p]) * s
             w = W[indices[p]]
-            for j in range(m):
+            for j in range(full, m):
                 o[j] += v * w[j]
 
 

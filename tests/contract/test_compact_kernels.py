@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from fastnn import kernels, reference
+from fastnn.contract.register_blocks import block_width
 from fastnn.engine import compact
 from tests.helpers import SHAPES, close
 
@@ -85,6 +86,19 @@ def test_numba_equals_the_reference(dtype, rng, values):
     got = kernels.compact_linear_backward(indptr, indices, data, dout, W, xs=xs)
     want = reference.compact_linear_backward(indptr, indices, data, dout, W, xs=xs)
     close(got, want, dtype, magnitude(read.T, dout), terms=97)
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_forward_sums_whole_blocks_in_registers_and_the_rest_in_the_loop(dtype, rng, values):
+    # Numba sums each block of block_width outputs in registers (register_blocks),
+    # the outputs after the last whole block in its loop: both are checked here
+    m = 2 * block_width(np.dtype(dtype).itemsize) + 3
+    indptr, indices, data, read, xs = compact_x(rng, 41, 67, 0.3, dtype, values)
+    rows = selection(rng, 41)
+    W = rng.standard_normal((67, m)).astype(dtype)
+    b = rng.standard_normal(m).astype(dtype)
+    out = kernels.compact_linear_forward(indptr, indices, data, W, b, rows=rows, xs=xs)
+    close(out, read[rows] @ W + b, dtype, magnitude(read[rows], W), terms=67)
 
 
 def test_one_row_one_feature(backend, dtype):
