@@ -24,9 +24,11 @@ def _vector_bytes():
     """Bytes of one block: 16 vector registers' worth on AVX-512 (32 of them),
     8 elsewhere (AVX2 has 16 ymm registers, and the loads need some)."""
     from llvmlite import binding
+    from numba.core import config
 
-    features = binding.get_host_cpu_features()
-    return 512 if features.get("avx512f", False) else 256
+    if config.CPU_NAME or config.CPU_FEATURES:
+        return 256  # compiling for another CPU (NUMBA_CPU_NAME): no AVX-512 assumed
+    return 512 if binding.get_host_cpu_features().get("avx512f", False) else 256
 
 
 def block_width(itemsize):
