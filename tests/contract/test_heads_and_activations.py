@@ -224,3 +224,31 @@ def test_float_targets_are_checked(dtype):
             backend.squared_error(z, np.zeros((3, 2), other))
         with pytest.raises(TypeError, match="Y must be a numpy.ndarray"):
             backend.squared_error_backward(z, [[0, 0]] * 3)
+
+
+@pytest.mark.parametrize("head", ["softmax", "logistic"])
+def test_the_training_heads_flush_subnormal_gradients_to_zero(dtype, head):
+    # A confident row's probabilities underflow to subnormals, which the backward
+    # pass's products would carry (slowly); the heads write 0 there instead.
+    from fastnn.contract import numba_math
+
+    tiny = np.finfo(dtype).tiny
+    far = -95.0 if dtype == np.float32 else -720.0  # exp(far) is subnormal
+    z = np.array([[0.0, far, -3.0], [far, 0.0, -1.0]], dtype)
+    y = np.array([0, 1], np.intp)
+    Y = np.array([[1, 0, 0], [0, 1, 0]], dtype)
+    sw = np.empty(0, np.float64)
+    db, acc = np.zeros(3, dtype), np.zeros(3)
+    z64 = z.astype(np.float64)
+    if head == "softmax":
+        e = np.exp(z64 - z64.max(axis=1, keepdims=True))
+        want = e / e.sum(axis=1, keepdims=True) - np.eye(3)[y]
+        numba_math.head_softmax(z, y, np.empty((0, 3), dtype), sw, 1.0, db, acc)
+    else:
+        want = np.exp(z64 - np.logaddexp(0, z64)) - Y  # the sigmoid, without overflow
+        numba_math.head_logistic(z, y, Y, sw, 1.0, db, acc)
+    assert not ((z != 0) & (np.abs(z) < tiny)).any(), z
+    assert z[0, 1] == 0 and z[1, 0] == 0
+    # the other entries are the gradient as before
+    normal = np.abs(want) >= tiny
+    np.testing.assert_allclose(z[normal], want[normal], rtol=1e-5)
