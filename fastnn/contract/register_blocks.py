@@ -1,4 +1,4 @@
-"""A sum over a row's nonzeros with its outputs held in vector registers.
+"""Sums over a row's nonzeros with their outputs held in vector registers.
 
 `compact_product` adds, for each nonzero (q, v) of a row, v W[q] to that
 row's outputs. Written as a Numba loop over the outputs, LLVM loads and
@@ -9,13 +9,20 @@ vectors). `block_sum` is that loop written in LLVM IR for one block of
 registers, the value broadcast, the block of W's row loaded as one vector.
 The sums run in the same order, with the same FMA contraction, as the Numba
 loop, so the results are the same bit for bit (tests/contract).
+
+The compact single pass (`fastnn.engine.numba_step`) has at most 32 hidden
+units, padded to a multiple of 8: `row_sum` and `row_axpy` do its whole row
+in one vector of H = 8, 16, 24 or 32 units (H a literal: one compiled copy
+per width), its forward sums in two accumulators (odd and even nonzeros: two
+chains of FMAs, not one, to hide their latency) and its weight gradient with
+the row's deltas loaded once.
 """
 
 import functools
 
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
+from numba.core import cgutils, errors
 from numba.extending import intrinsic
 
 
@@ -38,6 +45,95 @@ def block_width(itemsize):
 
 def _width(array_type):
     return block_width(array_type.dtype.bitwidth // 8)
+
+
+class _Nonzeros:
+    """Codegen for reading nonzero p of (indices, data) and the matching row of W."""
+
+    def __init__(self, context, builder, W_t, Wv, ind_t, iv, dat_t, dv, width, column=None):
+        self.context, self.builder = context, builder
+        self.W_t, self.ind_t, self.dat_t = W_t, ind_t, dat_t
+        self.itemsize = W_t.dtype.bitwidth // 8
+        self.vec = ir.VectorType(context.get_data_type(W_t.dtype), width)
+        W_a = context.make_array(W_t)(context, builder, Wv)
+        self.ind = context.make_array(ind_t)(context, builder, iv).data
+        self.dat = context.make_array(dat_t)(context, builder, dv).data
+        self.w_row = cgutils.unpack_tuple(builder, W_a.strides, 2)[0]
+        self.w_base = builder.bitcast(W_a.data, ir.IntType(8).as_pointer())
+        if column is not None:  # the block's first output, in bytes
+            self.w_base = builder.gep(self.w_base, [column])
+        self.width = width
+
+    def value(self, p):
+        """data[p] as W's dtype."""
+        value = self.builder.load(self.builder.gep(self.dat, [p]))
+        return self.context.cast(self.builder, value, self.dat_t.dtype, self.W_t.dtype)
+
+    def row(self, p):
+        """A vector pointer to W's row indices[p] (from the block's column)."""
+        builder = self.builder
+        q = builder.load(builder.gep(self.ind, [p]))
+        q = self.context.cast(builder, q, self.ind_t.dtype, types.int64)
+        row = builder.gep(self.w_base, [builder.mul(q, self.w_row)])
+        return builder.bitcast(row, self.vec.as_pointer())
+
+    def splat(self, value):
+        undefined = ir.Constant(self.vec, ir.Undefined)
+        lane0 = self.builder.insert_element(undefined, value, ir.IntType(32)(0))
+        all_lane0 = ir.Constant(ir.VectorType(ir.IntType(32), self.width), None)
+        return self.builder.shuffle_vector(lane0, undefined, all_lane0)
+
+    def fma(self, acc, value, w):
+        # acc + v * w, contracted to an FMA as the Numba loop's `o[j] += v * w[j]` is
+        builder = self.builder
+        product = builder.fmul(self.splat(value), w, flags=["contract"])
+        return builder.fadd(acc, product, flags=["contract"])
+
+    def load(self, pointer):
+        return self.builder.load(pointer, align=self.itemsize)
+
+    def store(self, vector, pointer):
+        self.builder.store(vector, pointer, align=self.itemsize)
+
+    def vector_at(self, array_t, value):
+        """A vector pointer to the start of 1-D or row-major array `value`'s data."""
+        data = self.context.make_array(array_t)(self.context, self.builder, value).data
+        return self.builder.bitcast(data, self.vec.as_pointer())
+
+
+def _loop(builder, first, last, step, carried, body):
+    """for p in range(first, last - step + 1, step): carried = body(p, carried).
+
+    Returns (p after the loop, the carried values); `carried` is a list of
+    (initial value, LLVM type).
+    """
+    i64 = ir.IntType(64)
+    entry = builder.block
+    head = builder.append_basic_block("nonzeros")
+    loop = builder.append_basic_block("nonzero")
+    done = builder.append_basic_block("after")
+    builder.branch(head)
+    builder.position_at_end(head)
+    p = builder.phi(i64)
+    p.add_incoming(first, entry)
+    phis = []
+    for initial, type_ in carried:
+        phi = builder.phi(type_)
+        phi.add_incoming(initial, entry)
+        phis.append(phi)
+    builder.cbranch(builder.icmp_signed("<", builder.add(p, i64(step - 1)), last), loop, done)
+    builder.position_at_end(loop)
+    updated = body(p, phis)
+    p.add_incoming(builder.add(p, i64(step)), builder.block)
+    for phi, value in zip(phis, updated):
+        phi.add_incoming(value, builder.block)
+    builder.branch(head)
+    builder.position_at_end(done)
+    return p, phis
+
+
+def _bounds(context, builder, a, a_t, b, b_t):
+    return context.cast(builder, a, a_t, types.int64), context.cast(builder, b, b_t, types.int64)
 
 
 @intrinsic
@@ -65,55 +161,92 @@ def block_sum(typingctx, W, out, r, indices, data, a, b, s, j0):
         W_t, out_t, r_t, ind_t, dat_t, a_t, b_t, s_t, j0_t = signature.args
         Wv, outv, rv, iv, dv, av, bv, sv, j0v = args
         i64 = ir.IntType(64)
-        bytes_ = ir.IntType(8).as_pointer()
         itemsize = W_t.dtype.bitwidth // 8
-        vec = ir.VectorType(context.get_data_type(W_t.dtype), B)
-        W_a = context.make_array(W_t)(context, builder, Wv)
-        out_a = context.make_array(out_t)(context, builder, outv)
-        ind_a = context.make_array(ind_t)(context, builder, iv)
-        dat_a = context.make_array(dat_t)(context, builder, dv)
-        w_row = cgutils.unpack_tuple(builder, W_a.strides, 2)[0]
-        out_row = cgutils.unpack_tuple(builder, out_a.strides, 2)[0]
-        block = builder.mul(context.cast(builder, j0v, j0_t, types.int64), i64(itemsize))
-        w_base = builder.gep(builder.bitcast(W_a.data, bytes_), [block])
+        column = builder.mul(context.cast(builder, j0v, j0_t, types.int64), i64(itemsize))
+        nz = _Nonzeros(context, builder, W_t, Wv, ind_t, iv, dat_t, dv, B, column)
         scale = context.cast(builder, sv, s_t, W_t.dtype)
-        first = context.cast(builder, av, a_t, types.int64)
-        last = context.cast(builder, bv, b_t, types.int64)
+        first, last = _bounds(context, builder, av, a_t, bv, b_t)
 
-        entry = builder.block
-        head = builder.append_basic_block("nonzeros")
-        body = builder.append_basic_block("nonzero")
-        done = builder.append_basic_block("store")
-        builder.branch(head)
-        builder.position_at_end(head)
-        p = builder.phi(i64)
-        acc = builder.phi(vec)
-        p.add_incoming(first, entry)
-        acc.add_incoming(ir.Constant(vec, None), entry)
-        builder.cbranch(builder.icmp_signed("<", p, last), body, done)
+        def add(p, carried):
+            value = builder.fmul(nz.value(p), scale)
+            return [nz.fma(carried[0], value, nz.load(nz.row(p)))]
 
-        builder.position_at_end(body)
-        q = builder.load(builder.gep(ind_a.data, [p]))
-        q = context.cast(builder, q, ind_t.dtype, types.int64)
-        value = builder.load(builder.gep(dat_a.data, [p]))
-        value = builder.fmul(context.cast(builder, value, dat_t.dtype, W_t.dtype), scale)
-        row = builder.gep(w_base, [builder.mul(q, w_row)])
-        w = builder.load(builder.bitcast(row, vec.as_pointer()), align=itemsize)
-        undefined = ir.Constant(vec, ir.Undefined)
-        lane0 = builder.insert_element(undefined, value, ir.IntType(32)(0))
-        all_lane0 = ir.Constant(ir.VectorType(ir.IntType(32), B), None)
-        splat = builder.shuffle_vector(lane0, undefined, all_lane0)
-        # acc + v * w, contracted to an FMA as the Numba loop's `o[j] += v * w[j]` is
-        total = builder.fadd(acc, builder.fmul(splat, w, flags=["contract"]), flags=["contract"])
-        p.add_incoming(builder.add(p, i64(1)), builder.block)
-        acc.add_incoming(total, builder.block)
-        builder.branch(head)
-
-        builder.position_at_end(done)
+        _, (acc,) = _loop(builder, first, last, 1, [(ir.Constant(nz.vec, None), nz.vec)], add)
+        out_a = context.make_array(out_t)(context, builder, outv)
+        out_row = cgutils.unpack_tuple(builder, out_a.strides, 2)[0]
         r64 = context.cast(builder, rv, r_t, types.int64)
-        target = builder.gep(builder.bitcast(out_a.data, bytes_), [builder.mul(r64, out_row)])
-        target = builder.gep(target, [block])
-        builder.store(acc, builder.bitcast(target, vec.as_pointer()), align=itemsize)
+        target = builder.bitcast(out_a.data, ir.IntType(8).as_pointer())
+        target = builder.gep(target, [builder.add(builder.mul(r64, out_row), column)])
+        nz.store(acc, builder.bitcast(target, nz.vec.as_pointer()))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _literal_width(width):
+    if not isinstance(width, types.IntegerLiteral):
+        raise errors.TypingError("the width must be a literal int")
+    return width.literal_value
+
+
+@intrinsic
+def row_sum(typingctx, W, out, indices, data, a, b, width):
+    """out[:H] = sum over p in [a, b) of dt(data[p]) * W[indices[p], :H]; H = width, a literal.
+
+    Two accumulators (nonzeros a, a + 2, ... and a + 1, a + 3, ...), added at
+    the end. W's rows and out are contiguous and at least H long.
+    """
+    H = _literal_width(width)
+    sig = types.void(W, out, indices, data, a, b, width)
+
+    def codegen(context, builder, signature, args):
+        W_t, out_t, ind_t, dat_t, a_t, b_t, _ = signature.args
+        Wv, outv, iv, dv, av, bv, _ = args
+        nz = _Nonzeros(context, builder, W_t, Wv, ind_t, iv, dat_t, dv, H)
+        first, last = _bounds(context, builder, av, a_t, bv, b_t)
+        zero = ir.Constant(nz.vec, None)
+
+        def add_two(p, carried):
+            odd = builder.add(p, ir.IntType(64)(1))
+            return [
+                nz.fma(carried[0], nz.value(p), nz.load(nz.row(p))),
+                nz.fma(carried[1], nz.value(odd), nz.load(nz.row(odd))),
+            ]
+
+        p, (even, odd) = _loop(builder, first, last, 2, [(zero, nz.vec)] * 2, add_two)
+
+        def add_one(p, carried):
+            return [nz.fma(carried[0], nz.value(p), nz.load(nz.row(p)))]
+
+        _, (even,) = _loop(builder, p, last, 1, [(even, nz.vec)], add_one)
+        nz.store(builder.fadd(even, odd), nz.vector_at(out_t, outv))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def row_axpy(typingctx, dW, g, indices, data, a, b, width):
+    """dW[indices[p], :H] += dt(data[p]) * g[:H] for p in [a, b); H = width, a literal.
+
+    dW's rows and g are contiguous and at least H long.
+    """
+    H = _literal_width(width)
+    sig = types.void(dW, g, indices, data, a, b, width)
+
+    def codegen(context, builder, signature, args):
+        W_t, g_t, ind_t, dat_t, a_t, b_t, _ = signature.args
+        Wv, gv, iv, dv, av, bv, _ = args
+        nz = _Nonzeros(context, builder, W_t, Wv, ind_t, iv, dat_t, dv, H)
+        first, last = _bounds(context, builder, av, a_t, bv, b_t)
+        deltas = nz.load(nz.vector_at(g_t, gv))
+
+        def add(p, carried):
+            row = nz.row(p)
+            nz.store(nz.fma(nz.load(row), nz.value(p), deltas), row)
+            return []
+
+        _loop(builder, first, last, 1, [], add)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -32,13 +32,12 @@ CROSSOVER = 0.08
 # (docs/design.md, "Skipping zeros").
 PREDICT_CROSSOVER = 0.03
 # The same for the single pass (`numba_step.compact_narrow_rows`: one hidden
-# ReLU layer of at most 32 units, softmax head), per weight dtype, measured
-# against the dense single pass (784-10-10, one thread, interleaved; see
-# docs/design.md, "Skipping zeros"): float64 compact wins by 1.5-3x at 5-15 %,
-# about 1.2x at 20 % (real MNIST, 19 %, too), loses past 25 %; float32's
-# dense pass is twice as fast (twice the values per vector), the compact
-# one hardly faster: it wins at 5 % and breaks even near 10 %.
-NARROW_CROSSOVER = {"float64": 0.2, "float32": 0.08}
+# ReLU layer of at most 32 units, softmax head), measured against the dense
+# single pass (784-10-10, one thread, interleaved; see docs/design.md,
+# "Skipping zeros"): with a row's units in registers the compact pass wins by
+# 2-2.8x at 10 %, 1.7-2.2x on real MNIST (19 %), 1.1-1.4x at 30 %, and loses
+# by 0.86-0.96x at 40 %, in both dtypes.
+NARROW_CROSSOVER = 0.3
 
 
 @njit(cache=True, nogil=True)

@@ -43,7 +43,8 @@ from fastnn.contract.numba_math import (
     head_logistic,
     head_softmax,
 )
-from fastnn.contract.numba_ops import _AXPY, _DOT, _dropout
+from fastnn.contract.numba_ops import _DOT, _dropout
+from fastnn.contract.register_blocks import row_axpy, row_sum
 from fastnn.contract.tables import (
     ACTIVATIONS,
     COMPACT_INPUT,
@@ -605,11 +606,11 @@ def narrow_forward(x, xs, W1T, b1, W2, b2, out):
 # The same maths as narrow_rows, reading each row's nonzeros only: a nonzero
 # (q, v) adds v W1[q] to the row's pre-activations and v dh to dW1[q]. W1 and
 # dW1 are (k, H), H the hidden width rounded up to a multiple of 8 (W1 copied
-# in, zero-padded): a nonzero's work is whole vectors, with no remainder
-# loop (Numba runs LLVM's loop vectoriser, not its SLP vectoriser, so these
-# are loops over units, not unrolled code). uint8 values are scaled by xs
-# where the dense pass scales them (after the dot products, and in dh), so the
-# two differ only in the order of the sums.
+# in, zero-padded), at most NARROW_MAX_WIDTH: a row's units are one vector of
+# a width known when compiling (`register_blocks.row_sum`, `row_axpy`), held
+# in registers across the row's nonzeros. uint8 values are scaled by xs where
+# the dense pass scales them (after the dot products, and in dh), so the two
+# differ only in the order of the sums.
 
 BLOCK = 8
 
@@ -619,38 +620,34 @@ def padded_width(nh):
     return -(-nh // BLOCK) * BLOCK
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _compact_pre(indptr, indices, data, src, W1p, a):
-    # a[:H] = x_src @ W1p, unscaled, four nonzeros a step: their products
-    # summed in registers, one addition into a (in memory) per four. W1p is
-    # indexed in two dimensions: a row view per nonzero costs more than its work.
-    dt = W1p.dtype.type
-    H = W1p.shape[1]
-    for j in range(H):
-        a[j] = dt(0)
+    # a[:H] = x_src @ W1p, unscaled; H = W1p.shape[1], one of 8, 16, 24, 32
     p, end = indptr[src], indptr[src + 1]
-    while p + 3 < end:
-        v0, v1, v2, v3 = dt(data[p]), dt(data[p + 1]), dt(data[p + 2]), dt(data[p + 3])
-        q0, q1, q2, q3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
-        for j in range(H):
-            a[j] += (v0 * W1p[q0, j] + v1 * W1p[q1, j]) + (v2 * W1p[q2, j] + v3 * W1p[q3, j])
-        p += 4
-    while p < end:
-        v, q = dt(data[p]), indices[p]
-        for j in range(H):
-            a[j] += v * W1p[q, j]
-        p += 1
+    H = W1p.shape[1]
+    if H == 8:
+        row_sum(W1p, a, indices, data, p, end, 8)
+    elif H == 16:
+        row_sum(W1p, a, indices, data, p, end, 16)
+    elif H == 24:
+        row_sum(W1p, a, indices, data, p, end, 24)
+    else:
+        row_sum(W1p, a, indices, data, p, end, 32)
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _compact_axpy(indptr, indices, data, src, dW1p, g):
     # dW1p[q] += v g for each nonzero (q, v) of row src (g: the row's dh, scaled by xs)
-    dt = dW1p.dtype.type
+    p, end = indptr[src], indptr[src + 1]
     H = dW1p.shape[1]
-    for p in range(indptr[src], indptr[src + 1]):
-        v, q = dt(data[p]), indices[p]
-        for j in range(H):
-            dW1p[q, j] += v * g[j]
+    if H == 8:
+        row_axpy(dW1p, g, indices, data, p, end, 8)
+    elif H == 16:
+        row_axpy(dW1p, g, indices, data, p, end, 16)
+    elif H == 24:
+        row_axpy(dW1p, g, indices, data, p, end, 24)
+    else:
+        row_axpy(dW1p, g, indices, data, p, end, 32)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

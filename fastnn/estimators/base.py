@@ -623,7 +623,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
             sw is not None,
             any(r > 0 for r in self._dropout_rates),
         )
-        crossover = compact.NARROW_CROSSOVER[self._dtype.name] if narrow else compact.CROSSOVER
+        crossover = compact.NARROW_CROSSOVER if narrow else compact.CROSSOVER
         parts = compact.use_compact(self.skip_zeros, X, is_memory_mapped(X), crossover)
         return None if parts is None else compact.with_flags(parts, X.shape[1])
 

@@ -451,7 +451,7 @@ def test_threaded_full_batch_fit_on_the_compact_form(dtype, monkeypatch):
 def test_auto_on_the_single_pass_follows_its_own_crossover(dtype, narrow_sources):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 400)
-    crossover = compact.NARROW_CROSSOVER[dtype]
+    crossover = compact.NARROW_CROSSOVER
 
     def picked(density):
         narrow_sources.clear()
