@@ -34,6 +34,7 @@ from fastnn.contract.numba_math import (
     bias_logistic,
     bias_relu,
     bias_tanh,
+    flush_subnormal,
     grad_identity,
     grad_logistic,
     grad_relu,
@@ -42,6 +43,7 @@ from fastnn.contract.numba_math import (
     head_identity,
     head_logistic,
     head_softmax,
+    smallest_normal,
 )
 from fastnn.contract.numba_ops import _DOT, _dropout
 from fastnn.contract.register_blocks import row_axpy, row_sum
@@ -379,6 +381,7 @@ def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs,
     nh, nc = W2.shape
     dt = pre.dtype.type
     zero = dt(0)
+    tiny = smallest_normal(pre)  # subnormal probabilities are written as 0, as head_softmax does
     for j in range(nh):
         bj = b1[j]
         for t in range(4):
@@ -412,7 +415,7 @@ def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs,
         acc[0] += np.log(total) - shifted_target
         factor = dt(scale / total)
         for c in range(nc):
-            lg[4 * c + t] *= factor
+            lg[4 * c + t] = flush_subnormal(lg[4 * c + t] * factor, tiny)
         lg[4 * target + t] -= dt(scale)
     for t in range(rows, 4):
         for c in range(nc):

@@ -265,3 +265,26 @@ def test_narrow_predictions_match_reference(sizes, n, dtype):
         np.testing.assert_allclose(
             fast.forward(x, 1 / 255), want, rtol=tol, atol=tol * np.abs(want).max()
         )
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["dense", "compact"])
+def test_the_single_pass_flushes_subnormal_gradients_to_zero(dtype, compact):
+    # As the GEMM path's softmax head does (tests/contract): a confident row's
+    # probability that underflows to a subnormal number gives a zero gradient.
+    from fastnn.engine.compact import compact_dense
+
+    far = -95.0 if dtype == np.float32 else -720.0  # exp(far) is subnormal
+    x = np.array([[1.0, 0.0, 0.0]], dtype)
+    W1 = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype)  # h = (1, 0)
+    W2 = np.array([[0.0, far, -3.0], [0.0, 0.0, 0.0]], dtype)  # logits (0, far, -3)
+    coefs, intercepts = [W1, W2], [np.zeros(2, dtype), np.zeros(3, dtype)]
+    grads = [np.empty_like(w) for w in coefs], [np.empty_like(b) for b in intercepts]
+    step = numba_step.NarrowStep(coefs, intercepts, *grads)
+    y = np.array([0], np.intp)
+    if compact:
+        step.compact(compact_dense(x), np.empty(0, np.intp), 0, 1, y, 1.0)
+    else:
+        step(x, y, 1.0, 1.0)
+    dW2, db2 = step.coef_grads[1], step.intercept_grads[1]
+    assert db2[1] == 0 and dW2[0, 1] == 0
+    assert db2[2] != 0 and dW2[0, 2] != 0  # the other class's gradient as before
