@@ -184,6 +184,14 @@ def csr_args(indptr, indices, data, W):
             f"data must be a numpy.ndarray of W's dtype {dtype}, got "
             f"{getattr(data, 'dtype', type(data).__name__)}"
         )
+    _csr_structure(indptr, indices, data, W.shape[0])
+    return indptr.shape[0] - 1, dtype
+
+
+def _csr_structure(indptr, indices, data, k):
+    """Check a CSR matrix's arrays whole (the jitted loops read every index
+    unchecked): data 1-D, indptr from 0, non-decreasing, ending at nnz, one
+    column index per value, each in [0, k) (W's rows)."""
     if data.ndim != 1 or not data.flags.c_contiguous:
         raise ValueError(f"data must be 1-D and C-contiguous, got shape {data.shape}")
     if indptr.shape[0] < 2:
@@ -195,9 +203,8 @@ def csr_args(indptr, indices, data, W):
         )
     if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
         raise ValueError(f"indptr must rise from 0 to nnz={nnz} without decreasing")
-    if nnz and (indices.min() < 0 or indices.max() >= W.shape[0]):
-        raise ValueError(f"indices must be in [0, {W.shape[0]}) (W's rows)")
-    return indptr.shape[0] - 1, dtype
+    if nnz and (indices.min() < 0 or indices.max() >= k):
+        raise ValueError(f"indices must be in [0, {k}) (W's rows)")
 
 
 def _index_array(name, a, dtypes):
@@ -225,19 +232,7 @@ def compact_args(indptr, indices, data, rows, xs, W):
             f"data must be a numpy.ndarray of W's dtype {dtype} or uint8, got "
             f"{getattr(data, 'dtype', type(data).__name__)}"
         )
-    if data.ndim != 1 or not data.flags.c_contiguous:
-        raise ValueError(f"data must be 1-D and C-contiguous, got shape {data.shape}")
-    if indptr.shape[0] < 2:
-        raise ValueError(f"indptr must hold at least 2 entries (one row), got {indptr.shape[0]}")
-    nnz = data.shape[0]
-    if indices.shape[0] != nnz:
-        raise ValueError(
-            f"indices and data must have the same length, got {indices.shape[0]} and {nnz}"
-        )
-    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
-        raise ValueError(f"indptr must rise from 0 to nnz={nnz} without decreasing")
-    if nnz and (indices.min() < 0 or indices.max() >= W.shape[0]):
-        raise ValueError(f"indices must be in [0, {W.shape[0]}) (W's rows)")
+    _csr_structure(indptr, indices, data, W.shape[0])
     n_rows = indptr.shape[0] - 1
     if rows is None:
         rows = np.arange(n_rows, dtype=np.int64)
