@@ -12,17 +12,17 @@ loop, so the results are the same bit for bit (tests/contract).
 
 The compact single pass (`fastnn.engine.numba_step`) has at most 32 hidden
 units, padded to a multiple of 8: `row_sum` and `row_axpy` do its whole row
-in one vector of H = 8, 16, 24 or 32 units (H a literal: one compiled copy
-per width), its forward sums in two accumulators (odd and even nonzeros: two
-chains of FMAs, not one, to hide their latency) and its weight gradient with
-the row's deltas loaded once.
+in one vector of H = 8, 16, 24 or 32 units (a loop per width, the one for
+W's width chosen at run time), its forward sums in two accumulators (odd and
+even nonzeros: two chains of FMAs, not one, to hide their latency) and its
+weight gradient with the row's deltas loaded once.
 """
 
 import functools
 
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils, errors
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 
@@ -183,70 +183,89 @@ def block_sum(typingctx, W, out, r, indices, data, a, b, s, j0):
     return sig, codegen
 
 
-def _literal_width(width):
-    if not isinstance(width, types.IntegerLiteral):
-        raise errors.TypingError("the width must be a literal int")
-    return width.literal_value
+# The single pass's padded hidden widths (`numba_step.padded_width`, at most
+# `numba_step.NARROW_MAX_WIDTH`): one loop per width, chosen at run time
+WIDTHS = (8, 16, 24, 32)
 
 
-@intrinsic
-def row_sum(typingctx, W, out, indices, data, a, b, width):
-    """out[:H] = sum over p in [a, b) of dt(data[p]) * W[indices[p], :H]; H = width, a literal.
+def _padded_rows(name, emit_row):
+    """An intrinsic f(W, vector, indices, data, a, b) over nonzeros [a, b) and the
+    rows of W they name, W's width (its padded row length, one of `WIDTHS`) a
+    vector: emit_row(nz, vector's data as a vector pointer, a, b) per width."""
 
-    Two accumulators (nonzeros a, a + 2, ... and a + 1, a + 3, ...), added at
-    the end. W's rows and out are contiguous and at least H long.
-    """
-    H = _literal_width(width)
-    sig = types.void(W, out, indices, data, a, b, width)
+    def typer(typingctx, W, vector, indices, data, a, b):
+        sig = types.void(W, vector, indices, data, a, b)
 
-    def codegen(context, builder, signature, args):
-        W_t, out_t, ind_t, dat_t, a_t, b_t, _ = signature.args
-        Wv, outv, iv, dv, av, bv, _ = args
-        nz = _Nonzeros(context, builder, W_t, Wv, ind_t, iv, dat_t, dv, H)
-        first, last = _bounds(context, builder, av, a_t, bv, b_t)
-        zero = ir.Constant(nz.vec, None)
+        def codegen(context, builder, signature, args):
+            W_t, v_t, ind_t, dat_t, a_t, b_t = signature.args
+            Wv, vv, iv, dv, av, bv = args
+            first, last = _bounds(context, builder, av, a_t, bv, b_t)
+            W_a = context.make_array(W_t)(context, builder, Wv)
+            width = cgutils.unpack_tuple(builder, W_a.shape, 2)[1]
+            done = builder.append_basic_block("widths_done")
+            # the widest loop also takes any other width: the caller pads to one of WIDTHS
+            other = builder.append_basic_block(f"width_{WIDTHS[-1]}")
+            switch = builder.switch(width, other)
+            for H in WIDTHS:
+                if H == WIDTHS[-1]:
+                    block = other
+                else:
+                    block = builder.append_basic_block(f"width_{H}")
+                    switch.add_case(ir.Constant(width.type, H), block)
+                builder.position_at_end(block)
+                nz = _Nonzeros(context, builder, W_t, Wv, ind_t, iv, dat_t, dv, H)
+                emit_row(nz, nz.vector_at(v_t, vv), first, last)
+                builder.branch(done)
+            builder.position_at_end(done)
+            return context.get_dummy_value()
 
-        def add_two(p, carried):
-            odd = builder.add(p, ir.IntType(64)(1))
-            return [
-                nz.fma(carried[0], nz.value(p), nz.load(nz.row(p))),
-                nz.fma(carried[1], nz.value(odd), nz.load(nz.row(odd))),
-            ]
+        return sig, codegen
 
-        p, (even, odd) = _loop(builder, first, last, 2, [(zero, nz.vec)] * 2, add_two)
-
-        def add_one(p, carried):
-            return [nz.fma(carried[0], nz.value(p), nz.load(nz.row(p)))]
-
-        _, (even,) = _loop(builder, p, last, 1, [(even, nz.vec)], add_one)
-        nz.store(builder.fadd(even, odd), nz.vector_at(out_t, outv))
-        return context.get_dummy_value()
-
-    return sig, codegen
+    typer.__name__ = typer.__qualname__ = name
+    return intrinsic(typer)
 
 
-@intrinsic
-def row_axpy(typingctx, dW, g, indices, data, a, b, width):
-    """dW[indices[p], :H] += dt(data[p]) * g[:H] for p in [a, b); H = width, a literal.
+def _row_sum(nz, out, first, last):
+    # two accumulators, nonzeros a, a + 2, ... and a + 1, a + 3, ...
+    builder = nz.builder
+    zero = ir.Constant(nz.vec, None)
 
-    dW's rows and g are contiguous and at least H long.
-    """
-    H = _literal_width(width)
-    sig = types.void(dW, g, indices, data, a, b, width)
+    def add_two(p, carried):
+        odd = builder.add(p, ir.IntType(64)(1))
+        return [
+            nz.fma(carried[0], nz.value(p), nz.load(nz.row(p))),
+            nz.fma(carried[1], nz.value(odd), nz.load(nz.row(odd))),
+        ]
 
-    def codegen(context, builder, signature, args):
-        W_t, g_t, ind_t, dat_t, a_t, b_t, _ = signature.args
-        Wv, gv, iv, dv, av, bv, _ = args
-        nz = _Nonzeros(context, builder, W_t, Wv, ind_t, iv, dat_t, dv, H)
-        first, last = _bounds(context, builder, av, a_t, bv, b_t)
-        deltas = nz.load(nz.vector_at(g_t, gv))
+    p, (even, odd) = _loop(builder, first, last, 2, [(zero, nz.vec)] * 2, add_two)
 
-        def add(p, carried):
-            row = nz.row(p)
-            nz.store(nz.fma(nz.load(row), nz.value(p), deltas), row)
-            return []
+    def add_one(p, carried):
+        return [nz.fma(carried[0], nz.value(p), nz.load(nz.row(p)))]
 
-        _loop(builder, first, last, 1, [], add)
-        return context.get_dummy_value()
+    _, (even,) = _loop(builder, p, last, 1, [(even, nz.vec)], add_one)
+    nz.store(builder.fadd(even, odd), out)
 
-    return sig, codegen
+
+def _row_axpy(nz, g, first, last):
+    deltas = nz.load(g)  # loaded once for the row
+
+    def add(p, carried):
+        row = nz.row(p)
+        nz.store(nz.fma(nz.load(row), nz.value(p), deltas), row)
+        return []
+
+    _loop(nz.builder, first, last, 1, [], add)
+
+
+row_sum = _padded_rows("row_sum", _row_sum)
+row_sum.__doc__ = """row_sum(W, out, indices, data, a, b): out[:H] = sum over p in [a, b) of
+dt(data[p]) * W[indices[p], :H], H = W.shape[1] (one of `WIDTHS`).
+
+Two accumulators (odd and even nonzeros), added at the end. W's rows and out
+are contiguous; out holds at least H entries."""
+
+row_axpy = _padded_rows("row_axpy", _row_axpy)
+row_axpy.__doc__ = """row_axpy(dW, g, indices, data, a, b): for p in [a, b),
+dW[indices[p], :H] += dt(data[p]) * g[:H], H = dW.shape[1] (one of `WIDTHS`).
+
+dW's rows are contiguous; g holds at least H entries."""

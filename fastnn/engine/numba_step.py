@@ -625,32 +625,14 @@ def padded_width(nh):
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _compact_pre(indptr, indices, data, src, W1p, a):
-    # a[:H] = x_src @ W1p, unscaled; H = W1p.shape[1], one of 8, 16, 24, 32
-    p, end = indptr[src], indptr[src + 1]
-    H = W1p.shape[1]
-    if H == 8:
-        row_sum(W1p, a, indices, data, p, end, 8)
-    elif H == 16:
-        row_sum(W1p, a, indices, data, p, end, 16)
-    elif H == 24:
-        row_sum(W1p, a, indices, data, p, end, 24)
-    else:
-        row_sum(W1p, a, indices, data, p, end, 32)
+    # a[:H] = x_src @ W1p, unscaled
+    row_sum(W1p, a, indices, data, indptr[src], indptr[src + 1])
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _compact_axpy(indptr, indices, data, src, dW1p, g):
     # dW1p[q] += v g for each nonzero (q, v) of row src (g: the row's dh, scaled by xs)
-    p, end = indptr[src], indptr[src + 1]
-    H = dW1p.shape[1]
-    if H == 8:
-        row_axpy(dW1p, g, indices, data, p, end, 8)
-    elif H == 16:
-        row_axpy(dW1p, g, indices, data, p, end, 16)
-    elif H == 24:
-        row_axpy(dW1p, g, indices, data, p, end, 24)
-    else:
-        row_axpy(dW1p, g, indices, data, p, end, 32)
+    row_axpy(dW1p, g, indices, data, indptr[src], indptr[src + 1])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
