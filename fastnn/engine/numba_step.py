@@ -609,11 +609,11 @@ def narrow_forward(x, xs, W1T, b1, W2, b2, out):
 # The same maths as narrow_rows, reading each row's nonzeros only: a nonzero
 # (q, v) adds v W1[q] to the row's pre-activations and v dh to dW1[q]. W1 and
 # dW1 are (k, H), H the hidden width rounded up to a multiple of 8 (W1 copied
-# in, zero-padded), at most NARROW_MAX_WIDTH: a row's units are one vector of
-# a width known when compiling (`register_blocks.row_sum`, `row_axpy`), held
-# in registers across the row's nonzeros. uint8 values are scaled by xs where
-# the dense pass scales them (after the dot products, and in dh), so the two
-# differ only in the order of the sums.
+# in, zero-padded), at most NARROW_MAX_WIDTH: a row's units are one vector
+# held in registers across the row's nonzeros (`register_blocks.row_sum`,
+# `row_axpy`: a loop compiled per padded width, picked at run time). uint8
+# values are scaled by xs where the dense pass scales them (after the dot
+# products, and in dh), so the two differ only in the order of the sums.
 
 BLOCK = 8
 
