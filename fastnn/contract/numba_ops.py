@@ -274,7 +274,7 @@ def compact_product(indptr, indices, data, rows, start, stop, xs, W, out):
         src = rows[start + r] if rows.shape[0] else start + r
         a, b = indptr[src], indptr[src + 1]
         for j0 in range(0, full, B):
-            block_sum(W, out, r, indices, data, a, b, s, j0)
+            block_sum(W, out, r, indices, data, a, b, s, j0, False)
         if full == m:
             continue
         o = out[r]
@@ -291,12 +291,27 @@ def compact_product(indptr, indices, data, rows, start, stop, xs, W, out):
 def compact_weight_grad(indptr, indices, data, rows, start, stop, xs, delta, dW, touched):
     """dW += (xs X[rows[start:stop]]).T @ delta on the rows of dW that the batch touches.
 
-    Each nonzero adds a row of delta to a row of dW. A row of dW is zeroed when
-    first touched (touched[c] == 0) and flagged (touched[c] = 1); the rows of
-    columns the batch has no entry in are left as they are: the training step's
-    update (`numba_epoch.finish_compact_batch`) reads them as zero and clears
-    the flags.
+    Row c of dW is the sum, over the batch rows r that have column c, of
+    ``v delta[r]`` (v the entry's value). It is zeroed first unless flagged
+    (touched[c] != 0: then added to), and flagged (touched[c] = 1); the rows
+    of columns the batch has no entry in are left as they are: the training
+    step's update (`numba_epoch.finish_compact_batch`) reads them as zero and
+    clears the flags. When the batch has at least 2 entries per column of
+    dW on average, the entries are sorted by column and each row of dW is
+    summed in registers (`_weight_grad_by_column`); otherwise each entry adds
+    to its row of dW in memory. Both add in batch-row order, with the same
+    FMA contraction: the results are the same bit for bit.
     """
+    nnz = 0
+    for r in range(stop - start):
+        src = rows[start + r] if rows.shape[0] else start + r
+        nnz += indptr[src + 1] - indptr[src]
+    contiguous = dW.strides[1] == dW.itemsize and delta.strides[1] == delta.itemsize
+    if contiguous and dW.shape[1] >= block_outputs(dW) and nnz >= 2 * dW.shape[0]:
+        _weight_grad_by_column(
+            indptr, indices, data, rows, start, stop, xs, delta, dW, touched, nnz
+        )
+        return
     dt = dW.dtype.type
     s = dt(xs)
     m = dW.shape[1]
@@ -314,6 +329,59 @@ def compact_weight_grad(indptr, indices, data, rows, start, stop, xs, delta, dW,
                     d[j] = zero
             for j in range(m):
                 d[j] += v * g[j]
+
+
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
+def _weight_grad_by_column(indptr, indices, data, rows, start, stop, xs, delta, dW, touched, nnz):
+    """`compact_weight_grad` with the batch's nnz entries sorted by column first.
+
+    A counting sort (stable: batch-row order within a column) into a column
+    pointer, the batch row and the value of each entry (4 + X's itemsize
+    bytes an entry, allocated per call); then row c of dW is `block_sum` over
+    column c's entries, with delta's rows as the rows summed. Each row of dW
+    is written once, not once per entry, which is what the by-row loop is
+    bound by (its loads and stores of dW's rows).
+    """
+    k, m = dW.shape
+    n = stop - start
+    # colptr[c + 2] counts column c; after the prefix sums, colptr[c + 1] is
+    # column c's first entry and the scatter moves it to its end
+    colptr = np.zeros(k + 2, np.int64)
+    entry_rows = np.empty(nnz, np.int32)
+    entry_values = np.empty(nnz, data.dtype)
+    for r in range(n):
+        src = rows[start + r] if rows.shape[0] else start + r
+        for p in range(indptr[src], indptr[src + 1]):
+            colptr[indices[p] + 2] += 1
+    for c in range(2, k + 2):
+        colptr[c] += colptr[c - 1]
+    for r in range(n):
+        src = rows[start + r] if rows.shape[0] else start + r
+        for p in range(indptr[src], indptr[src + 1]):
+            c = indices[p] + 1
+            q = colptr[c]
+            entry_rows[q] = r
+            entry_values[q] = data[p]
+            colptr[c] = q + 1
+    dt = dW.dtype.type
+    s = dt(xs)
+    zero = dt(0)
+    B = block_outputs(dW)
+    full = m - m % B
+    for c in range(k):
+        a, b = colptr[c], colptr[c + 1]
+        if a == b:
+            continue
+        added = touched[c] != 0
+        touched[c] = 1
+        for j0 in range(0, full, B):
+            block_sum(delta, dW, c, entry_rows, entry_values, a, b, s, j0, added)
+        d = dW[c]
+        for j in range(full, m):
+            if not added:
+                d[j] = zero
+            for p in range(a, b):
+                d[j] += (dt(entry_values[p]) * s) * delta[entry_rows[p], j]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

@@ -8,7 +8,10 @@ vectors). `block_sum` is that loop written in LLVM IR for one block of
 `block_outputs(W)` outputs: one `<B x float>` accumulator that LLVM keeps in
 registers, the value broadcast, the block of W's row loaded as one vector.
 The sums run in the same order, with the same FMA contraction, as the Numba
-loop, so the results are the same bit for bit (tests/contract).
+loop, so the results are the same bit for bit (tests/contract). The weight
+gradient (`compact_weight_grad`) uses it too, on the batch's entries sorted
+by column: a row of dW is then the sum, over the entries of its column, of
+delta's rows.
 
 The compact single pass (`fastnn.engine.numba_step`) has at most 32 hidden
 units, padded to a multiple of 8: `row_sum` and `row_axpy` do its whole row
@@ -148,18 +151,19 @@ def block_outputs(typingctx, W):
 
 
 @intrinsic
-def block_sum(typingctx, W, out, r, indices, data, a, b, s, j0):
-    """out[r, j0:j0+B] = sum over p in [a, b) of (dt(data[p]) * s) * W[indices[p], j0:j0+B].
+def block_sum(typingctx, W, out, r, indices, data, a, b, s, j0, add):
+    """out[r, j0:j0+B] = sum over p in [a, b) of (dt(data[p]) * s) * W[indices[p], j0:j0+B],
+    the sum started from out[r, j0:j0+B] itself when `add` is true, else from 0.
 
     B = `block_outputs(W)`; dt = W's dtype, s already of it. W's and out's
     rows are contiguous (their strides[1] are the item size: the caller checks).
     """
     B = _width(W)
-    sig = types.void(W, out, r, indices, data, a, b, s, j0)
+    sig = types.void(W, out, r, indices, data, a, b, s, j0, add)
 
     def codegen(context, builder, signature, args):
-        W_t, out_t, r_t, ind_t, dat_t, a_t, b_t, s_t, j0_t = signature.args
-        Wv, outv, rv, iv, dv, av, bv, sv, j0v = args
+        W_t, out_t, r_t, ind_t, dat_t, a_t, b_t, s_t, j0_t, add_t = signature.args
+        Wv, outv, rv, iv, dv, av, bv, sv, j0v, addv = args
         i64 = ir.IntType(64)
         itemsize = W_t.dtype.bitwidth // 8
         column = builder.mul(context.cast(builder, j0v, j0_t, types.int64), i64(itemsize))
@@ -167,17 +171,21 @@ def block_sum(typingctx, W, out, r, indices, data, a, b, s, j0):
         scale = context.cast(builder, sv, s_t, W_t.dtype)
         first, last = _bounds(context, builder, av, a_t, bv, b_t)
 
-        def add(p, carried):
-            value = builder.fmul(nz.value(p), scale)
-            return [nz.fma(carried[0], value, nz.load(nz.row(p)))]
-
-        _, (acc,) = _loop(builder, first, last, 1, [(ir.Constant(nz.vec, None), nz.vec)], add)
         out_a = context.make_array(out_t)(context, builder, outv)
         out_row = cgutils.unpack_tuple(builder, out_a.strides, 2)[0]
         r64 = context.cast(builder, rv, r_t, types.int64)
         target = builder.bitcast(out_a.data, ir.IntType(8).as_pointer())
         target = builder.gep(target, [builder.add(builder.mul(r64, out_row), column)])
-        nz.store(acc, builder.bitcast(target, nz.vec.as_pointer()))
+        target = builder.bitcast(target, nz.vec.as_pointer())
+        added = context.cast(builder, addv, add_t, types.boolean)
+        start = builder.select(added, nz.load(target), ir.Constant(nz.vec, None))
+
+        def add(p, carried):
+            value = builder.fmul(nz.value(p), scale)
+            return [nz.fma(carried[0], value, nz.load(nz.row(p)))]
+
+        _, (acc,) = _loop(builder, first, last, 1, [(start, nz.vec)], add)
+        nz.store(acc, target)
         return context.get_dummy_value()
 
     return sig, codegen

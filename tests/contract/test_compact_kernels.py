@@ -89,16 +89,40 @@ def test_numba_equals_the_reference(dtype, rng, values):
 
 
 @pytest.mark.parametrize("values", VALUES)
-def test_forward_sums_whole_blocks_in_registers_and_the_rest_in_the_loop(dtype, rng, values):
+@pytest.mark.parametrize("density", [0.01, 0.3])
+def test_whole_blocks_are_summed_in_registers_and_the_rest_in_the_loop(
+    dtype, rng, values, density
+):
     # Numba sums each block of block_width outputs in registers (register_blocks),
-    # the outputs after the last whole block in its loop: both are checked here
+    # the outputs after the last whole block in its loop: both are checked here,
+    # for the forward pass and the weight gradient, which at 30 % (2 or more
+    # entries per column) sums by column, at 1 % by row; with and without rows
+    # of dW already flagged (added to) and left as they are (NaN)
     m = 2 * block_width(np.dtype(dtype).itemsize) + 3
-    indptr, indices, data, read, xs = compact_x(rng, 41, 67, 0.3, dtype, values)
+    indptr, indices, data, read, xs = compact_x(rng, 41, 67, density, dtype, values)
     rows = selection(rng, 41)
-    W = rng.standard_normal((67, m)).astype(dtype)
+    # W has 5 more rows than X has columns: rows of dW that no entry reaches
+    x = np.hstack([read[rows], np.zeros((rows.shape[0], 5))])
+    W = rng.standard_normal((72, m)).astype(dtype)
     b = rng.standard_normal(m).astype(dtype)
     out = kernels.compact_linear_forward(indptr, indices, data, W, b, rows=rows, xs=xs)
-    close(out, read[rows] @ W + b, dtype, magnitude(read[rows], W), terms=67)
+    close(out, x @ W + b, dtype, magnitude(x, W), terms=72)
+    dout = rng.standard_normal((rows.shape[0], m)).astype(dtype)
+    dW = kernels.compact_linear_backward(indptr, indices, data, dout, W, rows=rows, xs=xs)
+    close(dW, x.T @ dout, dtype, magnitude(x.T, dout), terms=rows.shape[0])
+    live = np.arange(72) % 3 == 0
+    before = np.where(live[:, None], rng.standard_normal((72, m)), np.nan).astype(dtype)
+    touched = live.astype(np.uint8)
+    dW = before.copy()
+    kernels.compact_linear_backward(
+        indptr, indices, data, dout, W, rows=rows, xs=xs, dW=dW, touched=touched
+    )
+    reached = (x != 0).any(axis=0)
+    assert not reached[67:].any()
+    np.testing.assert_array_equal(touched, (live | reached).astype(np.uint8))
+    want = np.where(live[:, None], before, 0) + x.T @ dout
+    close(dW[reached], want[reached], dtype, magnitude(x.T, dout) + 3, terms=rows.shape[0] + 1)
+    np.testing.assert_array_equal(dW[~reached], before[~reached])
 
 
 def test_one_row_one_feature(backend, dtype):
