@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import DataConversionWarning
-from sklearn.metrics import r2_score
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
@@ -418,8 +418,18 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def _training_metrics(self, result):
         return {"train_accuracy": result.correct / result.rows if result.rows else 0.0}
 
-    def _validation_metrics(self, X_val, y_val):
-        return {"val_accuracy": float(self.score(X_val, y_val))}
+    def _validation_metrics(self, X_val, y_val, checked):
+        # X_val was validated when fit began. scikit-learn's accuracy_score checks
+        # y_val against the predictions on the first epoch (checked False); they
+        # keep their types and shapes after it, so later epochs only compare.
+        predicted = self._labels_of(self._predict_output(X_val))
+        if not checked:
+            return {"val_accuracy": float(accuracy_score(y_val, predicted))}
+        if predicted.ndim == 1:
+            right = predicted == y_val.ravel()
+        else:  # multilabel: a row is right when all its labels are
+            right = np.all(predicted == y_val, axis=1)
+        return {"val_accuracy": float(np.mean(right))}
 
     def _score_rows(self, X, targets, rows, sample_weight=None):
         """Accuracy on X[rows] (exact match for multilabel), weighted as scikit-learn's score."""
@@ -586,8 +596,9 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def _training_metrics(self, result):
         return {}
 
-    def _validation_metrics(self, X_val, y_val):
-        out = self._outputs(self._predict_output(self._validate_predict_input(X_val)))
+    def _validation_metrics(self, X_val, y_val, checked):
+        # X_val was validated when fit began; r2_score checks y_val every epoch
+        out = self._outputs(self._predict_output(X_val))
         return {"val_r2": _r2(np.asarray(y_val), out, None)}
 
     def _score_rows(self, X, targets, rows, sample_weight=None):

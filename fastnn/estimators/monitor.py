@@ -56,6 +56,8 @@ class EpochMonitor:
         self.sample_weight = sample_weight
         self.val_rows = val_rows
         self.monitor_data = monitor_data
+        # whether monitor_data's targets passed the metric's checks (the first epoch)
+        self.monitor_checked = False
         self.incremental = incremental
         self.epoch_callback = epoch_callback
         self.best_weights = None
@@ -69,7 +71,11 @@ class EpochMonitor:
         record = self._record(result.loss, seconds, result.weight)
         record.update(model._training_metrics(result))
         if self.monitor_data is not None:
-            record.update(self._on_root(lambda: model._validation_metrics(*self.monitor_data)))
+            checked = self.monitor_checked
+            record.update(
+                self._on_root(lambda: model._validation_metrics(*self.monitor_data, checked))
+            )
+            self.monitor_checked = True
         self._append(record)
         if self.val_rows is not None:
             self._score_validation_rows()

@@ -6,9 +6,12 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import DataConversionWarning
+from sklearn.metrics import accuracy_score
 
 import fastnn
 from fastnn import MLPClassifier
@@ -73,6 +76,42 @@ def test_history_has_every_key_per_epoch(digits):
     # validation accuracy is that of the epoch's final weights: the last one is the model's
     assert history["val_accuracy"][-1] == model.score(X_test, y_test)
     assert history["train_accuracy"][-1] > history["train_accuracy"][0]
+
+
+@pytest.mark.parametrize("targets", ["labels", "column", "strings", "multilabel"])
+def test_validation_accuracy_is_scikit_learns_at_every_epoch(digits, targets):
+    # The first epoch scores with accuracy_score (its checks of y_val); later
+    # ones compare predictions and y_val directly: the same number each epoch.
+    X_train, X_test, y_train, y_test = digits
+    if targets == "strings":
+        y_train, y_test = (
+            np.array(list("abcdefghij"))[y_train],
+            np.array(list("abcdefghij"))[y_test],
+        )
+    elif targets == "multilabel":
+        y_train, y_test = (
+            np.stack([y_train % 2, y_train > 4], 1),
+            np.stack([y_test % 2, y_test > 4], 1),
+        )
+    y_val = y_test.reshape(-1, 1) if targets == "column" else y_test
+    scores = []
+
+    def callback(model, record):
+        scores.append(accuracy_score(y_test, model.predict(X_test)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataConversionWarning)
+        model = small_model(max_iter=3, learning_rate_init=0.02).fit(
+            X_train, y_train, validation_data=(X_test, y_val), epoch_callback=callback
+        )
+    assert model.history_["val_accuracy"] == scores
+    assert len(set(scores)) > 1  # the weights moved between epochs
+
+
+def test_validation_targets_scikit_learn_refuses_are_refused(digits):
+    X_train, X_test, y_train, y_test = digits
+    with pytest.raises(ValueError, match="continuous"):
+        small_model(max_iter=2).fit(X_train, y_train, validation_data=(X_test, y_test + 0.5))
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
