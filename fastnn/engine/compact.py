@@ -20,11 +20,12 @@ import numpy as np
 from fastnn.contract.jit import njit
 
 # Density (nonzeros / entries) below which dense X trains on its compact form
-# on the GEMM path. Measured on Intel Xeon (AVX-512), 1 BLAS thread, uint8
-# rows of random density, widths 128 and 512, float32 and float64: the
-# compact path wins by 1.1-1.5x at 10 %, loses by 0.7-0.85x at 20 %
-# (docs/design.md, "Skipping zeros"); 8 % leaves room for 2 BLAS threads.
-CROSSOVER = 0.08
+# on the GEMM path. Measured through fit on Intel Xeon (AVX-512), 2 threads,
+# uint8 rows of random density, widths 128 and 512, float32 and float64
+# (docs/design.md, "Skipping zeros"): the compact path wins by 1.55-1.85x at
+# 5 %, 1.13-1.82x at 10 %, 0.82-1.33x at 15 % (the 512-wide lose), and loses
+# by 0.64-0.91x at 20 %.
+CROSSOVER = 0.1
 # The same for predictions, where the form is built per chunk of rows at each
 # call and the dense forward pass is one large GEMM on every BLAS thread: the
 # compact one wins by 1.4-2.7x at 2 %, loses by 0.9-1.0x at 5 % (float32) or

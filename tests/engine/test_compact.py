@@ -177,6 +177,19 @@ def test_auto_picks_dense_on_dense_data_and_compact_on_sparse_data():
     assert compact.use_compact(True, X, memory_mapped=True) is None
 
 
+def test_auto_on_the_gemm_path_switches_at_its_crossover():
+    rng = np.random.default_rng(1)
+
+    def picked(density):
+        X = ((rng.random((300, 784)) < density) * rng.integers(1, 256, (300, 784))).astype(
+            np.uint8
+        )
+        return compact.use_compact("auto", X, memory_mapped=False) is not None
+
+    assert picked(compact.CROSSOVER * 0.8)
+    assert not picked(compact.CROSSOVER * 1.2)
+
+
 @pytest.mark.parametrize("bad", ["yes", None, 1, "Auto"])
 def test_skip_zeros_is_validated(bad):
     X, s = sparse_data()
