@@ -741,12 +741,40 @@ def _pool(threads):
 
 # Rows per chunk below which splitting a narrow step costs more than it saves
 MIN_ROWS_PER_THREAD = 1024
+# The same for predictions (`narrow_predict`): a row costs about a microsecond
+# (784-10-10), handing a chunk to the pool tens of microseconds
+MIN_PREDICT_ROWS_PER_THREAD = 256
 # Chunks per thread: a thread slowed down (by another process on its core)
 # leaves its later chunks to the others instead of holding up the step
 CHUNKS_PER_THREAD = 4
 # Widest hidden and output layers that the single pass handles (beyond them,
 # per-row dot products lose to a GEMM)
 NARROW_MAX_WIDTH = 32
+
+
+def narrow_predict(x, xs, W1T, b1, W2, b2, out):
+    """`narrow_forward` of x's rows, split over the pool's threads when there are
+    enough of them (each row's logits are its own: the same values, bit for bit).
+
+    The first chunk runs on the calling thread. Used for predictions and for the
+    validation scores between the single pass's epochs.
+    """
+    n = x.shape[0]
+    threads = min(n_threads(), n // MIN_PREDICT_ROWS_PER_THREAD)
+    if threads < 2:
+        return narrow_forward(x, xs, W1T, b1, W2, b2, out)
+    bounds = [n * t // threads for t in range(threads + 1)]
+    pool = _pool(n_threads())
+    futures = [
+        pool.submit(narrow_forward, x[a:b], xs, W1T, b1, W2, b2, out[a:b])
+        for a, b in zip(bounds[1:-1], bounds[2:])
+    ]
+    try:
+        narrow_forward(x[: bounds[1]], xs, W1T, b1, W2, b2, out[: bounds[1]])
+    finally:
+        for future in futures:
+            future.result()
+    return out
 
 
 def narrow_applies(n_hidden_layers, widths, activation, head, weighted, dropout=False):

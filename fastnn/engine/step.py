@@ -84,11 +84,11 @@ class ForwardPass:
     def forward(self, x, input_scale=1.0):
         """Logits of batch `x` (a view of n rows of the last buffer on Numba)."""
         if self._narrow_forward():
-            from fastnn.engine.numba_step import narrow_forward
+            from fastnn.engine.numba_step import narrow_predict
 
             xs = 1.0 if x.dtype == self.dtype else input_scale
             W1T = np.ascontiguousarray(self.coefs[0].T)
-            return narrow_forward(
+            return narrow_predict(
                 x,
                 xs,
                 W1T,

@@ -267,6 +267,22 @@ def test_narrow_predictions_match_reference(sizes, n, dtype):
         )
 
 
+@pytest.mark.parametrize("n", [2, 7, 1003])
+def test_narrow_predictions_split_over_threads_equal_one_thread(dtype, n, monkeypatch):
+    # narrow_predict hands chunks of rows to the pool: the same logits, bit for bit
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (n, 784), dtype=np.uint8)
+    coefs, intercepts = small_network(rng, (784, 10, 10), dtype)
+    W1T = np.ascontiguousarray(coefs[0].T)
+    args = (x, 1 / 255, W1T, intercepts[0], coefs[1], intercepts[1])
+    want = numba_step.narrow_forward(*args, np.empty((n, 10), dtype))
+    monkeypatch.setattr(numba_step, "n_threads", lambda: 3)
+    monkeypatch.setattr(numba_step, "MIN_PREDICT_ROWS_PER_THREAD", 1)
+    out = np.full((n, 10), np.nan, dtype)
+    assert numba_step.narrow_predict(*args, out) is out
+    np.testing.assert_array_equal(out, want)
+
+
 @pytest.mark.parametrize("compact", [False, True], ids=["dense", "compact"])
 def test_the_single_pass_flushes_subnormal_gradients_to_zero(dtype, compact):
     # As the GEMM path's softmax head does (tests/contract): a confident row's
