@@ -1,25 +1,32 @@
 """The GEMM path's epoch loop on T threads at once, with no reduction of gradients.
 
 Each of T threads runs the same compiled loop (`parallel_epoch(act, head,
-solver)`) over every batch, in two phases with a barrier after each:
+solver)`) over every batch, in three phases with a barrier after each:
 
-1. Rows: thread t gathers its block of the batch's rows, [m t / T, m (t+1) / T),
-   and runs for them the forward pass, the head (its part of the loss) and the
-   backward pass of the deltas, delta_{l-1} = (delta_l @ W_l^T) * f'. Nothing
-   here depends on another thread's rows. It also sums the squares of the
-   weights it owns (phase 2), for the L2 term of the loss.
-2. Parameters: thread t owns rows [k t / T, k (t+1) / T) of each k x m weight
-   matrix and columns [m t / T, m (t+1) / T) of each bias. It computes their
-   gradient over the whole batch, dW[rows] = A_in[:, rows]^T @ delta, and the
-   bias's column sums, adds the L2 term and applies the optimizer's update to
-   them at once. Each gradient entry is one thread's sum over the whole batch:
-   no buffer per thread and no reduction.
+0. First layer, by columns: thread t owns columns [cols[t], cols[t + 1]) of
+   the first layer (its output units, whole cache lines of each row). It reads
+   the whole batch into a buffer of its own and computes those columns of the
+   layer's output for every row, with its block of W, which it keeps (with
+   the block's gradient and optimizer state) in arrays of its own while the
+   call runs: the largest weights never move between cores.
+1. Rows: thread t takes rows [m t / T, m (t+1) / T) of the batch and runs for
+   them the rest of the forward pass, the head (its part of the loss) and the
+   backward pass of the deltas, delta_{l-1} = (delta_l @ W_l^T) * f'. It also
+   sums the squares of the weights it owns (phases 0 and 2), for the L2 term.
+2. Parameters: thread t computes its first-layer block's gradient over the
+   whole batch, dWb = X^T @ delta[:, cols], and owns rows [k t / T, k (t+1) /
+   T) of each later k x m weight matrix, dW[rows] = A_in[:, rows]^T @ delta,
+   and columns of each bias; it adds the L2 term and applies the optimizer's
+   update to them at once. Each gradient entry is one thread's sum over the
+   whole batch: no buffer per thread and no reduction.
 
-The barriers are spin-waits on a shared int64 array through atomic
-instructions (Numba intrinsics, which cache as any jitted code does). Every
-thread reads the same partial losses in the same order, so all agree on
-whether a batch's loss is finite. GEMMs are Numba's (SciPy's OpenBLAS), which
-the caller holds at 1 thread (`fastnn.engine.threads`).
+When a call ends, each thread copies its block back into the flat buffers
+(also when the loss diverged or another thread aborted). The barriers are
+spin-waits on a shared int64 array through atomic instructions (Numba
+intrinsics, which cache as any jitted code does). Every thread reads the
+same partial losses in the same order, so all agree on whether a batch's
+loss is finite. GEMMs are Numba's (SciPy's OpenBLAS), which the caller holds
+at 1 thread (`fastnn.engine.threads`).
 """
 
 import functools
@@ -76,8 +83,8 @@ from fastnn.engine.numba_epoch import (
 # The slots of the shared int64 `sync` array, a cache line (8 slots) apart so
 # that the atomics on one do not contend with the others: arrivals at each
 # phase's barrier (counted up over the batches of one call), and the abort flag.
-ARRIVED_1, ARRIVED_2, ABORT = 0, 8, 16
-SYNC_SIZE = 24
+ARRIVED_1, ARRIVED_2, ABORT, ARRIVED_0, WRITTEN = 0, 8, 16, 24, 32
+SYNC_SIZE = 40
 # Per thread in `parts`: the data loss of its rows, its rows predicted right,
 # the squares of its weights; a row of 8 (a cache line of float64) each
 PART_LOSS, PART_CORRECT, PART_SQUARES, PART_WIDTH = 0, 1, 2, 8
@@ -128,18 +135,20 @@ def yield_core(typingctx):
 
 
 @intrinsic
-def _xgemm_rows(typingctx, a, k0, k1, delta, out):
-    """out[k0:k1] = a[:, k0:k1]^T @ delta through BLAS's xgemm (C arrays, unchecked).
+def _xgemm(typingctx, trans_a, trans_b, M, N, K, A, a_at, lda, B, b_at, ldb, C, c_at, ldc):
+    """C = op(A) @ op(B) through BLAS's xgemm, column-major, in place (unchecked).
 
-    Numba's np.dot copies a column block (not contiguous) first; xgemm reads
-    it in place with a's row length as its leading dimension. The call is
-    Numba's own np.dot's (`numba_xxgemm`, SciPy's BLAS), with the same
-    transposes, so each entry is the same sum.
+    op(A) is M x K, op(B) K x N, C M x N; each matrix starts at element
+    `*_at` of its array with leading dimension `ld*`; trans_* are ord("n") or
+    ord("t"). C arrays seen column-major are transposed, so a block of rows
+    or columns of a C array is read and written in place, where Numba's
+    np.dot would copy a block that is not contiguous. The function called is
+    Numba's own np.dot's (`numba_xxgemm`, SciPy's BLAS).
     """
-    sig = types.int32(a, k0, k1, delta, out)
+    sig = types.int32(trans_a, trans_b, M, N, K, A, a_at, lda, B, b_at, ldb, C, c_at, ldc)
 
     def codegen(context, builder, sig, args):
-        a_, k0_, k1_, d_, o_ = args
+        ta, tb, m, n, k, a, a_at_, lda_, b, b_at_, ldb_, c, c_at_, ldc_ = args
         intp = context.get_value_type(types.intp)
         char = ir.IntType(8)
         void_p = char.as_pointer()
@@ -149,44 +158,48 @@ def _xgemm_rows(typingctx, a, k0, k1, delta, out):
             + [void_p, void_p, intp, void_p, intp, void_p, void_p, intp],
         )
         fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-        aa = context.make_array(sig.args[0])(context, builder, a_)
-        dd = context.make_array(sig.args[3])(context, builder, d_)
-        oo = context.make_array(sig.args[4])(context, builder, o_)
-        n, k = cgutils.unpack_tuple(builder, aa.shape, 2)
-        m = cgutils.unpack_tuple(builder, dd.shape, 2)[1]
-        dtype = sig.args[0].dtype
+        dtype = sig.args[5].dtype
         llty = context.get_value_type(dtype)
         one = cgutils.alloca_once_value(builder, ir.Constant(llty, 1.0))
         zero = cgutils.alloca_once_value(builder, ir.Constant(llty, 0.0))
         kind = ir.Constant(char, ord("s" if dtype == types.float32 else "d"))
-        # column-major: out^T (m x rows) = delta^T (m x n) @ a[:, k0:k1] (n x rows)
+
+        def at(arrtype, arr, offset):
+            data = context.make_array(arrtype)(context, builder, arr).data
+            return builder.bitcast(builder.gep(data, [offset]), void_p)
+
         return builder.call(
             fn,
             [
                 kind,
-                ir.Constant(char, ord("n")),
-                ir.Constant(char, ord("t")),
+                builder.trunc(ta, char),
+                builder.trunc(tb, char),
                 m,
-                builder.sub(k1_, k0_),
                 n,
-                builder.bitcast(one, void_p),
-                builder.bitcast(dd.data, void_p),
-                m,
-                builder.bitcast(builder.gep(aa.data, [k0_]), void_p),
                 k,
+                builder.bitcast(one, void_p),
+                at(sig.args[5], a, a_at_),
+                lda_,
+                at(sig.args[8], b, b_at_),
+                ldb_,
                 builder.bitcast(zero, void_p),
-                builder.bitcast(builder.gep(oo.data, [builder.mul(k0_, m)]), void_p),
-                m,
+                at(sig.args[11], c, c_at_),
+                ldc_,
             ],
         )
 
     return sig, codegen
 
 
+NO, TRANSPOSED = ord("n"), ord("t")
+
+
 def weight_grad_rows(a, k0, k1, delta, out):
     """out[k0:k1] = a[:, k0:k1].T @ delta (a (n, k), delta (n, m), out (k, m), C order).
 
-    The NumPy reference; jitted callers get BLAS's xgemm on the block in place.
+    The NumPy reference; jitted callers get BLAS's xgemm on the block in place,
+    with the transposes of Numba's np.dot(a.T, delta), so each entry is the
+    serial step's sum.
     """
     out[k0:k1] = a[:, k0:k1].T @ delta
 
@@ -194,33 +207,55 @@ def weight_grad_rows(a, k0, k1, delta, out):
 @overload(weight_grad_rows, jit_options={"error_model": "numpy"})
 def _weight_grad_rows(a, k0, k1, delta, out):
     def impl(a, k0, k1, delta, out):
-        if k1 > k0 and a.shape[0] > 0:
-            _xgemm_rows(a, k0, k1, delta, out)
+        n, k = a.shape
+        m = delta.shape[1]
+        if k1 > k0 and n > 0:
+            # column-major: out^T[:, k0:k1] (m x rows) = delta^T (m x n) @ a[:, k0:k1]
+            _xgemm(NO, TRANSPOSED, m, k1 - k0, n, delta, 0, m, a, k0, k, out, k0 * m, m)
         elif k1 > k0:  # no rows: BLAS would leave out alone
             out[k0:k1] = 0
 
     return impl
 
 
-def batch_input(X, rows, start, stop, xb):
-    """The batch's rows of X as phase 1 left them: X itself (read in place) or xb."""
-    if X.dtype == xb.dtype and rows.shape[0] == 0:
-        return X[start:stop]
-    return xb[: stop - start]
+def forward_block(a, Wb, c0, out):
+    """out[:, c0:c0 + w] = a @ Wb (a (n, k), Wb (k, w), out (n, m), C order).
+
+    The NumPy reference; jitted callers get BLAS's xgemm, out's columns written in place.
+    """
+    out[:, c0 : c0 + Wb.shape[1]] = a @ Wb
 
 
-@overload(batch_input, jit_options={"error_model": "numpy"})
-def _batch_input(X, rows, start, stop, xb):
-    if X.dtype == xb.dtype:
+@overload(forward_block, jit_options={"error_model": "numpy"})
+def _forward_block(a, Wb, c0, out):
+    def impl(a, Wb, c0, out):
+        n, k = a.shape
+        w = Wb.shape[1]
+        if w > 0 and n > 0:
+            # column-major: out^T[c0:c0+w] (w x n) = Wb^T (w x k) @ a^T (k x n)
+            _xgemm(NO, NO, w, n, k, Wb, 0, w, a, 0, k, out, c0, out.shape[1])
 
-        def impl(X, rows, start, stop, xb):
-            if rows.shape[0] == 0:
-                return X[start:stop]
-            return xb[: stop - start]
-    else:
+    return impl
 
-        def impl(X, rows, start, stop, xb):
-            return xb[: stop - start]
+
+def weight_grad_block(a, delta, c0, dWb):
+    """dWb = a.T @ delta[:, c0:c0 + w] (a (n, k), delta (n, m), dWb (k, w), C order).
+
+    The NumPy reference; jitted callers get BLAS's xgemm, delta's columns read in place.
+    """
+    dWb[...] = a.T @ delta[:, c0 : c0 + dWb.shape[1]]
+
+
+@overload(weight_grad_block, jit_options={"error_model": "numpy"})
+def _weight_grad_block(a, delta, c0, dWb):
+    def impl(a, delta, c0, dWb):
+        n, k = a.shape
+        w = dWb.shape[1]
+        if w > 0 and n > 0:
+            # column-major: dWb^T (w x k) = delta^T[c0:c0+w] (w x n) @ a (n x k)
+            _xgemm(NO, TRANSPOSED, w, k, n, delta, c0, delta.shape[1], a, 0, k, dWb, 0, w)
+        elif w > 0:  # no rows: BLAS would leave dWb alone
+            dWb[...] = 0
 
     return impl
 
@@ -255,6 +290,22 @@ def bias_grad_columns(delta, c0, c1, db, acc):
             acc[j] += delta[r, j]
     for j in range(c0, c1):
         db[j] = acc[j]
+
+
+@njit(cache=True, error_model="numpy", nogil=True, **INTERNAL)
+def copy_block(flat, at, k, w, c0, block, into_block):
+    """Columns [c0, c0 + wb) of the k x w matrix at flat[at:] into `block`, or back.
+
+    block: k * wb elements, row-major (empty: nothing to copy).
+    """
+    wb = block.size // k
+    for q in range(k):
+        row = at + q * w + c0
+        for j in range(wb):
+            if into_block:
+                block[q * wb + j] = flat[row + j]
+            else:
+                flat[row + j] = block[q * wb + j]
 
 
 @functools.cache
@@ -292,6 +343,11 @@ def parallel_epoch(act, head, solver):
         intercept_grads,
         acc,
         db_scratch,
+        cols,
+        Wb,
+        dWb,
+        s1b,
+        s2b,
         params,
         grads,
         n_coef,
@@ -309,17 +365,28 @@ def parallel_epoch(act, head, solver):
     ):
         """Thread `tid` of T's share of batches [first, stop_batch); returns Adam's t.
 
-        Shared: the batch buffers xb, yb, Yb, swb, activations and deltas
-        (each thread writes its rows), the parameters and gradients (each
-        thread its own entries; offsets[i] is where coefs[i] starts in the flat
-        buffers, offsets[L + i] intercepts[i]), `parts` (T, PART_WIDTH) and
-        `sync`. Private: acc (float64) and db_scratch (the heads' and
+        Shared: the batch buffers yb, Yb, swb, activations and deltas (each
+        thread writes its rows, or in the first layer's output its columns),
+        the parameters and gradients (each thread its own entries; offsets[i]
+        is where coefs[i] starts in the flat buffers, offsets[L + i]
+        intercepts[i]), `parts` (T, PART_WIDTH) and `sync`. Private: xb (the
+        whole batch), acc (float64) and db_scratch (the heads' and
         derivatives' bias sums of its rows, unused), each as wide as the
-        widest layer. Thread 0 alone writes `stats`. As `gemm_epoch`'s loop
-        otherwise, with the same arithmetic per weight.
+        widest layer, and the thread's columns [cols[tid], cols[tid + 1]) of
+        the first layer: their weights Wb, gradient dWb and optimizer state
+        s1b, s2b (flat; empty where state1, state2 are), copied in from the
+        flat buffers when the call starts and back when it ends. Thread 0
+        alone writes `stats`. As `gemm_epoch`'s loop otherwise, with the same
+        arithmetic per weight.
         """
         n_batches = (n + batch_size - 1) // batch_size
         last = len(coefs) - 1
+        k0, w0 = coefs[0].shape
+        c0, c1 = cols[tid], cols[tid + 1]
+        Wf, dWf = Wb.reshape(-1), dWb.reshape(-1)
+        copy_block(params, offsets[0], k0, w0, c0, Wf, True)
+        copy_block(state1, offsets[0], k0, w0, c0, s1b, True)
+        copy_block(state2, offsets[0], k0, w0, c0, s2b, True)
         rounds = 0
         for b in range(first, stop_batch):
             start = b * batch_size
@@ -333,15 +400,32 @@ def parallel_epoch(act, head, solver):
                 for r in range(m):
                     weight += sw[rows[start + r]] if rows.shape[0] else sw[start + r]
             scale = 1.0 / weight if weight > 0 else 0.0
-            # phase 1: this thread's rows
+            rounds += 1
+            # phase 0: this thread's columns (output units) of the first layer,
+            # for every row; each thread reads the whole batch itself
+            x = fetch_rows(X, rows, start, stop, xs, xb)
+            forward_block(x, Wb, c0, activations[0])
+            block, bias = activations[0][:m, c0:c1], intercepts[0][c0:c1]
+            if last == 0:
+                bias_identity(block, bias)
+            elif act == RELU:
+                bias_relu(block, bias)
+            elif act == TANH:
+                bias_tanh(block, bias)
+            elif act == LOGISTIC:
+                bias_logistic(block, bias)
+            else:
+                bias_identity(block, bias)
+            if not barrier(sync, ARRIVED_0, T * rounds):
+                break
+            # phase 1: this thread's rows, from the first layer's output on
             loss, correct, squares = 0.0, 0, 0.0
             if r1 > r0:
-                x = fetch_rows(X, rows, start + r0, start + r1, xs, xb[r0:])
                 yy = take_rows(y, rows, start + r0, start + r1, yb[r0:])
                 YY = take_rows_2d(Y, rows, start + r0, start + r1, Yb[r0:])
                 ww = take_rows(sw, rows, start + r0, start + r1, swb[r0:])
-                a = x
-                for i in range(last):
+                a = activations[0][r0:r1]
+                for i in range(1, last):
                     out = activations[i][r0:r1]
                     np.dot(a, coefs[i], out)
                     if act == RELU:
@@ -354,8 +438,9 @@ def parallel_epoch(act, head, solver):
                         bias_identity(out, intercepts[i])
                     a = out
                 z = activations[last][r0:r1]
-                np.dot(a, coefs[last], z)
-                bias_identity(z, intercepts[last])
+                if last > 0:
+                    np.dot(a, coefs[last], z)
+                    bias_identity(z, intercepts[last])
                 db = db_scratch[: z.shape[1]]
                 if head == SOFTMAX_HEAD:
                     loss, correct = head_softmax(z, yy, YY, ww, scale, db, acc)
@@ -381,16 +466,16 @@ def parallel_epoch(act, head, solver):
                         grad_identity(dx, a_in, dx, db, False, acc)
                     delta = dx
             if alpha > 0:
-                for i in range(last + 1):
+                squares += _sum_squares(Wf)
+                for i in range(1, last + 1):
                     k, w = coefs[i].shape
                     q0, q1 = share(k, tid, T)
                     squares += _sum_squares(params[offsets[i] + q0 * w : offsets[i] + q1 * w])
             parts[tid, PART_LOSS] = loss
             parts[tid, PART_CORRECT] = correct
             parts[tid, PART_SQUARES] = squares
-            rounds += 1
             if not barrier(sync, ARRIVED_1, T * rounds):
-                return t
+                break
             # every thread sums the parts in thread order: they agree on the loss
             loss, correct, squares = 0.0, 0.0, 0.0
             for p in range(T):
@@ -402,37 +487,33 @@ def parallel_epoch(act, head, solver):
                 if tid == 0:
                     stats[STATUS] = LOSS_NOT_FINITE
                     stats[BAD_BATCH] = b
-                return t
-            # phase 2: this thread's parameters, over the whole batch
-            x = batch_input(X, rows, start, stop, xb)
+                break
+            # phase 2: this thread's parameters over the whole batch: its
+            # columns of the first layer, rows of the other layers' weights
             t_next = t
             for i in range(last + 1):
                 delta = activations[last][:m] if i == last else deltas[i + 1][:m]
                 k, w = coefs[i].shape
-                q0, q1 = share(k, tid, T)
                 if i == 0:
-                    weight_grad_rows(x, q0, q1, delta, coef_grads[0])
+                    weight_grad_block(x, delta, c0, dWb)
+                    w_lo, w_hi = Wf, dWf
+                    m1, m2 = s1b, s2b
+                    j0, j1 = c0, c1
                 else:
+                    q0, q1 = share(k, tid, T)
                     weight_grad_rows(activations[i - 1][:m], q0, q1, delta, coef_grads[i])
-                lo, hi = offsets[i] + q0 * w, offsets[i] + q1 * w
+                    lo, hi = offsets[i] + q0 * w, offsets[i] + q1 * w
+                    w_lo, w_hi = params[lo:hi], grads[lo:hi]
+                    m1 = state1[lo:hi] if state1.shape[0] else state1
+                    m2 = state2[lo:hi] if state2.shape[0] else state2
+                    j0, j1 = share(w, tid, T)
                 if alpha > 0:
-                    _l2_penalty(params[lo:hi], grads[lo:hi], alpha * scale)
+                    _l2_penalty(w_lo, w_hi, alpha * scale)
                 t_next = UPDATES[solver](
-                    params[lo:hi],
-                    grads[lo:hi],
-                    lr,
-                    momentum,
-                    nesterov,
-                    beta1,
-                    beta2,
-                    eps,
-                    state1[lo:hi] if state1.shape[0] else state1,
-                    state2[lo:hi] if state2.shape[0] else state2,
-                    t,
+                    w_lo, w_hi, lr, momentum, nesterov, beta1, beta2, eps, m1, m2, t
                 )
-                c0, c1 = share(w, tid, T)
-                bias_grad_columns(delta, c0, c1, intercept_grads[i], acc)
-                lo, hi = offsets[last + 1 + i] + c0, offsets[last + 1 + i] + c1
+                bias_grad_columns(delta, j0, j1, intercept_grads[i], acc)
+                lo, hi = offsets[last + 1 + i] + j0, offsets[last + 1 + i] + j1
                 UPDATES[solver](
                     params[lo:hi],
                     grads[lo:hi],
@@ -453,8 +534,12 @@ def parallel_epoch(act, head, solver):
                 stats[BATCHES] += 1
                 stats[CORRECT] += correct
             if not barrier(sync, ARRIVED_2, T * rounds):
-                return t
-        if tid == 0 and stop_batch == n_batches:
+                break
+        # the first layer's columns back into the flat buffers, whatever stopped the loop
+        copy_block(params, offsets[0], k0, w0, c0, Wf, False)
+        copy_block(state1, offsets[0], k0, w0, c0, s1b, False)
+        copy_block(state2, offsets[0], k0, w0, c0, s2b, False)
+        if barrier(sync, WRITTEN, T) and tid == 0 and stop_batch == n_batches:
             check_weights(params, n_batches, stats)
         return t
 

@@ -12,6 +12,7 @@ resume read and write.
 import numpy as np
 
 from fastnn.contract.tables import ADAM, SGD
+from fastnn.engine.params import aligned_zeros
 
 
 class SGDOptimizer:
@@ -41,7 +42,7 @@ class SGDOptimizer:
         self.nesterov = bool(nesterov)
         self.lr_schedule = lr_schedule
         self.power_t = float(power_t)
-        self.velocity = np.zeros(size if self.momentum > 0 else 0, dtype)
+        self.velocity = aligned_zeros(size if self.momentum > 0 else 0, dtype)
         self._spare = np.zeros(0, dtype)
 
     def iteration_ends(self, time_step):
@@ -106,8 +107,8 @@ class AdamOptimizer:
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
         self.t = 0
-        self.ms = np.zeros(size, dtype)
-        self.vs = np.zeros(size, dtype)
+        self.ms = aligned_zeros(size, dtype)
+        self.vs = aligned_zeros(size, dtype)
 
     def iteration_ends(self, time_step):
         """Adam has no schedule: its step size adapts per parameter."""

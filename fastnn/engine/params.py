@@ -8,6 +8,20 @@ buffer as it is. The order is scikit-learn's `_pack`: every layer's weights
 
 import numpy as np
 
+# Buffers that threads split between them start on a cache line: the parallel
+# epoch gives each thread whole lines of every row of the first layer's
+# weights, so that no line is written by two cores (docs/design.md section 7).
+CACHE_LINE = 64
+
+
+def aligned_zeros(shape, dtype):
+    """np.zeros(shape, dtype), its first element on a CACHE_LINE boundary."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    raw = np.zeros(size + CACHE_LINE, np.uint8)
+    skip = -raw.ctypes.data % CACHE_LINE
+    return raw[skip : skip + size].view(dtype).reshape(shape)
+
 
 class FlatParameters:
     """Weights (k_i, m_i) and biases (m_i,) of layers `layer_sizes`, as views of `data`.
@@ -18,7 +32,7 @@ class FlatParameters:
         Input width, hidden widths, output width.
     dtype : numpy dtype
     data : ndarray, optional
-        A 1-D buffer of `size` elements to view (default: zeros).
+        A 1-D buffer of `size` elements to view (default: zeros, on a cache line).
     """
 
     def __init__(self, layer_sizes, dtype, data=None):
@@ -27,7 +41,7 @@ class FlatParameters:
         self.n_coef = sum(k * m for k, m in pairs)
         self.size = self.n_coef + sum(m for _, m in pairs)
         if data is None:
-            data = np.zeros(self.size, dtype)
+            data = aligned_zeros(self.size, dtype)
         elif data.shape != (self.size,) or data.dtype != np.dtype(dtype):
             raise ValueError(
                 f"data must be {np.dtype(dtype)} of shape ({self.size},), "

@@ -18,6 +18,7 @@ import numpy as np
 from fastnn.contract.tables import RELU, SOFTMAX_HEAD, activation_code, head_code
 from fastnn.engine import compact
 from fastnn.engine.compact import use_compact
+from fastnn.engine.params import aligned_zeros
 
 _STEPS = {"numba": "fastnn.engine.numba_step", "numpy": "fastnn.engine.numpy_step"}
 _BY_MODULE = {
@@ -63,7 +64,9 @@ class ForwardPass:
         self.max_batch = max_batch
         # activations[i] is layer i's output; the last one holds the logits,
         # then (in a TrainStep) the loss gradient, in place.
-        self.activations = tuple(np.empty((max_batch, W.shape[1]), self.dtype) for W in self.coefs)
+        self.activations = tuple(
+            aligned_zeros((max_batch, W.shape[1]), self.dtype) for W in self.coefs
+        )
         self._x = None  # a float batch buffer, made on the first integer batch
 
     def _narrow_forward(self):
@@ -173,7 +176,7 @@ class TrainStep(ForwardPass):
         # deltas[i] is the gradient with respect to layer i's input, for i >= 1;
         # tuples hold one array type, hence the (0, 0) placeholder for deltas[0]
         self.deltas = (np.empty((0, 0), dtype),) + tuple(
-            np.empty((max_batch, W.shape[0]), dtype) for W in self.coefs[1:]
+            aligned_zeros((max_batch, W.shape[0]), dtype) for W in self.coefs[1:]
         )
         self.empty_targets = np.empty((0, self.coefs[-1].shape[1]), dtype)
         # float64 column sums of the widest layer's gradients (the bias gradients)

@@ -1,10 +1,11 @@
 """Threads for the GEMM path's parallel epoch: a persistent pool, the thread count, BLAS at 1.
 
 The parallel epoch is opt-in: ``FASTNN_PARALLEL_EPOCH=1``. Measured on 2
-cores it was 1.04-1.32x a 1-thread fit on a quiet machine, about level with
-the serial loop whose GEMMs OpenBLAS splits over 2 threads, and slower than
-both under load (docs/design.md section 7); so by default a fit runs the
-serial loop and leaves the threads to OpenBLAS.
+cores (real MNIST, quiet machine) it was 1.20-1.44x a 1-thread fit at batch
+32-64, ahead of the serial loop whose GEMMs OpenBLAS splits over 2 threads,
+level with or behind it at batch 200, and a static partition loses under load
+(docs/design.md section 7); so by default a fit runs the serial loop and
+leaves the threads to OpenBLAS.
 
 The jitted loop each thread runs, and its barriers, are
 `fastnn.engine.numba_parallel`'s. While it runs, OpenBLAS is held at 1 thread
@@ -96,32 +97,42 @@ class BlasLimit:
     """OpenBLAS (every BLAS threadpoolctl sees) at 1 thread while a parallel epoch runs.
 
     `limit()` is a context that restores the user's setting on exit. The
-    libraries are found once: that costs ~1 ms, a limit from it ~10 us.
+    libraries are found once per process (~4 ms: threadpoolctl reads the
+    process's memory map), a limit from them costs ~40 us.
     """
 
-    def __init__(self):
-        self._controller = None
-
     def limit(self):
-        if self._controller is None:
-            import scipy.linalg  # noqa: F401  loads the BLAS that Numba's np.dot calls
-            from threadpoolctl import ThreadpoolController
+        return _blas_controller().limit(limits=1, user_api="blas")
 
-            self._controller = ThreadpoolController()
-        return self._controller.limit(limits=1, user_api="blas")
+
+_CONTROLLER = []
+
+
+def _blas_controller():
+    if not _CONTROLLER:
+        import scipy.linalg  # noqa: F401  loads the BLAS that Numba's np.dot calls
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 # The cost model of a step of m rows (docs/design.md section 7). Serial:
 # FLOP_SECONDS * 6 m W (the three GEMMs over the W weights) + PARAM_SECONDS * P
-# (the passes over the P parameters: L2, update). On T threads, the rows and
-# the parameters are split T ways, but each thread's forward and delta GEMMs
-# read (pack) all of W: PACK_SECONDS * W per thread, not divided; and each
-# thread adds WAIT_SECONDS to a step's two barriers. Measured on 784-128-10
-# and 784-256-128-10, float32, Intel Xeon AVX-512, OpenBLAS at 1 thread, CPU
-# time of one thread (other processes share the machine).
+# (the passes over the P parameters: L2, update). On T threads the work is
+# split T ways, but each thread reads the whole batch for its columns of the
+# first layer (gathers it, and BLAS packs it in the forward pass and the weight
+# gradient: ROW_SECONDS per input value of the batch) and reads (packs) all of
+# the other layers' weights in its rows' GEMMs (PACK_SECONDS per weight);
+# neither is divided. Each thread adds WAIT_SECONDS to a step's three barriers.
+# FLOP, PARAM and PACK were measured on 784-128-10 and 784-256-128-10, float32,
+# Intel Xeon AVX-512, OpenBLAS at 1 thread, CPU time of one thread; ROW_SECONDS
+# was fitted to fits on 1 and 2 threads (batch 32-200, MNIST) so that the
+# model stays serial where two threads measured no gain.
 FLOP_SECONDS = 10e-12
 PARAM_SECONDS = 1.05e-9
 PACK_SECONDS = 0.4e-9
+ROW_SECONDS = 6.7e-9
 WAIT_SECONDS = 2e-6
 # Rows below which a thread's GEMMs lose most of their speed
 MIN_ROWS_PER_THREAD = 8
@@ -139,8 +150,9 @@ def step_seconds(batch_size, layer_sizes, threads):
     serial = FLOP_SECONDS * 6 * batch_size * weights + PARAM_SECONDS * params
     if threads == 1:
         return serial
-    packing = PACK_SECONDS * weights
-    return (serial - packing) / threads + packing + WAIT_SECONDS * threads
+    k0, m0 = pairs[0]
+    repeated = ROW_SECONDS * batch_size * k0 + PACK_SECONDS * (weights - k0 * m0)
+    return (serial - repeated) / threads + repeated + WAIT_SECONDS * threads
 
 
 def gemm_threads(batch_size, layer_sizes):
