@@ -121,6 +121,38 @@ class FitEpochThreads:
         quiet_fit(model, self.X, self.y)
 
 
+class FitEpochParallel:
+    """`FitEpochThreads`'s epoch on 2 threads with the opt-in parallel epoch.
+
+    FASTNN_PARALLEL_EPOCH=1 while the benchmark runs (the cost model then
+    picks 2 threads at batch 64 for both networks; docs/design.md section 7);
+    Numba only: the NumPy backend has no compiled epoch.
+    """
+
+    params = [["784-128-10", "784-256-128-10"]]
+    param_names = ["layers"]
+
+    def setup(self, layers):
+        import os
+
+        self.before = os.environ.get("FASTNN_PARALLEL_EPOCH")
+        os.environ["FASTNN_PARALLEL_EPOCH"] = "1"
+        self.epoch = FitEpochThreads()
+        self.epoch.setup("numba", layers, 2)
+
+    def teardown(self, layers):
+        import os
+
+        self.epoch.teardown("numba", layers, 2)
+        if self.before is None:
+            os.environ.pop("FASTNN_PARALLEL_EPOCH", None)
+        else:
+            os.environ["FASTNN_PARALLEL_EPOCH"] = self.before
+
+    def time_fit_epoch(self, layers):
+        self.epoch.time_fit_epoch("numba", layers, 2)
+
+
 # Rows of X per config in FitSteps, whole batches. Config a runs full batch
 # on 8,400 rows (a fifth of the seed's 42,000, so that a sample stays well
 # under a second on NumPy); b, c, d on 2,048 rows.
