@@ -1,11 +1,11 @@
 """Threads for the GEMM path's parallel epoch: a persistent pool, the thread count, BLAS at 1.
 
 The parallel epoch is opt-in: ``FASTNN_PARALLEL_EPOCH=1``. Measured on 2
-cores (real MNIST, quiet machine) it was 1.20-1.44x a 1-thread fit at batch
-32-64, ahead of the serial loop whose GEMMs OpenBLAS splits over 2 threads,
-level with or behind it at batch 200, and a static partition loses under load
-(docs/design.md section 7); so by default a fit runs the serial loop and
-leaves the threads to OpenBLAS.
+cores (real MNIST, quiet machine) an epoch of fit was 1.24-1.66x one
+thread's at batch 32-200, and ahead of or level with the serial loop whose
+GEMMs OpenBLAS splits over 2 threads; but a static partition loses under
+load (docs/design.md section 7), so by default a fit runs the serial loop
+and leaves the threads to OpenBLAS.
 
 The jitted loop each thread runs, and its barriers, are
 `fastnn.engine.numba_parallel`'s. While it runs, OpenBLAS is held at 1 thread
@@ -127,12 +127,12 @@ def _blas_controller():
 # neither is divided. Each thread adds WAIT_SECONDS to a step's three barriers.
 # FLOP, PARAM and PACK were measured on 784-128-10 and 784-256-128-10, float32,
 # Intel Xeon AVX-512, OpenBLAS at 1 thread, CPU time of one thread; ROW_SECONDS
-# was fitted to fits on 1 and 2 threads (batch 32-200, MNIST) so that the
-# model stays serial where two threads measured no gain.
+# was fitted to the speed-ups of fit's epochs on 2 threads over 1 (784-128-10
+# and 784-256-128-10, batch 32-200, MNIST; docs/design.md section 7).
 FLOP_SECONDS = 10e-12
 PARAM_SECONDS = 1.05e-9
 PACK_SECONDS = 0.4e-9
-ROW_SECONDS = 6.7e-9
+ROW_SECONDS = 4e-9
 WAIT_SECONDS = 2e-6
 # Rows below which a thread's GEMMs lose most of their speed
 MIN_ROWS_PER_THREAD = 8

@@ -302,9 +302,7 @@ def test_the_cost_model_keeps_small_steps_serial_and_caps_the_threads(monkeypatc
     monkeypatch.setattr(threads, "threads_available", lambda: 2)
     for sizes in [(784, 128, 10), (784, 256, 128, 10)]:
         for batch in (32, 64, 200):
-            # 784-128-10 at batch 200 measured no gain on 2 threads (docs/design.md section 7)
-            want = 1 if (sizes, batch) == ((784, 128, 10), 200) else 2
-            assert threads.gemm_threads(batch, sizes) == want
+            assert threads.gemm_threads(batch, sizes) == 2
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
