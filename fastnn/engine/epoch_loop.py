@@ -16,6 +16,7 @@ What happens between epochs (history, early stopping, checkpoints) is the
 estimator's (`fastnn.estimators.base`).
 """
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -397,11 +398,11 @@ class ParallelEpoch:
     """The GEMM path's compiled epoch on `threads` threads (`fastnn.engine.numba_parallel`).
 
     Shared with the serial loop: the target and row-weight buffers, the step's
-    activations and deltas (each thread writes its rows, or the first layer's
-    its columns), the flat parameters and gradients (each thread its own
-    entries). Each thread's own: the batch's rows of X (thread 0 the serial
-    loop's buffer), a float64 accumulator and a scratch bias row. OpenBLAS is
-    held at 1 thread while it runs.
+    activations and deltas (each thread writes its rows), the flat parameters
+    and gradients (each thread its own entries). Each thread's own: its
+    columns of the batch's rows of X, a float64 accumulator and a scratch bias
+    row; threads 1 to T - 1 write their partial products of the first layer
+    into `partials`. OpenBLAS is held at 1 thread while it runs.
     """
 
     def __init__(self, step, params, threads):
@@ -420,18 +421,11 @@ class ParallelEpoch:
         size = params.data.itemsize
         self.offsets = np.array([(v.ctypes.data - base) // size for v in views], np.int64)
         self._blas = threads_module.BlasLimit()
-        # the first layer's columns per thread: whole cache lines of each row
-        # of its output (the buffers start on one), so that no line is written
-        # by two threads; each thread's columns of W, dW and the optimizer
-        # state live in blocks of their own while the loop runs
-        k, w = params.coefs[0].shape
-        self.cols = first_layer_columns(w, threads, params.data.itemsize)
-        self.blocks = [
-            (aligned_zeros((k, c1 - c0), step.dtype), aligned_zeros((k, c1 - c0), step.dtype))
-            for c0, c1 in zip(self.cols[:-1], self.cols[1:])
-        ]
-        self._states = None
-        self._xb = []
+        # the first layer's inputs (rows of W0) per thread: whole cache lines
+        # of the flat buffers (which start on one), so that no line of W0, dW0
+        # or the optimizer state is written by two threads
+        self.ks = first_layer_inputs(*params.coefs[0].shape, threads, size)
+        self._xb, self._partials = [], None
 
     def run(self, step, solver, data, batches, update):
         """Batches [first, stop) on every thread; returns Adam's t."""
@@ -439,24 +433,11 @@ class ParallelEpoch:
         coefs, intercepts, activations, deltas, coef_grads, intercept_grads, _ = step.gemm_args()
         network = (coefs, intercepts, activations, deltas, coef_grads, intercept_grads)
         T = self.threads
-        # each thread reads the whole batch into a buffer of its own (thread 0: the runner's)
-        xb = batches[3]
-        if len(self._xb) != T - 1 or (T > 1 and self._xb[0].shape != xb.shape):
-            self._xb = [np.empty_like(xb) for _ in range(T - 1)]
-        own = [xb, *self._xb]
-        state1, state2 = update[-4], update[-3]
-        if self._states is None or self._states[0] != (state1.size, state2.size):
-            self._states = (
-                (state1.size, state2.size),
-                [
-                    tuple(
-                        aligned_zeros(Wb.size if state.size else 0, step.dtype)
-                        for state in (state1, state2)
-                    )
-                    for Wb, _ in self.blocks
-                ],
-            )
-        states = self._states[1]
+        rows, dtype = batches[3].shape[0], step.dtype
+        if not self._xb or self._xb[0].shape[0] != rows:
+            widths = np.diff(self.ks)
+            self._xb = [aligned_zeros((rows, w), dtype) for w in widths]
+            self._partials = aligned_zeros((T - 1, rows, coefs[0].shape[1]), dtype)
 
         def call(tid):
             return lambda: loop(
@@ -467,14 +448,13 @@ class ParallelEpoch:
                 self.offsets,
                 *data,
                 *batches[:3],
-                own[tid],
+                self._xb[tid],
                 *batches[4:],
                 *network,
                 self.acc[tid],
                 self.db[tid],
-                self.cols,
-                *self.blocks[tid],
-                *states[tid],
+                self.ks,
+                self._partials,
                 *update,
             )
 
@@ -482,16 +462,17 @@ class ParallelEpoch:
             return self._threads.run_together([call(tid) for tid in range(T)], self.sync)
 
 
-def first_layer_columns(width, threads, itemsize):
-    """Thread t's columns of the first layer: [cols[t], cols[t + 1]).
+def first_layer_inputs(inputs, width, threads, itemsize):
+    """Thread t's inputs of the first layer (rows of its k x width W0): [ks[t], ks[t + 1]).
 
-    An even split with the inner ends rounded to whole cache lines of `itemsize`
-    entries (a thread may get none: it then only takes rows and other layers).
+    An even split with the inner ends rounded so that each thread's rows start
+    on a cache line (of a buffer that starts on one); a thread may get none:
+    it then adds a zero partial product and takes rows and other layers.
     """
-    line = CACHE_LINE // itemsize
-    cuts = [round(width * t / threads / line) * line for t in range(threads + 1)]
-    cuts[-1] = width
-    return np.array([min(c, width) for c in cuts], np.int64)
+    step = CACHE_LINE // math.gcd(CACHE_LINE, width * itemsize)
+    cuts = [round(inputs * t / threads / step) * step for t in range(threads + 1)]
+    cuts[-1] = inputs
+    return np.array([min(c, inputs) for c in cuts], np.int64)
 
 
 def _ops(backend):

@@ -3,30 +3,33 @@
 Each of T threads runs the same compiled loop (`parallel_epoch(act, head,
 solver)`) over every batch, in three phases with a barrier after each:
 
-0. First layer, by columns: thread t owns columns [cols[t], cols[t + 1]) of
-   the first layer (its output units, whole cache lines of each row). It reads
-   the whole batch into a buffer of its own and computes those columns of the
-   layer's output for every row, with its block of W, which it keeps (with
-   the block's gradient and optimizer state) in arrays of its own while the
-   call runs: the largest weights never move between cores.
-1. Rows: thread t takes rows [m t / T, m (t+1) / T) of the batch and runs for
-   them the rest of the forward pass, the head (its part of the loss) and the
-   backward pass of the deltas, delta_{l-1} = (delta_l @ W_l^T) * f'. It also
-   sums the squares of the weights it owns (phases 0 and 2), for the L2 term.
-2. Parameters: thread t computes its first-layer block's gradient over the
-   whole batch, dWb = X^T @ delta[:, cols], and owns rows [k t / T, k (t+1) /
-   T) of each later k x m weight matrix, dW[rows] = A_in[:, rows]^T @ delta,
-   and columns of each bias; it adds the L2 term and applies the optimizer's
-   update to them at once. Each gradient entry is one thread's sum over the
-   whole batch: no buffer per thread and no reduction.
+0. First layer, by inputs: thread t owns rows [ks[t], ks[t + 1]) of the
+   first layer's weights W0 (input features; whole cache lines of the flat
+   buffers). It reads those columns of the batch's rows into a buffer of its
+   own and multiplies them by its rows of W0: a partial product of the
+   layer's output, every row and column (thread 0 writes it into the
+   layer's output, the others into `partials`). Its rows of W0, their
+   gradient and optimizer state are contiguous and written by it alone: the
+   largest weights never move between cores, and no thread reads the whole
+   batch.
+1. Rows: thread t takes rows [m t / T, m (t+1) / T) of the batch, adds the
+   other threads' partial products to the first layer's output in thread
+   order, then the bias and the activation, and runs for its rows the rest
+   of the forward pass, the head (its part of the loss) and the backward
+   pass of the deltas, delta_{l-1} = (delta_l @ W_l^T) * f'. It also sums the
+   squares of the weights it owns (phase 2), for the L2 term.
+2. Parameters: thread t owns rows [k t / T, k (t+1) / T) of each k x m
+   weight matrix (of W0: its ks rows, from the batch columns it read in
+   phase 0), dW[rows] = A_in[:, rows]^T @ delta, and columns of each bias;
+   it adds the L2 term and applies the optimizer's update to them at once.
+   Each gradient entry is one thread's sum over the whole batch: no buffer
+   per thread and no reduction.
 
-When a call ends, each thread copies its block back into the flat buffers
-(also when the loss diverged or another thread aborted). The barriers are
-spin-waits on a shared int64 array through atomic instructions (Numba
-intrinsics, which cache as any jitted code does). Every thread reads the
-same partial losses in the same order, so all agree on whether a batch's
-loss is finite. GEMMs are Numba's (SciPy's OpenBLAS), which the caller holds
-at 1 thread (`fastnn.engine.threads`).
+The barriers are spin-waits on a shared int64 array through atomic
+instructions (Numba intrinsics, which cache as any jitted code does). Every
+thread reads the same partial losses in the same order, so all agree on
+whether a batch's loss is finite. GEMMs are Numba's (SciPy's OpenBLAS),
+which the caller holds at 1 thread (`fastnn.engine.threads`).
 """
 
 import functools
@@ -75,7 +78,6 @@ from fastnn.engine.numba_epoch import (
     UPDATES,
     _sum_squares,
     check_weights,
-    fetch_rows,
     take_rows,
     take_rows_2d,
 )
@@ -218,46 +220,42 @@ def _weight_grad_rows(a, k0, k1, delta, out):
     return impl
 
 
-def forward_block(a, Wb, c0, out):
-    """out[:, c0:c0 + w] = a @ Wb (a (n, k), Wb (k, w), out (n, m), C order).
+def fetch_columns(X, rows, start, stop, xs, k0, xb):
+    """Columns [k0, k0 + w) of batch rows [start, stop) of the epoch order `rows`, as floats.
 
-    The NumPy reference; jitted callers get BLAS's xgemm, out's columns written in place.
+    xb: (batch, w), of the weights' dtype; uint8 X is widened and scaled by xs
+    on the way in (float X is read as it is). Returns xb[:stop - start]. This
+    Python body runs only under NUMBA_DISABLE_JIT; compiled callers get
+    `_fetch_columns`'s, specialised on X's dtype.
     """
-    out[:, c0 : c0 + Wb.shape[1]] = a @ Wb
+    pick = slice(start, stop) if rows.shape[0] == 0 else rows[start:stop]
+    m, w = stop - start, xb.shape[1]
+    block = X[pick, k0 : k0 + w]
+    if X.dtype == xb.dtype:
+        xb[:m] = block
+    else:
+        np.multiply(block, xb.dtype.type(xs), out=xb[:m], dtype=xb.dtype)
+    return xb[:m]
 
 
-@overload(forward_block, jit_options={"error_model": "numpy"})
-def _forward_block(a, Wb, c0, out):
-    def impl(a, Wb, c0, out):
-        n, k = a.shape
-        w = Wb.shape[1]
-        if w > 0 and n > 0:
-            # column-major: out^T[c0:c0+w] (w x n) = Wb^T (w x k) @ a^T (k x n)
-            _xgemm(NO, NO, w, n, k, Wb, 0, w, a, 0, k, out, c0, out.shape[1])
+@overload(fetch_columns, jit_options={"error_model": "numpy"})
+def _fetch_columns(X, rows, start, stop, xs, k0, xb):
+    same = X.dtype == xb.dtype
 
-    return impl
+    def read(X, rows, start, stop, xs, k0, xb):
+        dt = xb.dtype.type
+        s = dt(xs)
+        m, w = stop - start, xb.shape[1]
+        for r in range(m):
+            src = rows[start + r] if rows.shape[0] else start + r
+            for j in range(w):  # element by element: see numba_epoch.fetch_rows
+                if same:
+                    xb[r, j] = X[src, k0 + j]
+                else:  # integer pixels
+                    xb[r, j] = dt(X[src, k0 + j]) * s
+        return xb[:m]
 
-
-def weight_grad_block(a, delta, c0, dWb):
-    """dWb = a.T @ delta[:, c0:c0 + w] (a (n, k), delta (n, m), dWb (k, w), C order).
-
-    The NumPy reference; jitted callers get BLAS's xgemm, delta's columns read in place.
-    """
-    dWb[...] = a.T @ delta[:, c0 : c0 + dWb.shape[1]]
-
-
-@overload(weight_grad_block, jit_options={"error_model": "numpy"})
-def _weight_grad_block(a, delta, c0, dWb):
-    def impl(a, delta, c0, dWb):
-        n, k = a.shape
-        w = dWb.shape[1]
-        if w > 0 and n > 0:
-            # column-major: dWb^T (w x k) = delta^T[c0:c0+w] (w x n) @ a (n x k)
-            _xgemm(NO, TRANSPOSED, w, k, n, delta, c0, delta.shape[1], a, 0, k, dWb, 0, w)
-        elif w > 0:  # no rows: BLAS would leave dWb alone
-            dWb[...] = 0
-
-    return impl
+    return read
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -290,22 +288,6 @@ def bias_grad_columns(delta, c0, c1, db, acc):
             acc[j] += delta[r, j]
     for j in range(c0, c1):
         db[j] = acc[j]
-
-
-@njit(cache=True, error_model="numpy", nogil=True, **INTERNAL)
-def copy_block(flat, at, k, w, c0, block, into_block):
-    """Columns [c0, c0 + wb) of the k x w matrix at flat[at:] into `block`, or back.
-
-    block: k * wb elements, row-major (empty: nothing to copy).
-    """
-    wb = block.size // k
-    for q in range(k):
-        row = at + q * w + c0
-        for j in range(wb):
-            if into_block:
-                block[q * wb + j] = flat[row + j]
-            else:
-                flat[row + j] = block[q * wb + j]
 
 
 @functools.cache
@@ -343,11 +325,8 @@ def parallel_epoch(act, head, solver):
         intercept_grads,
         acc,
         db_scratch,
-        cols,
-        Wb,
-        dWb,
-        s1b,
-        s2b,
+        ks,
+        partials,
         params,
         grads,
         n_coef,
@@ -366,27 +345,21 @@ def parallel_epoch(act, head, solver):
         """Thread `tid` of T's share of batches [first, stop_batch); returns Adam's t.
 
         Shared: the batch buffers yb, Yb, swb, activations and deltas (each
-        thread writes its rows, or in the first layer's output its columns),
-        the parameters and gradients (each thread its own entries; offsets[i]
-        is where coefs[i] starts in the flat buffers, offsets[L + i]
-        intercepts[i]), `parts` (T, PART_WIDTH) and `sync`. Private: xb (the
-        whole batch), acc (float64) and db_scratch (the heads' and
-        derivatives' bias sums of its rows, unused), each as wide as the
-        widest layer, and the thread's columns [cols[tid], cols[tid + 1]) of
-        the first layer: their weights Wb, gradient dWb and optimizer state
-        s1b, s2b (flat; empty where state1, state2 are), copied in from the
-        flat buffers when the call starts and back when it ends. Thread 0
-        alone writes `stats`. As `gemm_epoch`'s loop otherwise, with the same
-        arithmetic per weight.
+        thread writes its rows; the first layer's output also thread 0's
+        partial product), `partials` (T - 1, batch, width of the first
+        layer: the other threads' partial products), the parameters and
+        gradients (each thread its own entries; offsets[i] is where coefs[i]
+        starts in the flat buffers, offsets[L + i] intercepts[i]), `parts`
+        (T, PART_WIDTH) and `sync`. Private: xb (the batch's columns
+        [ks[tid], ks[tid + 1]) of X), acc (float64) and db_scratch (the
+        heads' and derivatives' bias sums of its rows, unused), each as wide
+        as the widest layer. Thread 0 alone writes `stats`. As `gemm_epoch`'s
+        loop otherwise, with the same arithmetic per weight.
         """
         n_batches = (n + batch_size - 1) // batch_size
         last = len(coefs) - 1
-        k0, w0 = coefs[0].shape
-        c0, c1 = cols[tid], cols[tid + 1]
-        Wf, dWf = Wb.reshape(-1), dWb.reshape(-1)
-        copy_block(params, offsets[0], k0, w0, c0, Wf, True)
-        copy_block(state1, offsets[0], k0, w0, c0, s1b, True)
-        copy_block(state2, offsets[0], k0, w0, c0, s2b, True)
+        k_lo, k_hi = ks[tid], ks[tid + 1]
+        own = coefs[0][k_lo:k_hi]
         rounds = 0
         for b in range(first, stop_batch):
             start = b * batch_size
@@ -401,21 +374,16 @@ def parallel_epoch(act, head, solver):
                     weight += sw[rows[start + r]] if rows.shape[0] else sw[start + r]
             scale = 1.0 / weight if weight > 0 else 0.0
             rounds += 1
-            # phase 0: this thread's columns (output units) of the first layer,
-            # for every row; each thread reads the whole batch itself
-            x = fetch_rows(X, rows, start, stop, xs, xb)
-            forward_block(x, Wb, c0, activations[0])
-            block, bias = activations[0][:m, c0:c1], intercepts[0][c0:c1]
-            if last == 0:
-                bias_identity(block, bias)
-            elif act == RELU:
-                bias_relu(block, bias)
-            elif act == TANH:
-                bias_tanh(block, bias)
-            elif act == LOGISTIC:
-                bias_logistic(block, bias)
-            else:
-                bias_identity(block, bias)
+            # phase 0: this thread's inputs (rows of W0) times the batch's
+            # columns for them, a partial product of the first layer's output
+            x = fetch_columns(X, rows, start, stop, xs, k_lo, xb)
+            product = activations[0][:m] if tid == 0 else partials[tid - 1, :m]
+            if k_hi > k_lo:
+                np.dot(x, own, product)
+            else:  # no inputs of its own (fewer inputs than threads' cache lines)
+                for r in range(m):
+                    for j in range(product.shape[1]):
+                        product[r, j] = 0
             if not barrier(sync, ARRIVED_0, T * rounds):
                 break
             # phase 1: this thread's rows, from the first layer's output on
@@ -425,6 +393,20 @@ def parallel_epoch(act, head, solver):
                 YY = take_rows_2d(Y, rows, start + r0, start + r1, Yb[r0:])
                 ww = take_rows(sw, rows, start + r0, start + r1, swb[r0:])
                 a = activations[0][r0:r1]
+                for p in range(T - 1):  # the partial products, in thread order
+                    for r in range(r1 - r0):
+                        for j in range(a.shape[1]):
+                            a[r, j] += partials[p, r0 + r, j]
+                if last == 0:
+                    bias_identity(a, intercepts[0])
+                elif act == RELU:
+                    bias_relu(a, intercepts[0])
+                elif act == TANH:
+                    bias_tanh(a, intercepts[0])
+                elif act == LOGISTIC:
+                    bias_logistic(a, intercepts[0])
+                else:
+                    bias_identity(a, intercepts[0])
                 for i in range(1, last):
                     out = activations[i][r0:r1]
                     np.dot(a, coefs[i], out)
@@ -466,10 +448,9 @@ def parallel_epoch(act, head, solver):
                         grad_identity(dx, a_in, dx, db, False, acc)
                     delta = dx
             if alpha > 0:
-                squares += _sum_squares(Wf)
-                for i in range(1, last + 1):
+                for i in range(last + 1):
                     k, w = coefs[i].shape
-                    q0, q1 = share(k, tid, T)
+                    q0, q1 = (k_lo, k_hi) if i == 0 else share(k, tid, T)
                     squares += _sum_squares(params[offsets[i] + q0 * w : offsets[i] + q1 * w])
             parts[tid, PART_LOSS] = loss
             parts[tid, PART_CORRECT] = correct
@@ -488,25 +469,24 @@ def parallel_epoch(act, head, solver):
                     stats[STATUS] = LOSS_NOT_FINITE
                     stats[BAD_BATCH] = b
                 break
-            # phase 2: this thread's parameters over the whole batch: its
-            # columns of the first layer, rows of the other layers' weights
+            # phase 2: this thread's parameters over the whole batch: its rows
+            # of each layer's weights (of W0 from its columns of the batch)
             t_next = t
             for i in range(last + 1):
                 delta = activations[last][:m] if i == last else deltas[i + 1][:m]
                 k, w = coefs[i].shape
                 if i == 0:
-                    weight_grad_block(x, delta, c0, dWb)
-                    w_lo, w_hi = Wf, dWf
-                    m1, m2 = s1b, s2b
-                    j0, j1 = c0, c1
+                    q0, q1 = k_lo, k_hi
+                    if k_hi > k_lo:
+                        np.dot(x.T, delta, coef_grads[0][k_lo:k_hi])
                 else:
                     q0, q1 = share(k, tid, T)
                     weight_grad_rows(activations[i - 1][:m], q0, q1, delta, coef_grads[i])
-                    lo, hi = offsets[i] + q0 * w, offsets[i] + q1 * w
-                    w_lo, w_hi = params[lo:hi], grads[lo:hi]
-                    m1 = state1[lo:hi] if state1.shape[0] else state1
-                    m2 = state2[lo:hi] if state2.shape[0] else state2
-                    j0, j1 = share(w, tid, T)
+                lo, hi = offsets[i] + q0 * w, offsets[i] + q1 * w
+                w_lo, w_hi = params[lo:hi], grads[lo:hi]
+                m1 = state1[lo:hi] if state1.shape[0] else state1
+                m2 = state2[lo:hi] if state2.shape[0] else state2
+                j0, j1 = share(w, tid, T)
                 if alpha > 0:
                     _l2_penalty(w_lo, w_hi, alpha * scale)
                 t_next = UPDATES[solver](
@@ -535,10 +515,7 @@ def parallel_epoch(act, head, solver):
                 stats[CORRECT] += correct
             if not barrier(sync, ARRIVED_2, T * rounds):
                 break
-        # the first layer's columns back into the flat buffers, whatever stopped the loop
-        copy_block(params, offsets[0], k0, w0, c0, Wf, False)
-        copy_block(state1, offsets[0], k0, w0, c0, s1b, False)
-        copy_block(state2, offsets[0], k0, w0, c0, s2b, False)
+        # every thread's last writes done, whatever stopped the loop
         if barrier(sync, WRITTEN, T) and tid == 0 and stop_batch == n_batches:
             check_weights(params, n_batches, stats)
         return t
