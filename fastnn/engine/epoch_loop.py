@@ -400,9 +400,9 @@ class ParallelEpoch:
     Shared with the serial loop: the target and row-weight buffers, the step's
     activations and deltas (each thread writes its rows), the flat parameters
     and gradients (each thread its own entries). Each thread's own: its
-    columns of the batch's rows of X, a float64 accumulator and a scratch bias
-    row; threads 1 to T - 1 write their partial products of the first layer
-    into `partials`. OpenBLAS is held at 1 thread while it runs.
+    columns of the batch's rows of X, a float64 accumulator, a scratch bias
+    row, and its partial product of the first layer's output in `partials`.
+    OpenBLAS is held at 1 thread while it runs.
     """
 
     def __init__(self, step, params, threads):
@@ -425,6 +425,7 @@ class ParallelEpoch:
         # of the flat buffers (which start on one), so that no line of W0, dW0
         # or the optimizer state is written by two threads
         self.ks = first_layer_inputs(*params.coefs[0].shape, threads, size)
+        self.small_mnk = threads_module.small_gemm_mnk()
         self._xb, self._partials = [], None
 
     def run(self, step, solver, data, batches, update):
@@ -437,7 +438,7 @@ class ParallelEpoch:
         if not self._xb or self._xb[0].shape[0] != rows:
             widths = np.diff(self.ks)
             self._xb = [aligned_zeros((rows, w), dtype) for w in widths]
-            self._partials = aligned_zeros((T - 1, rows, coefs[0].shape[1]), dtype)
+            self._partials = aligned_zeros((T, rows, coefs[0].shape[1]), dtype)
 
         def call(tid):
             return lambda: loop(
@@ -455,6 +456,7 @@ class ParallelEpoch:
                 self.db[tid],
                 self.ks,
                 self._partials,
+                self.small_mnk,
                 *update,
             )
 

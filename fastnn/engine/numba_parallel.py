@@ -1,29 +1,30 @@
 """The GEMM path's epoch loop on T threads at once, with no reduction of gradients.
 
 Each of T threads runs the same compiled loop (`parallel_epoch(act, head,
-solver)`) over every batch, in three phases with a barrier after each:
+solver)`) over every batch, in three phases, with a barrier after the first
+two:
 
 0. First layer, by inputs: thread t owns rows [ks[t], ks[t + 1]) of the
    first layer's weights W0 (input features; whole cache lines of the flat
    buffers). It reads those columns of the batch's rows into a buffer of its
-   own and multiplies them by its rows of W0: a partial product of the
-   layer's output, every row and column (thread 0 writes it into the
-   layer's output, the others into `partials`). Its rows of W0, their
-   gradient and optimizer state are contiguous and written by it alone: the
-   largest weights never move between cores, and no thread reads the whole
-   batch.
-1. Rows: thread t takes rows [m t / T, m (t+1) / T) of the batch, adds the
-   other threads' partial products to the first layer's output in thread
-   order, then the bias and the activation, and runs for its rows the rest
-   of the forward pass, the head (its part of the loss) and the backward
-   pass of the deltas, delta_{l-1} = (delta_l @ W_l^T) * f'. It also sums the
-   squares of the weights it owns (phase 2), for the L2 term.
+   own and multiplies them by its rows of W0: its partial product of the
+   layer's output, every row and column, in `partials[t]`. Its rows of W0,
+   their gradient and optimizer state are contiguous and written by it
+   alone: the largest weights never move between cores, and no thread reads
+   the whole batch.
+1. Rows: thread t takes rows [m t / T, m (t+1) / T) of the batch, sums the
+   T partial products of those rows in thread order, adds the bias and
+   applies the activation, and runs for its rows the rest of the forward
+   pass, the head (its part of the loss) and the backward pass of the
+   deltas, delta_{l-1} = (delta_l @ W_l^T) * f'. It also sums the squares
+   of the weights it owns (phase 2), for the L2 term.
 2. Parameters: thread t owns rows [k t / T, k (t+1) / T) of each k x m
    weight matrix (of W0: its ks rows, from the batch columns it read in
    phase 0), dW[rows] = A_in[:, rows]^T @ delta, and columns of each bias;
    it adds the L2 term and applies the optimizer's update to them at once.
    Each gradient entry is one thread's sum over the whole batch: no buffer
-   per thread and no reduction.
+   per thread and no reduction. A thread done with phase 2 goes on to the
+   next batch's phase 0, which touches only its own buffers and weights.
 
 The barriers are spin-waits on a shared int64 array through atomic
 instructions (Numba intrinsics, which cache as any jitted code does). Every
@@ -84,12 +85,15 @@ from fastnn.engine.numba_epoch import (
 
 # The slots of the shared int64 `sync` array, a cache line (8 slots) apart so
 # that the atomics on one do not contend with the others: arrivals at each
-# phase's barrier (counted up over the batches of one call), and the abort flag.
-ARRIVED_1, ARRIVED_2, ABORT, ARRIVED_0, WRITTEN = 0, 8, 16, 24, 32
-SYNC_SIZE = 40
+# phase's barrier (counted up over the batches of one call), the abort flag,
+# and arrivals at the end of a call.
+ARRIVED_0, ARRIVED_1, ABORT, WRITTEN = 0, 8, 16, 24
+SYNC_SIZE = 32
 # Per thread in `parts`: the data loss of its rows, its rows predicted right,
 # the squares of its weights; a row of 8 (a cache line of float64) each
 PART_LOSS, PART_CORRECT, PART_SQUARES, PART_WIDTH = 0, 1, 2, 8
+# The narrowest tile worth a call of its own (small_tiles)
+MIN_TILE = 32
 # Spins before yielding the core: a wait for a running thread takes ~1-5 us
 SPINS = 2000
 
@@ -220,6 +224,70 @@ def _weight_grad_rows(a, k0, k1, delta, out):
     return impl
 
 
+def partial_product(x, W, k0, out, tile):
+    """out = x @ W[k0:k0 + kt] (x (m, kt), W (k, w), out (m, w), C order).
+
+    The NumPy reference; jitted callers get BLAS's xgemm on W's rows in place,
+    in column tiles of `tile` columns of out (0: one call). Tiles split no
+    sum: each entry is the one call's.
+    """
+    out[...] = x @ W[k0 : k0 + x.shape[1]]
+
+
+@overload(partial_product, jit_options={"error_model": "numpy"})
+def _partial_product(x, W, k0, out, tile):
+    def impl(x, W, k0, out, tile):
+        m, kt = x.shape
+        w = W.shape[1]
+        step = tile if tile > 0 else w
+        for c0 in range(0, w, step):
+            # column-major: out^T[c0:c0+tw] (tw x m) = W[k0:, c0:]^T (tw x kt) @ x^T (kt x m)
+            tw = min(step, w - c0)
+            _xgemm(NO, NO, tw, m, kt, W, k0 * w + c0, w, x, 0, kt, out, c0, w)
+
+    return impl
+
+
+def input_rows_grad(x, delta, k0, dW, tile):
+    """dW[k0:k0 + kt] = x.T @ delta (x (m, kt), delta (m, w), dW (k, w), C order).
+
+    The NumPy reference; jitted callers get BLAS's xgemm on dW's rows in
+    place, in tiles of `tile` rows (0: one call). Tiles split no sum.
+    """
+    dW[k0 : k0 + x.shape[1]] = x.T @ delta
+
+
+@overload(input_rows_grad, jit_options={"error_model": "numpy"})
+def _input_rows_grad(x, delta, k0, dW, tile):
+    def impl(x, delta, k0, dW, tile):
+        m, kt = x.shape
+        w = delta.shape[1]
+        step = tile if tile > 0 else kt
+        for q0 in range(0, kt, step):
+            # column-major: dW^T[:, k0+q0:] (w x tq) = delta^T (w x m) @ x[:, q0:q0+tq]
+            tq = min(step, kt - q0)
+            _xgemm(NO, TRANSPOSED, w, tq, m, delta, 0, w, x, q0, kt, dW, (k0 + q0) * w, w)
+
+    return impl
+
+
+@njit(cache=True, nogil=True, inline="always")
+def small_tiles(m, kt, w, small_mnk, line):
+    """Tiles of phase 0's product and phase 2's gradient that BLAS's small-matrix kernels take.
+
+    OpenBLAS's AVX-512 (SkylakeX) kernels multiply without packing when
+    M N K <= small_mnk (1e6), about 1.5x the packed kernels' speed at these
+    sizes (docs/design.md section 7); small_mnk 0: the BLAS has no such
+    kernels. Returns (columns per product tile, rows per gradient tile), 0
+    for one call: tiles narrower than MIN_TILE lose to the one call.
+    """
+    if small_mnk == 0 or m * kt == 0:
+        return 0, 0
+    tw = small_mnk // (m * kt) // line * line
+    tk = small_mnk // (m * w)
+    return (tw if MIN_TILE <= tw < w else 0), (tk if MIN_TILE <= tk < kt else 0)
+
+
 def fetch_columns(X, rows, start, stop, xs, k0, xb):
     """Columns [k0, k0 + w) of batch rows [start, stop) of the epoch order `rows`, as floats.
 
@@ -327,6 +395,7 @@ def parallel_epoch(act, head, solver):
         db_scratch,
         ks,
         partials,
+        small_mnk,
         params,
         grads,
         n_coef,
@@ -345,21 +414,23 @@ def parallel_epoch(act, head, solver):
         """Thread `tid` of T's share of batches [first, stop_batch); returns Adam's t.
 
         Shared: the batch buffers yb, Yb, swb, activations and deltas (each
-        thread writes its rows; the first layer's output also thread 0's
-        partial product), `partials` (T - 1, batch, width of the first
-        layer: the other threads' partial products), the parameters and
+        thread writes its rows), `partials` (T, batch, width of the first
+        layer: each thread writes its partial product), the parameters and
         gradients (each thread its own entries; offsets[i] is where coefs[i]
         starts in the flat buffers, offsets[L + i] intercepts[i]), `parts`
         (T, PART_WIDTH) and `sync`. Private: xb (the batch's columns
         [ks[tid], ks[tid + 1]) of X), acc (float64) and db_scratch (the
         heads' and derivatives' bias sums of its rows, unused), each as wide
-        as the widest layer. Thread 0 alone writes `stats`. As `gemm_epoch`'s
+        as the widest layer. small_mnk: the largest GEMM (M N K) that the
+        BLAS multiplies with its small-matrix kernels, 0 if none
+        (`small_tiles`). Thread 0 alone writes `stats`. As `gemm_epoch`'s
         loop otherwise, with the same arithmetic per weight.
         """
         n_batches = (n + batch_size - 1) // batch_size
         last = len(coefs) - 1
         k_lo, k_hi = ks[tid], ks[tid + 1]
-        own = coefs[0][k_lo:k_hi]
+        w0 = coefs[0].shape[1]
+        line = 64 // coefs[0].itemsize
         rounds = 0
         for b in range(first, stop_batch):
             start = b * batch_size
@@ -377,9 +448,10 @@ def parallel_epoch(act, head, solver):
             # phase 0: this thread's inputs (rows of W0) times the batch's
             # columns for them, a partial product of the first layer's output
             x = fetch_columns(X, rows, start, stop, xs, k_lo, xb)
-            product = activations[0][:m] if tid == 0 else partials[tid - 1, :m]
+            product = partials[tid, :m]
+            tw, tk = small_tiles(m, k_hi - k_lo, w0, small_mnk, line)
             if k_hi > k_lo:
-                np.dot(x, own, product)
+                partial_product(x, coefs[0], k_lo, product, tw)
             else:  # no inputs of its own (fewer inputs than threads' cache lines)
                 for r in range(m):
                     for j in range(product.shape[1]):
@@ -393,8 +465,10 @@ def parallel_epoch(act, head, solver):
                 YY = take_rows_2d(Y, rows, start + r0, start + r1, Yb[r0:])
                 ww = take_rows(sw, rows, start + r0, start + r1, swb[r0:])
                 a = activations[0][r0:r1]
-                for p in range(T - 1):  # the partial products, in thread order
-                    for r in range(r1 - r0):
+                for r in range(r1 - r0):  # the partial products, in thread order
+                    for j in range(a.shape[1]):
+                        a[r, j] = partials[0, r0 + r, j]
+                    for p in range(1, T):
                         for j in range(a.shape[1]):
                             a[r, j] += partials[p, r0 + r, j]
                 if last == 0:
@@ -478,7 +552,7 @@ def parallel_epoch(act, head, solver):
                 if i == 0:
                     q0, q1 = k_lo, k_hi
                     if k_hi > k_lo:
-                        np.dot(x.T, delta, coef_grads[0][k_lo:k_hi])
+                        input_rows_grad(x, delta, k_lo, coef_grads[0], tk)
                 else:
                     q0, q1 = share(k, tid, T)
                     weight_grad_rows(activations[i - 1][:m], q0, q1, delta, coef_grads[i])
@@ -513,8 +587,10 @@ def parallel_epoch(act, head, solver):
                 stats[WEIGHT] += weight
                 stats[BATCHES] += 1
                 stats[CORRECT] += correct
-            if not barrier(sync, ARRIVED_2, T * rounds):
-                break
+            # no barrier here: the next step's phase 0 writes only this
+            # thread's own buffers (xb, its partial product, read by the
+            # others in phase 1 before ARRIVED_1); what phase 2 reads is
+            # written again only in phase 1, after every thread's ARRIVED_0
         # every thread's last writes done, whatever stopped the loop
         if barrier(sync, WRITTEN, T) and tid == 0 and stop_batch == n_batches:
             check_weights(params, n_batches, stats)

@@ -106,6 +106,19 @@ class BlasLimit:
 
 
 _CONTROLLER = []
+# OpenBLAS's cores whose sgemm/dgemm multiply small matrices (M N K <= 1e6)
+# without packing (its AVX-512 "small matrix" kernels), as threadpoolctl names them
+SMALL_GEMM_CORES = {"skylakex", "cooperlake", "sapphirerapids"}
+SMALL_GEMM_MNK = 1_000_000
+
+
+def small_gemm_mnk():
+    """SMALL_GEMM_MNK if every BLAS threadpoolctl sees is an OpenBLAS with small-matrix
+    kernels for this CPU (e.g. on AVX-512 with OPENBLAS_CORETYPE unset), else 0."""
+    infos = _blas_controller().select(user_api="blas").info()
+    cores = {str(i.get("architecture", "")).lower() for i in infos}
+    apis = {i.get("internal_api") for i in infos}
+    return SMALL_GEMM_MNK if infos and apis == {"openblas"} and cores <= SMALL_GEMM_CORES else 0
 
 
 def _blas_controller():

@@ -366,11 +366,42 @@ def test_fetch_columns_against_numpy(dtype, x_dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 7, 5), (40, 17, 9), (64, 392, 128), (7, 33, 1)])
+def test_first_layer_kernels_against_numpy(dtype, shape):
+    # phase 0's partial product and phase 2's gradient of a thread's rows of W0,
+    # in one call and in tiles (the last one narrower), on extreme values
+    import numba
+
+    n, kt, m = shape
+    k, k0 = kt + 5, 3
+    rng = np.random.default_rng(n + kt + m)
+    x = rng.standard_normal((n, kt)).astype(dtype)
+    W = rng.standard_normal((k, m)).astype(dtype)
+    delta = rng.standard_normal((n, m)).astype(dtype)
+    x[0, 0] = np.finfo(dtype).max / 4  # extreme values pass through: inf, not a crash
+    delta[-1, -1] = np.finfo(dtype).tiny
+    product = numba.njit(lambda x, W, k0, o, t: numba_parallel.partial_product(x, W, k0, o, t))
+    grad = numba.njit(lambda x, d, k0, dW, t: numba_parallel.input_rows_grad(x, d, k0, dW, t))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for tile in (0, 1, 3, 32, 1000):
+        got, want = np.full((n, m), 7, dtype), np.full((n, m), 7, dtype)
+        product(x, W, k0, got, tile)
+        numba_parallel.partial_product(x, W, k0, want, tile)
+        assert_near(got, want, tol)
+        got, want = np.full((k, m), 7, dtype), np.full((k, m), 7, dtype)
+        grad(x, delta, k0, got, tile)
+        numba_parallel.input_rows_grad(x, delta, k0, want, tile)
+        assert_near(got, want, tol)
+        # the rows of other threads are left alone
+        assert (got[:k0] == 7).all() and (got[k0 + kt :] == 7).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(64, 784, 128), (40, 17, 9), (200, 784, 256), (3, 7, 5)])
 def test_first_layer_by_inputs_gives_the_serial_products(dtype, shape):
     # phase 2's gradient of a thread's rows of W0 (from its columns of the batch)
     # and phase 0's partial products, summed in thread order, are the serial
-    # step's products to rounding, whatever the split
+    # step's products to rounding, whatever the split and the tiles
     import numba
 
     n, k, m = shape
@@ -380,9 +411,9 @@ def test_first_layer_by_inputs_gives_the_serial_products(dtype, shape):
     delta = rng.standard_normal((n, m)).astype(dtype)
     z, dW = np.zeros((n, m), dtype), np.zeros((k, m), dtype)
     numba.njit(lambda a, W, z, d, dW: (np.dot(a, W, z), np.dot(a.T, d, dW)))(a, W, z, delta, dW)
-    forward = numba.njit(lambda x, Wb, out: np.dot(x, Wb, out))
-    grad = numba.njit(lambda x, d, out: np.dot(x.T, d, out))
-    for parts in (2, 3, 7):
+    product = numba.njit(lambda x, W, k0, o, t: numba_parallel.partial_product(x, W, k0, o, t))
+    grad = numba.njit(lambda x, d, k0, dW, t: numba_parallel.input_rows_grad(x, d, k0, dW, t))
+    for parts, tile in [(2, 0), (3, 0), (7, 0), (2, 32), (3, 40)]:
         ks = epoch_loop.first_layer_inputs(k, m, parts, a.itemsize)
         total, split = np.zeros((n, m), dtype), np.full((k, m), 7, dtype)
         for k0, k1 in zip(ks[:-1], ks[1:]):
@@ -390,11 +421,39 @@ def test_first_layer_by_inputs_gives_the_serial_products(dtype, shape):
                 continue
             x = np.ascontiguousarray(a[:, k0:k1])
             partial = np.zeros((n, m), dtype)
-            forward(x, W[k0:k1], partial)
+            product(x, W, k0, partial, tile)
             total += partial
-            grad(x, delta, split[k0:k1])
+            grad(x, delta, k0, split, tile)
         assert_near(split, dW, 1e-6 if dtype == np.float32 else 1e-14)
         assert_near(total, z, 1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_small_tiles_fit_the_small_kernels():
+    tiles = numba_parallel.small_tiles.py_func
+    assert tiles(64, 392, 128, 0, 16) == (0, 0)  # no small-matrix kernels: one call each
+    tw, tk = tiles(64, 392, 128, 1_000_000, 16)
+    assert (tw, tk) == (32, 122)
+    assert 64 * 392 * tw <= 1_000_000 and 64 * 128 * tk <= 1_000_000 and tw % 16 == 0
+    # tiles narrower than MIN_TILE lose to one call; a layer within one tile needs none
+    assert tiles(200, 784, 256, 1_000_000, 16) == (0, 0)
+    assert tiles(8, 50, 20, 1_000_000, 8) == (0, 0)
+    assert tiles(64, 0, 128, 1_000_000, 16) == (0, 0)
+
+
+def test_tiled_first_layer_equals_serial(monkeypatch):
+    # the small-matrix tiles, forced where this machine's BLAS has no such kernels:
+    # 128 units over tiles of 96 and 32 columns, each thread's ~52 rows of W0 over 39 and 13
+    monkeypatch.setattr(threads, "small_gemm_mnk", lambda: 200_000)
+    rng = np.random.default_rng(0)
+    X = rng.random((203, 100))
+    y = (X[:, :3].sum(axis=1) * 3).astype(int) % 4
+    settings = dict(hidden_layer_sizes=(128,), batch_size=40, max_iter=2, random_state=0)
+    for dtype in ("float64", "float32"):
+        force(monkeypatch, 1)
+        serial = MLPClassifier(dtype=dtype, **settings).fit(X, y)
+        force(monkeypatch, 2)
+        tiled = MLPClassifier(dtype=dtype, **settings).fit(X, y)
+        assert_close(tiled.coefs_ + tiled.intercepts_, serial.coefs_ + serial.intercepts_, dtype)
 
 
 @pytest.mark.parametrize("itemsize", [4, 8])
