@@ -1,11 +1,11 @@
 """Threads for the GEMM path's parallel epoch: a persistent pool, the thread count, BLAS at 1.
 
 The parallel epoch is opt-in: ``FASTNN_PARALLEL_EPOCH=1``. Measured on 2
-cores (real MNIST, quiet machine) an epoch of fit was 1.24-1.66x one
-thread's at batch 32-200, and ahead of or level with the serial loop whose
-GEMMs OpenBLAS splits over 2 threads; but a static partition loses under
-load (docs/design.md section 7), so by default a fit runs the serial loop
-and leaves the threads to OpenBLAS.
+cores (real MNIST, quiet machine) an epoch of fit was 1.5-2.1x one thread's
+at batch 32-200 (AMD EPYC Zen 5, AVX-512), and ahead of or level with the
+serial loop whose GEMMs OpenBLAS splits over 2 threads; but a static
+partition loses under load (docs/design.md section 7), so by default a fit
+runs the serial loop and leaves the threads to OpenBLAS.
 
 The jitted loop each thread runs, and its barriers, are
 `fastnn.engine.numba_parallel`'s. While it runs, OpenBLAS is held at 1 thread
@@ -133,19 +133,18 @@ def _blas_controller():
 # The cost model of a step of m rows (docs/design.md section 7). Serial:
 # FLOP_SECONDS * 6 m W (the three GEMMs over the W weights) + PARAM_SECONDS * P
 # (the passes over the P parameters: L2, update). On T threads the work is
-# split T ways, but each thread reads the whole batch for its columns of the
-# first layer (gathers it, and BLAS packs it in the forward pass and the weight
-# gradient: ROW_SECONDS per input value of the batch) and reads (packs) all of
-# the other layers' weights in its rows' GEMMs (PACK_SECONDS per weight);
-# neither is divided. Each thread adds WAIT_SECONDS to a step's three barriers.
-# FLOP, PARAM and PACK were measured on 784-128-10 and 784-256-128-10, float32,
-# Intel Xeon AVX-512, OpenBLAS at 1 thread, CPU time of one thread; ROW_SECONDS
-# was fitted to the speed-ups of fit's epochs on 2 threads over 1 (784-128-10
-# and 784-256-128-10, batch 32-200, MNIST; docs/design.md section 7).
+# split T ways, but each thread writes a whole m x m0 partial product of the
+# first layer and the sums read T of them for its m / T rows (SUM_SECONDS per
+# output value of the first layer), and reads (packs) all of the other
+# layers' weights in its rows' GEMMs (PACK_SECONDS per weight); neither is
+# divided. Each thread adds WAIT_SECONDS to a step's barriers. FLOP, PARAM
+# and PACK were measured on 784-128-10 and 784-256-128-10, float32, Intel Xeon
+# AVX-512, OpenBLAS at 1 thread, CPU time of one thread; SUM_SECONDS is the
+# cost of a write and a read of a value (docs/design.md section 7).
 FLOP_SECONDS = 10e-12
 PARAM_SECONDS = 1.05e-9
 PACK_SECONDS = 0.4e-9
-ROW_SECONDS = 4e-9
+SUM_SECONDS = 1e-9
 WAIT_SECONDS = 2e-6
 # Rows below which a thread's GEMMs lose most of their speed
 MIN_ROWS_PER_THREAD = 8
@@ -164,7 +163,7 @@ def step_seconds(batch_size, layer_sizes, threads):
     if threads == 1:
         return serial
     k0, m0 = pairs[0]
-    repeated = ROW_SECONDS * batch_size * k0 + PACK_SECONDS * (weights - k0 * m0)
+    repeated = SUM_SECONDS * batch_size * m0 + PACK_SECONDS * (weights - k0 * m0)
     return (serial - repeated) / threads + repeated + WAIT_SECONDS * threads
 
 
