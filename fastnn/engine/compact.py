@@ -12,7 +12,9 @@ Memory of the compact form of dense X: ``8 (n + 1) + nnz (c + v)`` bytes,
 c = 2 (uint16 columns, up to 65,536 features) or 4 (int32), v = X's itemsize.
 "auto" builds it only when that is at most X's own size, so a fit holds at
 most twice X (MNIST's uint8 pixels, 19 % nonzero: 0.58 X's size; float32
-one-hot tables at 5 %: 0.3).
+one-hot tables at 5 %: 0.3). The opt-in parallel epoch holds a second copy,
+split by its threads' inputs (`split_by_columns`: the same entries, and n + 1
+row pointers per thread).
 """
 
 import numpy as np
@@ -90,6 +92,48 @@ def compact_dense(X, counts=None):
 def compact_nbytes(n, k, nnz, itemsize):
     """Bytes of the compact form of an n x k dense X with nnz nonzeros."""
     return 8 * (n + 1) + nnz * ((2 if k <= 65536 else 4) + itemsize)
+
+
+@njit(cache=True, nogil=True)
+def _count_in(indptr, indices, lo, hi):
+    count = 0
+    for i in range(indptr.shape[0] - 1):
+        for p in range(indptr[i], indptr[i + 1]):
+            count += lo <= indices[p] < hi
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _fill_in(indptr, indices, data, lo, hi, out_ptr, out_indices, out_data):
+    q = 0
+    for i in range(indptr.shape[0] - 1):
+        out_ptr[i] = q
+        for p in range(indptr[i], indptr[i + 1]):
+            c = indices[p]
+            if lo <= c < hi:
+                out_indices[q] = c
+                out_data[q] = data[p]
+                q += 1
+    out_ptr[indptr.shape[0] - 1] = q
+
+
+def split_by_columns(parts, cuts):
+    """The compact form (indptr, indices, data) as one per column range [cuts[t], cuts[t + 1]).
+
+    Each part keeps X's column indices and each row's order of entries, with
+    int64 row pointers: the parallel epoch's threads each read the entries of
+    their own inputs (`fastnn.engine.numba_parallel`). Together they hold as
+    many entries as the form itself, plus (n + 1) row pointers each.
+    """
+    indptr, indices, data = parts
+    split = []
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        nnz = _count_in(indptr, indices, lo, hi)
+        out = (np.empty(indptr.shape[0], np.int64), np.empty(nnz, indices.dtype))
+        out += (np.empty(nnz, data.dtype),)
+        _fill_in(indptr, indices, data, lo, hi, *out)
+        split.append(out)
+    return split
 
 
 def with_flags(parts, n_features):

@@ -148,12 +148,12 @@ class EpochRunner:
 
             self._numba = numba_epoch
         self.parallel = None
-        if self.compiled and not self.use_narrow and compact is None and step.masks is None:
+        if self.compiled and not self.use_narrow and step.masks is None:
             from fastnn.engine.threads import gemm_threads
 
             threads = gemm_threads(bs, params.layer_sizes)
             if threads > 1:
-                self.parallel = ParallelEpoch(step, params, threads)
+                self.parallel = ParallelEpoch(step, params, threads, compact)
         if self.compiled and self.use_narrow:
             # the single pass gathers shuffled rows in X's own dtype (the
             # compact form's are read in place)
@@ -212,7 +212,11 @@ class EpochRunner:
             )
             started = time.perf_counter()
             if self.parallel is not None:
-                data = (self.X, self.y, self.Y, self.sw, self.input_scale, rows, n)
+                X, xs = self.X, self.input_scale
+                if self.compact is not None:  # read by the threads' parts of it
+                    X = np.empty((0, self.X.shape[1]), step.dtype)
+                    xs = 1.0 if self.compact[2].dtype == step.dtype else self.input_scale
+                data = (X, self.y, self.Y, self.sw, xs, rows, n)
                 batches = (self.batch_size, first, stop, self.xb, self.yb, self.Yb, self.swb)
                 t = self.parallel.run(step, solver, data, batches, update)
             elif self.use_narrow:
@@ -405,8 +409,9 @@ class ParallelEpoch:
     OpenBLAS is held at 1 thread while it runs.
     """
 
-    def __init__(self, step, params, threads):
+    def __init__(self, step, params, threads, compact=None):
         from fastnn.engine import numba_parallel
+        from fastnn.engine.compact import split_by_columns
         from fastnn.engine import threads as threads_module
 
         self._numba, self._threads = numba_parallel, threads_module
@@ -427,6 +432,13 @@ class ParallelEpoch:
         self.ks = first_layer_inputs(*params.coefs[0].shape, threads, size)
         self.small_mnk = threads_module.small_gemm_mnk()
         self._xb, self._partials = [], None
+        # X's compact form: each thread reads the entries of its own inputs
+        if compact is None:
+            none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, step.dtype))
+            self.entries, self.touched = [none] * threads, np.empty(0, np.uint8)
+        else:
+            self.entries = split_by_columns(compact[:3], self.ks)
+            self.touched = compact[3]
 
     def run(self, step, solver, data, batches, update):
         """Batches [first, stop) on every thread; returns Adam's t."""
@@ -434,9 +446,10 @@ class ParallelEpoch:
         coefs, intercepts, activations, deltas, coef_grads, intercept_grads, _ = step.gemm_args()
         network = (coefs, intercepts, activations, deltas, coef_grads, intercept_grads)
         T = self.threads
-        rows, dtype = batches[3].shape[0], step.dtype
-        if not self._xb or self._xb[0].shape[0] != rows:
-            widths = np.diff(self.ks)
+        rows, dtype = batches[0], step.dtype
+        if self._partials is None or self._partials.shape[1] != rows:
+            # each thread's columns of the batch (none on the compact form)
+            widths = np.diff(self.ks) if self.touched.shape[0] == 0 else [0] * T
             self._xb = [aligned_zeros((rows, w), dtype) for w in widths]
             self._partials = aligned_zeros((T, rows, coefs[0].shape[1]), dtype)
 
@@ -457,6 +470,8 @@ class ParallelEpoch:
                 self.ks,
                 self._partials,
                 self.small_mnk,
+                *self.entries[tid],
+                self.touched,
                 *update,
             )
 

@@ -7,7 +7,8 @@ two:
 0. First layer, by inputs: thread t owns rows [ks[t], ks[t + 1]) of the
    first layer's weights W0 (input features; whole cache lines of the flat
    buffers). It reads those columns of the batch's rows into a buffer of its
-   own and multiplies them by its rows of W0: its partial product of the
+   own and multiplies them by its rows of W0 (or, on X's compact form, adds
+   the rows of W0 of its columns' nonzeros): its partial product of the
    layer's output, every row and column, in `partials[t]`. Its rows of W0,
    their gradient and optimizer state are contiguous and written by it
    alone: the largest weights never move between cores, and no thread reads
@@ -56,9 +57,10 @@ from fastnn.contract.numba_math import (
     head_logistic,
     head_softmax,
 )
-from fastnn.contract.numba_ops import _l2_penalty
+from fastnn.contract.numba_ops import _l2_penalty, compact_product, compact_weight_grad
 from fastnn.contract.tables import (
     ACTIVATIONS,
+    ADAM,
     BAD_BATCH,
     BATCHES,
     CORRECT,
@@ -77,6 +79,7 @@ from fastnn.contract.tables import (
 )
 from fastnn.engine.numba_epoch import (
     UPDATES,
+    _first_layer_update,
     _sum_squares,
     check_weights,
     take_rows,
@@ -362,7 +365,8 @@ def bias_grad_columns(delta, c0, c1, db, acc):
 def parallel_epoch(act, head, solver):
     """The loop each thread of the parallel GEMM epoch runs, for codes `act`, `head`, `solver`.
 
-    Dense X only (float of the weights' dtype, or uint8 times xs), no dropout.
+    Dense X (float of the weights' dtype, or uint8 times xs), or X's compact
+    form split by the threads' inputs (`compact.split_by_columns`); no dropout.
     """
 
     def run_thread(
@@ -396,6 +400,10 @@ def parallel_epoch(act, head, solver):
         ks,
         partials,
         small_mnk,
+        cptr,
+        cidx,
+        cval,
+        touched,
         params,
         grads,
         n_coef,
@@ -421,7 +429,11 @@ def parallel_epoch(act, head, solver):
         (T, PART_WIDTH) and `sync`. Private: xb (the batch's columns
         [ks[tid], ks[tid + 1]) of X), acc (float64) and db_scratch (the
         heads' and derivatives' bias sums of its rows, unused), each as wide
-        as the widest layer. small_mnk: the largest GEMM (M N K) that the
+        as the widest layer. cptr, cidx, cval: the entries of X's compact
+        form in this thread's columns (empty for dense X: the first layer
+        then reads X); `touched`, the form's per-column flags, shared, each
+        thread setting and clearing its own columns'
+        (`numba_ops.compact_weight_grad`). small_mnk: the largest GEMM (M N K) that the
         BLAS multiplies with its small-matrix kernels, 0 if none
         (`small_tiles`). Thread 0 alone writes `stats`. As `gemm_epoch`'s
         loop otherwise, with the same arithmetic per weight.
@@ -429,6 +441,7 @@ def parallel_epoch(act, head, solver):
         n_batches = (n + batch_size - 1) // batch_size
         last = len(coefs) - 1
         k_lo, k_hi = ks[tid], ks[tid + 1]
+        compact = cptr.shape[0] > 0
         w0 = coefs[0].shape[1]
         line = 64 // coefs[0].itemsize
         rounds = 0
@@ -447,10 +460,13 @@ def parallel_epoch(act, head, solver):
             rounds += 1
             # phase 0: this thread's inputs (rows of W0) times the batch's
             # columns for them, a partial product of the first layer's output
-            x = fetch_columns(X, rows, start, stop, xs, k_lo, xb)
             product = partials[tid, :m]
-            tw, tk = small_tiles(m, k_hi - k_lo, w0, small_mnk, line)
-            if k_hi > k_lo:
+            x, tk = xb[:0], 0
+            if compact:  # the nonzeros of its columns, read in place
+                compact_product(cptr, cidx, cval, rows, start, stop, xs, coefs[0], product)
+            elif k_hi > k_lo:
+                x = fetch_columns(X, rows, start, stop, xs, k_lo, xb)
+                tw, tk = small_tiles(m, k_hi - k_lo, w0, small_mnk, line)
                 partial_product(x, coefs[0], k_lo, product, tw)
             else:  # no inputs of its own (fewer inputs than threads' cache lines)
                 for r in range(m):
@@ -551,7 +567,11 @@ def parallel_epoch(act, head, solver):
                 k, w = coefs[i].shape
                 if i == 0:
                     q0, q1 = k_lo, k_hi
-                    if k_hi > k_lo:
+                    if compact:
+                        compact_weight_grad(
+                            cptr, cidx, cval, rows, start, stop, xs, delta, coef_grads[0], touched
+                        )
+                    elif k_hi > k_lo:
                         input_rows_grad(x, delta, k_lo, coef_grads[0], tk)
                 else:
                     q0, q1 = share(k, tid, T)
@@ -561,11 +581,32 @@ def parallel_epoch(act, head, solver):
                 m1 = state1[lo:hi] if state1.shape[0] else state1
                 m2 = state2[lo:hi] if state2.shape[0] else state2
                 j0, j1 = share(w, tid, T)
-                if alpha > 0:
-                    _l2_penalty(w_lo, w_hi, alpha * scale)
-                t_next = UPDATES[solver](
-                    w_lo, w_hi, lr, momentum, nesterov, beta1, beta2, eps, m1, m2, t
-                )
+                if i == 0 and compact:
+                    # rows no entry touched have a zero data gradient (flags cleared)
+                    _first_layer_update(
+                        w_lo,
+                        w_hi,
+                        touched[k_lo:k_hi],
+                        w0,
+                        alpha > 0,
+                        params.dtype.type(alpha * scale),
+                        solver == ADAM,
+                        lr,
+                        momentum,
+                        nesterov,
+                        beta1,
+                        beta2,
+                        eps,
+                        m1,
+                        m2,
+                        t + 1 if solver == ADAM else t,
+                    )
+                else:
+                    if alpha > 0:
+                        _l2_penalty(w_lo, w_hi, alpha * scale)
+                    t_next = UPDATES[solver](
+                        w_lo, w_hi, lr, momentum, nesterov, beta1, beta2, eps, m1, m2, t
+                    )
                 bias_grad_columns(delta, j0, j1, intercept_grads[i], acc)
                 lo, hi = offsets[last + 1 + i] + j0, offsets[last + 1 + i] + j1
                 UPDATES[solver](

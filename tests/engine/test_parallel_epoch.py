@@ -65,13 +65,24 @@ def targets(kind, X, y):
     return np.floor(X[:, 0] * 4)  # counts
 
 
-def fit(monkeypatch, case, n_threads, dtype, uint8=False, weights=False, **extra):
+def fit(monkeypatch, case, n_threads, dtype, uint8=False, weights=False, zeros=None, **extra):
     estimator, params, kind = CASES[case]
     force(monkeypatch, n_threads)
     X, y = data(203, 11)
     t = targets(kind, X, y)
+    if zeros is not None:  # mostly zeros: dense with skip_zeros, or a CSR matrix
+        X = np.where(X < 0.6, 0.0, X)
+        X[5] = 0  # an all-zero row
     if uint8:
         X = (X * 255).astype(np.uint8)
+    if zeros == "csr":
+        from scipy import sparse
+
+        X = sparse.csr_matrix(X.astype(dtype))
+    elif zeros == "dense":
+        extra.setdefault("skip_zeros", True)
+    elif zeros is not None:
+        extra.setdefault("skip_zeros", False)
     sw = np.random.default_rng(1).random(len(X)) + 0.5 if weights else None
     settings = dict(
         hidden_layer_sizes=(17, 9), batch_size=40, max_iter=1, random_state=0, dtype=dtype
@@ -96,6 +107,46 @@ def test_parallel_equals_serial(monkeypatch, case, dtype):
     assert_close(fit(monkeypatch, case, 2, dtype), serial, dtype)
     # an odd thread count: 40-row batches of 13, 13 and 14 rows; 17 and 9 units split unevenly
     assert_close(fit(monkeypatch, case, 3, dtype), serial, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_compact_first_layer_on_threads_equals_the_dense_serial_fit(monkeypatch, case, dtype):
+    # X's nonzeros, split by the threads' inputs: dense X with skip_zeros and CSR X
+    serial = fit(monkeypatch, case, 1, dtype, zeros="none")
+    for kind in ("dense", "csr"):
+        assert_close(fit(monkeypatch, case, 2, dtype, zeros=kind), serial, dtype)
+        # 3 threads: a thread with no inputs of its own (11 over cache lines of 8 or 16)
+        assert_close(fit(monkeypatch, case, 3, dtype, zeros=kind), serial, dtype)
+
+
+def test_compact_first_layer_on_threads_with_uint8_and_row_weights(monkeypatch):
+    case = "relu-softmax-adam"
+    for uint8, weights in [(True, False), (True, True)]:
+        serial = fit(monkeypatch, case, 1, "float32", uint8, weights, zeros="none")
+        got = fit(monkeypatch, case, 2, "float32", uint8, weights, zeros="dense")
+        assert_close(got, serial, "float32")
+
+
+def test_split_by_columns_keeps_every_entry():
+    from scipy import sparse
+
+    from fastnn.engine import compact
+
+    rng = np.random.default_rng(4)
+    X = np.where(rng.random((30, 20)) < 0.7, 0, rng.integers(1, 256, (30, 20))).astype(np.uint8)
+    X[3] = 0  # an all-zero row
+    X[4] = 9  # a row of only nonzeros
+    X[:, 7] = 0  # an all-zero column
+    parts = compact.compact_dense(X)
+    for cuts in ([0, 20], [0, 8, 20], [0, 0, 16, 20], [0, 4, 8, 12, 20]):
+        split = compact.split_by_columns(parts, np.array(cuts))
+        total = np.zeros(X.shape, np.int64)
+        for (lo, hi), (indptr, indices, data) in zip(zip(cuts[:-1], cuts[1:]), split):
+            assert indptr.dtype == np.int64 and indices.dtype == parts[1].dtype
+            assert ((lo <= indices) & (indices < hi)).all()
+            total += sparse.csr_matrix((data, indices, indptr), shape=X.shape).toarray()
+        np.testing.assert_array_equal(total, X)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
