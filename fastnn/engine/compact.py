@@ -28,6 +28,14 @@ from fastnn.contract.jit import njit
 # 5 %, 1.13-1.82x at 10 %, 0.82-1.33x at 15 % (the 512-wide lose), and loses
 # by 0.64-0.91x at 20 %.
 CROSSOVER = 0.1
+# The same for the opt-in parallel epoch (`fastnn.engine.numba_parallel`,
+# FASTNN_PARALLEL_EPOCH=1, more than one thread), whose dense first layer
+# reads only a thread's share of the inputs. Measured through fit on AMD EPYC
+# Zen 5 (AVX-512), 2 threads, float32, uint8 rows of random density, 784
+# inputs, widths 128-512, batch 64-200 (docs/design.md, "Skipping zeros"):
+# the compact path wins by 1.21-1.56x at 20 % (and on real MNIST, 19 %,
+# 1.2-1.5x), 1.00-1.21x at 30 %, and loses by 0.86-0.97x at 40 %.
+PARALLEL_CROSSOVER = 0.2
 # The same for predictions, where the form is built per chunk of rows at each
 # call and the dense forward pass is one large GEMM on every BLAS thread: the
 # compact one wins by 1.4-2.7x at 2 %, loses by 0.9-1.0x at 5 % (float32) or

@@ -411,8 +411,8 @@ class ParallelEpoch:
 
     def __init__(self, step, params, threads, compact=None):
         from fastnn.engine import numba_parallel
-        from fastnn.engine.compact import split_by_columns
         from fastnn.engine import threads as threads_module
+        from fastnn.engine.compact import split_by_columns
 
         self._numba, self._threads = numba_parallel, threads_module
         self.threads = threads

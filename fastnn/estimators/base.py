@@ -462,7 +462,7 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         else:
             shard = group.batch_allreduce(self._params.layer_sizes, self._dtype)
             grads = shard.grads
-        compact = self._compact_X(X, shard is None, sw)
+        compact = self._compact_X(X, shard is None, sw, batch)
         # sparse X outside the compiled loop (MPI, NumPy backend): the per-batch
         # Python loop over a step whose first layer reads CSR rows
         python_sparse = is_sparse(X) and compact is None
@@ -600,30 +600,38 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         """The rows' training weights (MLPClassifier multiplies in `class_weight`)."""
         return sample_weight
 
-    def _compact_X(self, X, compiled, sw):
+    def _compact_X(self, X, compiled, sw, batch):
         """X's nonzeros by row for the compiled loop (`fastnn.engine.compact`), or None.
 
         Sparse X always (on the compiled loop); dense X as `skip_zeros` and its
         density say, against the single pass's crossover when the single pass
-        runs the network, else the GEMM path's.
+        runs the network, else the GEMM path's: the parallel epoch's when it
+        will run on more than one thread (`threads.gemm_threads`).
         """
         if backend_name(self.backend) != "numba" or not compiled:
             return None
         from fastnn.engine import compact
         from fastnn.engine.numba_step import narrow_applies
+        from fastnn.engine.threads import gemm_threads
 
         if is_sparse(X):
             return compact.with_flags(compact.csr_parts(X), X.shape[1])
         widths = self._params.layer_sizes[1:]
+        dropout = any(r > 0 for r in self._dropout_rates)
         narrow = narrow_applies(
             len(widths) - 1,
             widths,
             activation_code(self.activation),
             head_code(self._head),
             sw is not None,
-            any(r > 0 for r in self._dropout_rates),
+            dropout,
         )
-        crossover = compact.NARROW_CROSSOVER if narrow else compact.CROSSOVER
+        if narrow:
+            crossover = compact.NARROW_CROSSOVER
+        elif not dropout and gemm_threads(batch, self._params.layer_sizes) > 1:
+            crossover = compact.PARALLEL_CROSSOVER
+        else:
+            crossover = compact.CROSSOVER
         parts = compact.use_compact(self.skip_zeros, X, is_memory_mapped(X), crossover)
         return None if parts is None else compact.with_flags(parts, X.shape[1])
 

@@ -24,7 +24,8 @@ FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
 def assert_predicts_as_it_did(out, expected):
     """float64: bit for bit; float32: to the last bits, which BLAS kernels round
     differently from one CPU to another (the fixtures were written on an Intel
-    AVX-512 machine; an AMD Zen 5 differs in up to 40 % of the entries, by up to 2.2e-7 relative)."""
+    AVX-512 machine; on an AMD Zen 5 up to 40 % of the entries differ, by up to
+    2.2e-7 relative)."""
     assert out.dtype == expected.dtype
     if out.dtype == np.float64:
         np.testing.assert_array_equal(out, expected)
