@@ -583,6 +583,7 @@ def parallel_epoch(act, head, solver):
                 j0, j1 = share(w, tid, T)
                 if i == 0 and compact:
                     # rows no entry touched have a zero data gradient (flags cleared)
+                    t_next = t + 1 if solver == ADAM else t
                     _first_layer_update(
                         w_lo,
                         w_hi,
@@ -599,7 +600,7 @@ def parallel_epoch(act, head, solver):
                         eps,
                         m1,
                         m2,
-                        t + 1 if solver == ADAM else t,
+                        t_next,
                     )
                 else:
                     if alpha > 0:

@@ -128,6 +128,14 @@ def test_compact_first_layer_on_threads_with_uint8_and_row_weights(monkeypatch):
         assert_close(got, serial, "float32")
 
 
+def test_compact_first_layer_on_threads_without_hidden_layers(monkeypatch):
+    # the first layer is the only one: Adam's step count still advances
+    case = "relu-softmax-adam"
+    serial = fit(monkeypatch, case, 1, "float64", zeros="none", hidden_layer_sizes=(), max_iter=3)
+    got = fit(monkeypatch, case, 2, "float64", zeros="dense", hidden_layer_sizes=(), max_iter=3)
+    assert_close(got, serial, "float64")
+
+
 def test_split_by_columns_keeps_every_entry():
     from scipy import sparse
 
