@@ -2,8 +2,8 @@
 
 The parallel epoch is opt-in: ``FASTNN_PARALLEL_EPOCH=1``. Measured on 2
 cores (real MNIST, quiet machine) an epoch of fit was 1.2-2.1x one thread's
-at batch 32-200 (AMD EPYC Zen 5, AVX-512), and ahead of or level with the
-serial loop whose GEMMs OpenBLAS splits over 2 threads; but a static
+at batch 32-200 (AMD EPYC Zen 5, AVX-512), and mostly ahead of the serial
+loop whose GEMMs OpenBLAS splits over 2 threads; but a static
 partition loses under load (docs/design.md section 7), so by default a fit
 runs the serial loop and leaves the threads to OpenBLAS.
 
