@@ -16,8 +16,8 @@ delta's rows.
 The compact single pass (`fastnn.engine.numba_step`) has at most 32 hidden
 units, padded to a multiple of 8: `row_sum` and `row_axpy` do its whole row
 in one vector of H = 8, 16, 24 or 32 units (a loop per width, the one for
-W's width chosen at run time), its forward sums in two accumulators (odd and
-even nonzeros: two chains of FMAs, not one, to hide their latency) and its
+W's width chosen at run time), its forward sums in CHAINS accumulators (nonzero p
+in chain p % CHAINS: several chains of FMAs, not one, to hide their latency) and its
 weight gradient with the row's deltas loaded once.
 """
 
@@ -233,25 +233,36 @@ def _padded_rows(name, emit_row):
     return intrinsic(typer)
 
 
+# Accumulators of `row_sum`: nonzero p goes to accumulator p % CHAINS, so that
+# CHAINS chains of FMAs, not one, hide their latency (4: the two FMA pipes of
+# an AVX-512 core each take a new one every cycle, for 4 cycles)
+CHAINS = 4
+
+
 def _row_sum(nz, out, first, last):
-    # two accumulators, nonzeros a, a + 2, ... and a + 1, a + 3, ...
     builder = nz.builder
     zero = ir.Constant(nz.vec, None)
 
-    def add_two(p, carried):
-        odd = builder.add(p, ir.IntType(64)(1))
+    def add_chains(p, carried):
         return [
-            nz.fma(carried[0], nz.value(p), nz.load(nz.row(p))),
-            nz.fma(carried[1], nz.value(odd), nz.load(nz.row(odd))),
+            nz.fma(acc, nz.value(q), nz.load(nz.row(q)))
+            for acc, q in (
+                (acc, builder.add(p, ir.IntType(64)(i))) for i, acc in enumerate(carried)
+            )
         ]
 
-    p, (even, odd) = _loop(builder, first, last, 2, [(zero, nz.vec)] * 2, add_two)
+    p, chains = _loop(builder, first, last, CHAINS, [(zero, nz.vec)] * CHAINS, add_chains)
 
     def add_one(p, carried):
         return [nz.fma(carried[0], nz.value(p), nz.load(nz.row(p)))]
 
-    _, (even,) = _loop(builder, p, last, 1, [(even, nz.vec)], add_one)
-    nz.store(builder.fadd(even, odd), out)
+    # the last nonzeros (fewer than CHAINS) into the first chain, then the chains
+    # added pairwise: (0 + 1) + (2 + 3)
+    _, (first_chain,) = _loop(builder, p, last, 1, [(chains[0], nz.vec)], add_one)
+    chains = [first_chain, *chains[1:]]
+    while len(chains) > 1:
+        chains = [builder.fadd(a, b) for a, b in zip(chains[::2], chains[1::2])]
+    nz.store(chains[0], out)
 
 
 def _row_axpy(nz, g, first, last):
@@ -269,7 +280,8 @@ row_sum = _padded_rows("row_sum", _row_sum)
 row_sum.__doc__ = """row_sum(W, out, indices, data, a, b): out[:H] = sum over p in [a, b) of
 dt(data[p]) * W[indices[p], :H], H = W.shape[1] (one of `WIDTHS`).
 
-Two accumulators (odd and even nonzeros), added at the end. W's rows and out
+CHAINS accumulators (the row's i-th nonzero in chain i % CHAINS, its last
+ones, fewer than CHAINS, in the first), added pairwise at the end. W's rows and out
 are contiguous; out holds at least H entries."""
 
 row_axpy = _padded_rows("row_axpy", _row_axpy)
