@@ -68,7 +68,7 @@ def fit_epoch(X, y, hidden, batch, threads, serial, skip_zeros="auto"):
     from fastnn.engine import threads as threads_module
 
     choose = threads_module.gemm_threads
-    os.environ[threads_module.OPT_IN] = "1"  # the parallel epoch is opt-in
+    os.environ[threads_module.SWITCH] = "1"  # also where the caller turned it off
     if serial:
         threads_module.gemm_threads = lambda batch_size, layer_sizes: 1
     numba.set_num_threads(threads)

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../asv_benchmarks"
 # One of each kind: a kernel, the train steps, fit, fit per epoch on 1 and 2 threads
 # (Numba, 784-128-10) and with the parallel epoch, fit per step (Numba, config b),
 # peak memory, a timeraw_
-subset="${1:-Linear.time_linear_forward|TrainStep.time_step|FitEpoch.time_fit_epoch|FitEpochThreads.time_fit_epoch\('numba', '784-128-10', [12]\)|FitEpochParallel.time_fit_epoch\('784-128-10'\)|FitSteps.track_fit_ms_per_step\('numba', 'b'\)|StepMemory|timeraw_import_fastnn$}"
+subset="${1:-Linear.time_linear_forward|TrainStep.time_step|FitEpoch.time_fit_epoch|FitEpochThreads.time_fit_epoch\('numba', '784-128-10', [12]\)|FitEpochSerialLoop.time_fit_epoch\('784-128-10'\)|FitSteps.track_fit_ms_per_step\('numba', 'b'\)|StepMemory|timeraw_import_fastnn$}"
 
 asv machine --yes > /dev/null
 asv check --python=same

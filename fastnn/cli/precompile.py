@@ -15,6 +15,7 @@ entry written for another CPU or another Numba is ignored, and that fit
 compiles as it would without one.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -23,8 +24,9 @@ import warnings
 
 # What a new user runs first: scikit-learn's defaults (relu, adam) with each
 # head, on float64 X (scikit-learn's dtype) and float32 X (fastnn train's, the
-# README quickstart's), on the GEMM path and the single pass. Each also
-# predicts, which reuses the fit's forward pass.
+# README quickstart's), on the GEMM path (its serial loop and its parallel
+# epoch) and the single pass. Each also predicts, which reuses the fit's
+# forward pass.
 FIRST_FITS = (
     "softmax-float64",
     "softmax-float32",
@@ -51,16 +53,33 @@ def run_first_fit(name):
     rng = np.random.default_rng(0)
     X = rng.random((64, 8)).astype(dtype)
     y = np.arange(64) % 3
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the ConvergenceWarning of one epoch
-        if kind == "identity":
-            model = MLPRegressor((128,), max_iter=1, random_state=0).fit(X, y / 2.0)
-        else:
-            hidden = (10,) if kind == "single-pass" else (128,)
-            target = y % 2 if kind == "logistic" else y
-            model = MLPClassifier(hidden, max_iter=1, random_state=0).fit(X, target)
-            model.predict_proba(X)
-        model.predict(X)
+    # the GEMM path's two loops, whatever this machine's cores: the serial one
+    # (1 thread) and the parallel epoch (compiled once for any thread count)
+    for threads in (1,) if kind == "single-pass" else (1, 2):
+        with _epoch_threads(threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the ConvergenceWarning of one epoch
+            if kind == "identity":
+                model = MLPRegressor((128,), max_iter=1, random_state=0).fit(X, y / 2.0)
+            else:
+                hidden = (10,) if kind == "single-pass" else (128,)
+                target = y % 2 if kind == "logistic" else y
+                model = MLPClassifier(hidden, max_iter=1, random_state=0).fit(X, target)
+                model.predict_proba(X)
+            model.predict(X)
+
+
+@contextlib.contextmanager
+def _epoch_threads(threads):
+    """The GEMM path's epochs on `threads` threads (1: the serial loop), whatever
+    the cost model (`threads.gemm_threads`) would pick on this machine."""
+    from fastnn.engine import threads as threads_module
+
+    chosen = threads_module.gemm_threads
+    threads_module.gemm_threads = lambda batch_size, layer_sizes: threads
+    try:
+        yield
+    finally:
+        threads_module.gemm_threads = chosen
 
 
 def compiled_by(names):

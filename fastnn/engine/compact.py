@@ -12,7 +12,7 @@ Memory of the compact form of dense X: ``8 (n + 1) + nnz (c + v)`` bytes,
 c = 2 (uint16 columns, up to 65,536 features) or 4 (int32), v = X's itemsize.
 "auto" builds it only when that is at most X's own size, so a fit holds at
 most twice X (MNIST's uint8 pixels, 19 % nonzero: 0.58 X's size; float32
-one-hot tables at 5 %: 0.3). The opt-in parallel epoch holds a second copy,
+one-hot tables at 5 %: 0.3). The parallel epoch holds a second copy,
 split by its threads' inputs (`split_by_columns`: the same entries, and n + 1
 row pointers per thread).
 """
@@ -28,8 +28,8 @@ from fastnn.contract.jit import njit
 # 5 %, 1.13-1.82x at 10 %, 0.82-1.33x at 15 % (the 512-wide lose), and loses
 # by 0.64-0.91x at 20 %.
 CROSSOVER = 0.1
-# The same for the opt-in parallel epoch (`fastnn.engine.numba_parallel`,
-# FASTNN_PARALLEL_EPOCH=1, more than one thread), whose dense first layer
+# The same for the parallel epoch (`fastnn.engine.numba_parallel`, where
+# it runs on more than one thread), whose dense first layer
 # reads only a thread's share of the inputs. Measured through fit on AMD EPYC
 # Zen 5 (AVX-512), 2 threads, float32, uint8 rows of random density, 784
 # inputs, widths 128-512, batch 64-200 (docs/design.md, "Skipping zeros"):

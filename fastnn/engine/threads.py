@@ -1,11 +1,12 @@
 """Threads for the GEMM path's parallel epoch: a persistent pool, the thread count, BLAS at 1.
 
-The parallel epoch is opt-in: ``FASTNN_PARALLEL_EPOCH=1``. Measured on 2
-cores (real MNIST, quiet machine) an epoch of fit was 1.2-2.1x one thread's
-at batch 32-200 (AMD EPYC Zen 5, AVX-512), and mostly ahead of the serial
-loop whose GEMMs OpenBLAS splits over 2 threads; but a static
-partition loses under load (docs/design.md section 7), so by default a fit
-runs the serial loop and leaves the threads to OpenBLAS.
+The parallel epoch is the GEMM path's default wherever the cost model
+(`gemm_threads`) predicts a gain; ``FASTNN_PARALLEL_EPOCH=0`` turns it off
+(the serial loop, OpenBLAS's own threads). Measured on 2 cores (real MNIST,
+AMD EPYC Zen 5, AVX-512), an epoch of fit was 1.2-2.1x one thread's at batch
+32-200 on a quiet machine, and 1.6-4.6x the serial loop with OpenBLAS at 2
+threads (by medians) with another process busy on one core, where OpenBLAS's
+split of each GEMM waits for the busy core (docs/design.md section 7).
 
 The jitted loop each thread runs, and its barriers, are
 `fastnn.engine.numba_parallel`'s. While it runs, OpenBLAS is held at 1 thread
@@ -18,19 +19,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastnn.engine.numba_parallel import ABORT
 
-OPT_IN = "FASTNN_PARALLEL_EPOCH"
+SWITCH = "FASTNN_PARALLEL_EPOCH"
 
 
-def parallel_epoch_requested():
-    """Whether the user asked for the parallel epoch: OPT_IN set to 1 (0 or unset: no)."""
-    value = os.environ.get(OPT_IN, "0").strip()
+def parallel_epoch_enabled():
+    """Whether the parallel epoch may run: SWITCH unset, empty or 1 (yes), or 0 (no)."""
+    value = os.environ.get(SWITCH, "1").strip()
     if value not in ("0", "1", ""):
-        raise ValueError(f"{OPT_IN} must be 0 or 1, got {value!r}")
-    return value == "1"
+        raise ValueError(f"{SWITCH} must be 0 or 1, got {value!r}")
+    return value != "0"
 
 
 def threads_available():
-    """Threads a step may use: Numba's current thread count (NUMBA_NUM_THREADS by default).
+    """Threads a step may use: Numba's current thread count (NUMBA_NUM_THREADS by
+    default), and no more than BLAS's (`blas_threads`), whose threads the parallel
+    epoch replaces: a user who held OpenBLAS at 1 thread (OPENBLAS_NUM_THREADS=1,
+    threadpoolctl, a joblib worker) gets the serial loop, as before.
 
     Capped at the core count; 1 where the barriers cannot run (no sched_yield: Windows).
     """
@@ -38,7 +42,14 @@ def threads_available():
         return 1
     import numba
 
-    return max(1, min(numba.get_num_threads(), os.cpu_count() or 1))
+    return max(1, min(numba.get_num_threads(), blas_threads(), os.cpu_count() or 1))
+
+
+def blas_threads():
+    """The fewest threads any BLAS threadpoolctl sees is set to use now (a large
+    number where it sees none)."""
+    infos = _blas_controller().select(user_api="blas").info()
+    return min((int(i.get("num_threads") or 1) for i in infos), default=1 << 20)
 
 
 _POOL = {}
@@ -170,11 +181,11 @@ def step_seconds(batch_size, layer_sizes, threads):
 def gemm_threads(batch_size, layer_sizes):
     """Threads for the GEMM path's steps of `batch_size` rows (1: the serial loop).
 
-    1 unless the user opted in (`parallel_epoch_requested`). Then two if the
-    model has them beat one by MIN_GAIN, then each further thread while it
-    saves THREAD_GAIN, with at least MIN_ROWS_PER_THREAD rows each.
+    1 where the user turned the parallel epoch off (`parallel_epoch_enabled`).
+    Else two if the model has them beat one by MIN_GAIN, then each further
+    thread while it saves THREAD_GAIN, with at least MIN_ROWS_PER_THREAD rows each.
     """
-    if not parallel_epoch_requested():
+    if not parallel_epoch_enabled() or batch_size < 2 * MIN_ROWS_PER_THREAD:
         return 1
     serial = step_seconds(batch_size, layer_sizes, 1)
     best, best_seconds = 1, serial / MIN_GAIN

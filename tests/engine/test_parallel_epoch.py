@@ -341,19 +341,38 @@ def test_bias_grad_columns_sums_as_the_heads_do(dtype):
     np.testing.assert_array_equal(db, want.astype(dtype))
 
 
-def test_the_parallel_epoch_is_opt_in(monkeypatch):
+def test_the_parallel_epoch_is_on_by_default_and_can_be_turned_off(monkeypatch):
     monkeypatch.setattr(threads, "threads_available", lambda: 2)
-    monkeypatch.delenv(threads.OPT_IN, raising=False)
+    monkeypatch.delenv(threads.SWITCH, raising=False)
+    assert threads.gemm_threads(200, (784, 256, 128, 10)) == 2
+    monkeypatch.setenv(threads.SWITCH, "")
+    assert threads.gemm_threads(200, (784, 256, 128, 10)) == 2
+    monkeypatch.setenv(threads.SWITCH, "0")
     assert threads.gemm_threads(200, (784, 256, 128, 10)) == 1
-    monkeypatch.setenv(threads.OPT_IN, "0")
-    assert threads.gemm_threads(200, (784, 256, 128, 10)) == 1
-    monkeypatch.setenv(threads.OPT_IN, "yes")
-    with pytest.raises(ValueError, match=threads.OPT_IN):
+    monkeypatch.setenv(threads.SWITCH, "yes")
+    with pytest.raises(ValueError, match=threads.SWITCH):
         threads.gemm_threads(200, (784, 256, 128, 10))
 
 
+def test_blas_held_at_one_thread_keeps_the_serial_loop(monkeypatch):
+    # the parallel epoch replaces BLAS's threads: a user who limited them to 1
+    # (OPENBLAS_NUM_THREADS=1, threadpoolctl, a joblib worker) runs one thread
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.delenv(threads.SWITCH, raising=False)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with threadpool_limits(2, user_api="blas"):
+        assert threads.threads_available() == 2
+        assert threads.gemm_threads(200, (784, 256, 128, 10)) == 2
+    with threadpool_limits(1, user_api="blas"):
+        assert threads.blas_threads() == 1
+        assert threads.gemm_threads(200, (784, 256, 128, 10)) == 1
+
+
 def test_the_cost_model_keeps_small_steps_serial_and_caps_the_threads(monkeypatch):
-    monkeypatch.setenv(threads.OPT_IN, "1")
+    monkeypatch.setenv(threads.SWITCH, "1")
     monkeypatch.setattr(threads, "threads_available", lambda: 64)
     # batch 32 on 64 cores: never 64 threads, nor fewer than 8 rows a thread
     assert 1 < threads.gemm_threads(32, (784, 128, 10)) <= 4
