@@ -22,20 +22,23 @@ import numpy as np
 from fastnn.contract.jit import njit
 
 # Density (nonzeros / entries) below which dense X trains on its compact form
-# on the GEMM path. Measured through fit on Intel Xeon (AVX-512), 2 threads,
-# uint8 rows of random density, widths 128 and 512, float32 and float64
-# (docs/design.md, "Skipping zeros"): the compact path wins by 1.55-1.85x at
-# 5 %, 1.13-1.82x at 10 %, 0.82-1.33x at 15 % (the 512-wide lose), and loses
-# by 0.64-0.91x at 20 %.
+# on the GEMM path, where its GEMMs run on BLAS's threads (the serial loop with
+# OpenBLAS at 2 threads or more). Measured through fit on Intel Xeon (AVX-512),
+# 2 threads, uint8 rows of random density, widths 128 and 512, float32 and
+# float64 (docs/design.md, "Skipping zeros"): the compact path wins by
+# 1.55-1.85x at 5 %, 1.13-1.82x at 10 %, 0.82-1.33x at 15 % (the 512-wide
+# lose), and loses by 0.64-0.91x at 20 %.
 CROSSOVER = 0.1
-# The same for the parallel epoch (`fastnn.engine.numba_parallel`, where
-# it runs on more than one thread), whose dense first layer
-# reads only a thread's share of the inputs. Measured through fit on AMD EPYC
-# Zen 5 (AVX-512), 2 threads, float32, uint8 rows of random density, 784
-# inputs, widths 128-512, batch 64-200 (docs/design.md, "Skipping zeros"):
-# the compact path wins by 1.21-1.56x at 20 % (and on real MNIST, 19 %,
-# 1.2-1.5x), 1.00-1.21x at 30 %, and loses by 0.86-0.97x at 40 %.
-PARALLEL_CROSSOVER = 0.2
+# The same where each thread's GEMMs run on one BLAS thread: the parallel
+# epoch (`fastnn.engine.numba_parallel`, more than one thread), whose dense
+# first layer reads only a thread's share of the inputs, and the serial loop
+# with BLAS at 1 thread. Measured through fit on AMD EPYC Zen 5 (AVX-512),
+# float32, uint8 rows of random density, 784 inputs, widths 128-512, batch
+# 64-200 (docs/design.md, "Skipping zeros"): on 2 threads the compact path
+# wins by 1.21-1.56x at 20 % (and on real MNIST, 19 %, 1.2-1.5x), 1.00-1.21x
+# at 30 %, and loses by 0.86-0.97x at 40 %; on 1 thread 1.43-1.56x, 1.14-1.25x
+# and 0.89-1.07x.
+ONE_BLAS_THREAD_CROSSOVER = 0.2
 # The same for predictions, where the form is built per chunk of rows at each
 # call and the dense forward pass is one large GEMM on every BLAS thread: the
 # compact one wins by 1.4-2.7x at 2 %, loses by 0.9-1.0x at 5 % (float32) or

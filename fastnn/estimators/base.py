@@ -605,14 +605,16 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
 
         Sparse X always (on the compiled loop); dense X as `skip_zeros` and its
         density say, against the single pass's crossover when the single pass
-        runs the network, else the GEMM path's: the parallel epoch's when it
-        will run on more than one thread (`threads.gemm_threads`).
+        runs the network, else the GEMM path's: the one of GEMMs on one BLAS
+        thread when the parallel epoch will run on more than one thread
+        (`threads.gemm_threads`) or BLAS is held at one thread, else the one of
+        GEMMs on BLAS's threads.
         """
         if backend_name(self.backend) != "numba" or not compiled:
             return None
         from fastnn.engine import compact
         from fastnn.engine.numba_step import narrow_applies
-        from fastnn.engine.threads import gemm_threads
+        from fastnn.engine.threads import blas_threads, gemm_threads
 
         if is_sparse(X):
             return compact.with_flags(compact.csr_parts(X), X.shape[1])
@@ -628,8 +630,10 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         )
         if narrow:
             crossover = compact.NARROW_CROSSOVER
-        elif not dropout and gemm_threads(batch, self._params.layer_sizes) > 1:
-            crossover = compact.PARALLEL_CROSSOVER
+        elif blas_threads() == 1 or (
+            not dropout and gemm_threads(batch, self._params.layer_sizes) > 1
+        ):
+            crossover = compact.ONE_BLAS_THREAD_CROSSOVER
         else:
             crossover = compact.CROSSOVER
         parts = compact.use_compact(self.skip_zeros, X, is_memory_mapped(X), crossover)

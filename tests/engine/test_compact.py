@@ -190,18 +190,25 @@ def test_auto_on_the_gemm_path_switches_at_its_crossover():
     assert not picked(compact.CROSSOVER * 1.2)
 
 
-def test_auto_uses_the_parallel_epochs_crossover_when_it_runs_on_threads(monkeypatch):
+def test_auto_uses_the_one_blas_thread_crossover_on_threads_and_on_one_thread(monkeypatch):
     # a fit's choice (MLPClassifier._compact_X): 784-128-10, GEMM path
+    from threadpoolctl import threadpool_limits
+
     from fastnn.engine import threads
 
     rng = np.random.default_rng(2)
     y = rng.integers(0, 3, 300)
-    middle = (compact.CROSSOVER + compact.PARALLEL_CROSSOVER) / 2
+    middle = (compact.CROSSOVER + compact.ONE_BLAS_THREAD_CROSSOVER) / 2
     X = ((rng.random((300, 784)) < middle) * rng.integers(1, 256, (300, 784))).astype(np.uint8)
     model = MLPClassifier((128,), max_iter=1, batch_size=64, random_state=0).fit(X[:50], y[:50])
-    for n_threads, picked in [(1, False), (2, True)]:
-        monkeypatch.setattr(threads, "gemm_threads", lambda batch, sizes, n=n_threads: n)
-        assert (model._compact_X(X, True, None, 64) is not None) is picked
+    with threadpool_limits(2, user_api="blas"):
+        for n_threads, picked in [(1, False), (2, True)]:
+            monkeypatch.setattr(threads, "gemm_threads", lambda batch, sizes, n=n_threads: n)
+            assert (model._compact_X(X, True, None, 64) is not None) is picked
+    # the serial loop with BLAS at one thread: that crossover too
+    monkeypatch.setattr(threads, "gemm_threads", lambda batch, sizes: 1)
+    with threadpool_limits(1, user_api="blas"):
+        assert model._compact_X(X, True, None, 64) is not None
     # dense data stays dense on threads too
     assert model._compact_X(rng.random((300, 784)), True, None, 64) is None
 
