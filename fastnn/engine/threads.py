@@ -161,6 +161,13 @@ WAIT_SECONDS = 2e-6
 MIN_ROWS_PER_THREAD = 8
 # Predicted speed-up below which a step stays serial: the model is a model
 MIN_GAIN = 1.15
+# Predicted serial step below which a step stays serial, whatever the gain:
+# the parallel epoch pays 5-25 us a step (barriers, waking a thread, uneven
+# halves) that the model's WAIT_SECONDS undercounts on small steps. Measured
+# on AMD EPYC Zen 5, 2 threads (docs/design.md section 7): steps the model
+# puts at 28-167 us (64-128-10, 100-128-10, 256-128-10, 32-64-64-4) were
+# 0.6-1.0x one thread's by medians, those at 249-889 us 1.13-1.67x.
+MIN_PARALLEL_SECONDS = 200e-6
 # ... and the least gain of each further thread (a core others could use)
 THREAD_GAIN = 0.05
 
@@ -181,13 +188,16 @@ def step_seconds(batch_size, layer_sizes, threads):
 def gemm_threads(batch_size, layer_sizes):
     """Threads for the GEMM path's steps of `batch_size` rows (1: the serial loop).
 
-    1 where the user turned the parallel epoch off (`parallel_epoch_enabled`).
-    Else two if the model has them beat one by MIN_GAIN, then each further
+    1 where the user turned the parallel epoch off (`parallel_epoch_enabled`)
+    or the model's serial step is under MIN_PARALLEL_SECONDS. Else two if the
+    model has them beat one by MIN_GAIN, then each further
     thread while it saves THREAD_GAIN, with at least MIN_ROWS_PER_THREAD rows each.
     """
     if not parallel_epoch_enabled() or batch_size < 2 * MIN_ROWS_PER_THREAD:
         return 1
     serial = step_seconds(batch_size, layer_sizes, 1)
+    if serial < MIN_PARALLEL_SECONDS:
+        return 1
     best, best_seconds = 1, serial / MIN_GAIN
     most = min(threads_available(), batch_size // MIN_ROWS_PER_THREAD)
     for threads in range(2, most + 1):

@@ -383,6 +383,13 @@ def test_the_cost_model_keeps_small_steps_serial_and_caps_the_threads(monkeypatc
     for sizes in [(784, 128, 10), (784, 256, 128, 10)]:
         for batch in (32, 64, 200):
             assert threads.gemm_threads(batch, sizes) == 2
+    # small steps that measured slower on 2 threads (digits' 64-128-10, ...)
+    for sizes, batch in [((64, 128, 10), 32), ((64, 128, 10), 200), ((256, 128, 10), 64)]:
+        assert threads.step_seconds(batch, sizes, 1) < threads.MIN_PARALLEL_SECONDS
+        assert threads.gemm_threads(batch, sizes) == 1
+    # ... and ones that measured faster
+    for sizes, batch in [((784, 64, 10), 64), ((64, 512, 10), 200), ((128, 256, 256, 10), 64)]:
+        assert threads.gemm_threads(batch, sizes) == 2
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
