@@ -59,7 +59,7 @@ from fastnn.contract.tables import (
     SOFTMAX_HEAD,
     TANH,
 )
-from fastnn.engine.params import aligned_zeros
+from fastnn.engine.params import CACHE_LINE, aligned_zeros
 
 # The steps' names per first-layer input (the dense ones keep their names)
 SOURCE_SUFFIXES = ("", "_compact")
@@ -797,6 +797,20 @@ def narrow_applies(n_hidden_layers, widths, activation, head, weighted, dropout=
     )
 
 
+def per_slot(slots, shape, dtype):
+    """Zeros (slots, *shape'), each slot's block on cache lines of its own: shape
+    with its first axis lengthened (the extra rows unused) to a whole number of
+    lines. The threads write their slots' sums row after row; two slots sharing a
+    line made the cores pass it back and forth (false sharing): the compact
+    single pass of 41,000 MNIST rows took 10.3 ms on 2 threads where the same
+    halves took 7.4 in two processes (AMD EPYC Zen 5)."""
+    rest = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
+    rows = shape[0]
+    while rows * rest % CACHE_LINE:
+        rows += 1
+    return aligned_zeros((slots, rows, *shape[1:]), dtype)
+
+
 class NarrowStep:
     """The single pass over row chunks, on a thread pool when the batch is large.
 
@@ -812,11 +826,11 @@ class NarrowStep:
         self.coef_grads, self.intercept_grads = tuple(coef_grads), tuple(intercept_grads)
         self.W1T = np.empty((nh, k), dtype)
         self.dW1T = np.empty((slots, nh, k), dtype)
-        self.dW2 = np.empty((slots, nh, nc), dtype)
-        self.db1 = np.empty((slots, nh))
-        self.db2 = np.empty((slots, nc))
-        self.acc = np.empty((slots, 2))
-        self.scratch = np.empty((slots, 3, 4 * max(nh, nc)), dtype)
+        self.dW2 = per_slot(slots, (nh, nc), dtype)
+        self.db1 = per_slot(slots, (nh,), np.float64)
+        self.db2 = per_slot(slots, (nc,), np.float64)
+        self.acc = per_slot(slots, (2,), np.float64)
+        self.scratch = per_slot(slots, (3, 4 * max(nh, nc)), dtype)
         self._compact = None  # the compact pass's buffers, made on its first batch
 
     def chunks(self, n):
@@ -839,7 +853,7 @@ class NarrowStep:
             # narrow_finish reads dW1 as (chunk, unit, feature)
             dW1T = dW1p[:, :, :nh].transpose(0, 2, 1)
             width = max(4 * BLOCK, self.scratch.shape[2])
-            scratch = np.empty((slots, 4, width), dtype)
+            scratch = per_slot(slots, (4, width), dtype)
             self._compact = (W1p, dW1p, dW1T, self.dW2, self.db1, self.db2, self.acc, scratch)
         return self._compact
 
