@@ -65,3 +65,31 @@ def test_compile_says_when_the_jit_is_disabled(monkeypatch, capsys):
     monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
     assert main(["compile"]) == 1
     assert "NUMBA_DISABLE_JIT=1" in capsys.readouterr().err
+
+
+def test_gemm_first_fits_compile_the_serial_loop_and_the_parallel_epoch(monkeypatch):
+    # whatever the build machine's cores: each GEMM-path first fit runs on one
+    # thread and on two (the parallel epoch), the single pass once
+    from fastnn.cli import precompile
+    from fastnn.engine import threads
+    from fastnn.estimators.mlp import MLPClassifier, MLPRegressor
+
+    picked, model_before = [], threads.gemm_threads
+
+    def fit(model, X, y):
+        picked.append(threads.gemm_threads(64, (X.shape[1], 128, 3)))
+        return model
+
+    for cls in (MLPClassifier, MLPRegressor):
+        monkeypatch.setattr(cls, "fit", fit)
+        monkeypatch.setattr(cls, "predict", lambda model, X: None)
+    monkeypatch.setattr(MLPClassifier, "predict_proba", lambda model, X: None)
+    for name, want in [("softmax-float32", [1, 2]), ("identity-float64", [1, 2])]:
+        picked.clear()
+        precompile.run_first_fit(name)
+        assert picked == want, name
+    picked.clear()
+    precompile.run_first_fit("single-pass-float32")
+    assert len(picked) == 1
+    # the cost model is back as it was
+    assert threads.gemm_threads is model_before

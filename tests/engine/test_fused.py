@@ -304,3 +304,18 @@ def test_the_single_pass_flushes_subnormal_gradients_to_zero(dtype, compact):
     dW2, db2 = step.coef_grads[1], step.intercept_grads[1]
     assert db2[1] == 0 and dW2[0, 1] == 0
     assert db2[2] != 0 and dW2[0, 2] != 0  # the other class's gradient as before
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2,), (10,), (10, 10), (7, 3), (3, 40), (4, 32)])
+def test_each_chunks_sums_sit_on_cache_lines_of_their_own(dtype, shape):
+    # the single pass's threads write their chunks' slots row after row: no two
+    # slots may share a cache line (false sharing)
+    from fastnn.engine.params import CACHE_LINE
+
+    slots = numba_step.per_slot(5, shape, dtype)
+    assert slots.shape[0] == 5 and slots.shape[2:] == shape[1:]
+    assert slots.shape[1] >= shape[0] and slots.dtype == dtype
+    assert slots.ctypes.data % CACHE_LINE == 0
+    assert slots.strides[0] % CACHE_LINE == 0
+    assert slots.flags.c_contiguous and not slots.any()
