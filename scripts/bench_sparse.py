@@ -94,7 +94,7 @@ def main():
     for dtype in args.dtypes.split(","):
         fast = statistics.median(run("fastnn", dtype, args)["seconds"])
         peer = statistics.median(run("sklearn", dtype, args)["seconds"])
-        print(f"| {dtype} | {fast:.2f} | {peer:.2f} | {peer / fast:.1f}x |")
+        print(f"| {dtype} | {fast:.3f} | {peer:.2f} | {peer / fast:.1f}x |")
 
 
 if __name__ == "__main__":

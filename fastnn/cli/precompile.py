@@ -26,7 +26,7 @@ import warnings
 # head, on float64 X (scikit-learn's dtype) and float32 X (fastnn train's, the
 # README quickstart's), on the GEMM path (its serial loop and its parallel
 # epoch) and the single pass. Each also predicts, which reuses the fit's
-# forward pass.
+# forward pass, and draws a wide layer's initial weights (engine/numba_uniform.py).
 FIRST_FITS = (
     "softmax-float64",
     "softmax-float32",
@@ -47,6 +47,7 @@ def run_first_fit(name):
     """Fit (one epoch) and predict as in first fit `name`, compiling what it runs."""
     import numpy as np
 
+    from fastnn.engine.numba_uniform import COMPILED_MIN, uniform_into
     from fastnn.estimators.mlp import MLPClassifier, MLPRegressor
 
     kind, dtype = name.rsplit("-", 1)
@@ -66,6 +67,8 @@ def run_first_fit(name):
                 model = MLPClassifier(hidden, max_iter=1, random_state=0).fit(X, target)
                 model.predict_proba(X)
             model.predict(X)
+    # a wide first layer's initial weights, drawn in compiled code
+    uniform_into(np.random.RandomState(0), -1.0, 1.0, np.empty(COMPILED_MIN, dtype))
 
 
 @contextlib.contextmanager

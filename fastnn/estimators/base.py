@@ -26,6 +26,7 @@ from fastnn.contract.tables import LOSS_NOT_FINITE, activation_code, head_code
 from fastnn.engine import shuffling
 from fastnn.engine.epoch_loop import EpochRunner
 from fastnn.engine.interrupt import StoppedTogether
+from fastnn.engine.numba_uniform import uniform_into
 from fastnn.engine.optim import OPTIMIZERS
 from fastnn.engine.params import FlatParameters
 from fastnn.engine.sparse_step import SparseTrainStep, is_sparse, sparse_logits
@@ -352,10 +353,15 @@ class BaseMLP(RunState, PicklableParameters, BaseEstimator):
         sizes = [n_features, *self._hidden, self.n_outputs_]
         self._params = FlatParameters(sizes, self._dtype)
         factor = 2.0 if self.activation == "logistic" else 6.0
+        # the same draws in compiled code (wide layers), bit for bit
+        compiled = backend_name(self.backend) == "numba"
         for W, b in zip(self._params.coefs, self._params.intercepts):
             fan_in, fan_out = W.shape
             bound = np.sqrt(factor / (fan_in + fan_out))
-            W[...] = rng.uniform(-bound, bound, W.shape)
+            if compiled:
+                uniform_into(rng, -bound, bound, W)
+            else:
+                W[...] = rng.uniform(-bound, bound, W.shape)
             b[...] = rng.uniform(-bound, bound, b.shape)
         self.coefs_ = self._params.coefs
         self.intercepts_ = self._params.intercepts

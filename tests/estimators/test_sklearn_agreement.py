@@ -12,6 +12,7 @@ from sklearn.preprocessing import LabelBinarizer, StandardScaler
 
 from fastnn import MLPClassifier, MLPRegressor
 from fastnn.datasets import load_digits
+from fastnn.engine import numba_uniform
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -38,6 +39,27 @@ def test_same_random_state_gives_scikit_learns_initial_weights(activation, digit
     ours._initialize(64)
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wide_layers_drawn_in_compiled_code_give_scikit_learns_weights(dtype):
+    # 2,100 x 128 weights: over numba_uniform.COMPILED_MIN, drawn by fastnn's
+    # own MT19937; the layers after it by NumPy, from the state it left
+    sizes = [2100, 128, 130, 3]
+    assert sizes[0] * sizes[1] >= numba_uniform.COMPILED_MIN
+    theirs = neural_network.MLPClassifier(sizes[1:3], random_state=5)
+    theirs._random_state = np.random.RandomState(5)
+    theirs._label_binarizer = LabelBinarizer().fit([0, 1, 2])
+    theirs.n_outputs_ = 3
+    theirs._initialize(np.eye(3), sizes, dtype)
+    ours = MLPClassifier(sizes[1:3], random_state=5, dtype=np.dtype(dtype).name)
+    ours._validate_params()
+    ours.n_outputs_, ours._head = 3, "softmax"
+    ours._initialize(sizes[0])
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert ours._rng.uniform() == theirs._random_state.uniform()  # the same state left
 
 
 @pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
