@@ -37,7 +37,7 @@ from fastnn.contract.tables import (
     WEIGHTS_NOT_FINITE,
 )
 from fastnn.engine.interrupt import StoppedTogether
-from fastnn.engine.params import CACHE_LINE, aligned_zeros
+from fastnn.engine.params import CACHE_LINE, per_slot, private_zeros
 
 # Stretch of compiled work between two looks at Ctrl-C: Ctrl-C must stop within
 # 0.5 s even when a slice runs several times slower than the last one (a busy
@@ -417,10 +417,11 @@ class ParallelEpoch:
         self._numba, self._threads = numba_parallel, threads_module
         self.threads = threads
         width = max(params.layer_sizes)
-        self.acc = [np.zeros(width) for _ in range(threads)]
-        self.db = [np.zeros(width, step.dtype) for _ in range(threads)]
+        # what each thread alone writes, on pages of its own (params.PAGE)
+        self.acc = per_slot(threads, (width,), np.float64)
+        self.db = per_slot(threads, (width,), step.dtype)
         self.sync = np.zeros(numba_parallel.SYNC_SIZE, np.int64)
-        self.parts = np.zeros((threads, numba_parallel.PART_WIDTH))
+        self.parts = per_slot(threads, (numba_parallel.PART_WIDTH,), np.float64)
         base = params.data.ctypes.data
         views = list(params.coefs) + list(params.intercepts)
         size = params.data.itemsize
@@ -450,8 +451,8 @@ class ParallelEpoch:
         if self._partials is None or self._partials.shape[1] != rows:
             # each thread's columns of the batch (none on the compact form)
             widths = np.diff(self.ks) if self.touched.shape[0] == 0 else [0] * T
-            self._xb = [aligned_zeros((rows, w), dtype) for w in widths]
-            self._partials = aligned_zeros((T, rows, coefs[0].shape[1]), dtype)
+            self._xb = [private_zeros((rows, w), dtype) for w in widths]
+            self._partials = per_slot(T, (rows, coefs[0].shape[1]), dtype)
 
         def call(tid):
             return lambda: loop(

@@ -59,7 +59,7 @@ from fastnn.contract.tables import (
     SOFTMAX_HEAD,
     TANH,
 )
-from fastnn.engine.params import CACHE_LINE, aligned_zeros
+from fastnn.engine.params import aligned_zeros, per_slot
 
 # The steps' names per first-layer input (the dense ones keep their names)
 SOURCE_SUFFIXES = ("", "_compact")
@@ -499,10 +499,13 @@ def _sum_rows(a, rows, j):
 def narrow_finish(
     parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, chunks, coef_grads, intercept_grads
 ):
-    """Add the first `chunks` partial sums into the gradients; return (loss, correct)."""
+    """Add the first `chunks` partial sums into the gradients; return (loss, correct).
+
+    The parts' slots may hold unused rows after the gradients' (`per_slot`).
+    """
     dW1, dW2 = coef_grads[0], coef_grads[1]
     db1, db2 = intercept_grads[0], intercept_grads[1]
-    nh, k = parts_dW1T.shape[1], parts_dW1T.shape[2]
+    k, nh = dW1.shape
     for q in range(k):
         for j in range(nh):
             s = parts_dW1T[0, j, q]
@@ -561,7 +564,7 @@ def narrow_batch(
         intercepts[0],
         coefs[1],
         intercepts[1],
-        parts_dW1T[0],
+        parts_dW1T[0, : W1.shape[1]],
         parts_db1[0],
         parts_dW2[0],
         parts_db2[0],
@@ -708,7 +711,7 @@ def compact_narrow_batch(
         intercepts[0],
         coefs[1],
         intercepts[1],
-        parts_dW1p[0],
+        parts_dW1p[0, : W1.shape[0]],
         parts_db1[0],
         parts_dW2[0],
         parts_db2[0],
@@ -797,20 +800,6 @@ def narrow_applies(n_hidden_layers, widths, activation, head, weighted, dropout=
     )
 
 
-def per_slot(slots, shape, dtype):
-    """Zeros (slots, *shape'), each slot's block on cache lines of its own: shape
-    with its first axis lengthened (the extra rows unused) to a whole number of
-    lines. The threads write their slots' sums row after row; two slots sharing a
-    line made the cores pass it back and forth (false sharing): the compact
-    single pass of 41,000 MNIST rows went from 10.3 to 9.5 ms on 2 threads, while
-    two processes side by side each ran all of it in 14.8 (AMD EPYC Zen 5)."""
-    rest = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
-    rows = shape[0]
-    while rows * rest % CACHE_LINE:
-        rows += 1
-    return aligned_zeros((slots, rows, *shape[1:]), dtype)
-
-
 class NarrowStep:
     """The single pass over row chunks, on a thread pool when the batch is large.
 
@@ -825,7 +814,7 @@ class NarrowStep:
         self.coefs, self.intercepts = tuple(coefs), tuple(intercepts)
         self.coef_grads, self.intercept_grads = tuple(coef_grads), tuple(intercept_grads)
         self.W1T = np.empty((nh, k), dtype)
-        self.dW1T = np.empty((slots, nh, k), dtype)
+        self.dW1T = per_slot(slots, (nh, k), dtype)
         self.dW2 = per_slot(slots, (nh, nc), dtype)
         self.db1 = per_slot(slots, (nh,), np.float64)
         self.db2 = per_slot(slots, (nc,), np.float64)
@@ -849,9 +838,9 @@ class NarrowStep:
             # on cache lines: a row of H = 16 float64 then spans two lines, not
             # three (a third faster forward sums, half the gradient's time)
             W1p = aligned_zeros((k, padded_width(nh)), dtype)
-            dW1p = aligned_zeros((slots, *W1p.shape), dtype)
+            dW1p = per_slot(slots, W1p.shape, dtype)
             # narrow_finish reads dW1 as (chunk, unit, feature)
-            dW1T = dW1p[:, :, :nh].transpose(0, 2, 1)
+            dW1T = dW1p[:, :k, :nh].transpose(0, 2, 1)
             width = max(4 * BLOCK, self.scratch.shape[2])
             scratch = per_slot(slots, (4, width), dtype)
             self._compact = (W1p, dW1p, dW1T, self.dW2, self.db1, self.db2, self.acc, scratch)
@@ -867,7 +856,7 @@ class NarrowStep:
             self.intercepts[0],
             self.coefs[1],
             self.intercepts[1],
-            self.dW1T[t],
+            self.dW1T[t, : self.W1T.shape[0]],
             self.db1[t],
             self.dW2[t],
             self.db2[t],
@@ -924,7 +913,7 @@ class NarrowStep:
             self.intercepts[0],
             self.coefs[1],
             self.intercepts[1],
-            dW1p[t],
+            dW1p[t, : W1p.shape[0]],
             db1[t],
             dW2[t],
             db2[t],

@@ -307,15 +307,18 @@ def test_the_single_pass_flushes_subnormal_gradients_to_zero(dtype, compact):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(2,), (10,), (10, 10), (7, 3), (3, 40), (4, 32)])
-def test_each_chunks_sums_sit_on_cache_lines_of_their_own(dtype, shape):
-    # the single pass's threads write their chunks' slots row after row: no two
-    # slots may share a cache line (false sharing)
-    from fastnn.engine.params import CACHE_LINE
+@pytest.mark.parametrize("shape", [(2,), (10,), (10, 10), (7, 3), (3, 40), (4, 32), (784, 16)])
+def test_each_chunks_sums_sit_on_pages_of_their_own(dtype, shape):
+    # the single pass's threads write their chunks' slots row after row: the
+    # rows one slot uses and the next slot's are a page apart (a prefetcher
+    # stays within a page), and each slot starts on a cache line
+    from fastnn.engine.params import CACHE_LINE, PAGE
 
     slots = numba_step.per_slot(5, shape, dtype)
+    used = int(np.prod(shape)) * np.dtype(dtype).itemsize
     assert slots.shape[0] == 5 and slots.shape[2:] == shape[1:]
     assert slots.shape[1] >= shape[0] and slots.dtype == dtype
-    assert slots.ctypes.data % CACHE_LINE == 0
+    assert slots.ctypes.data % PAGE == 0
     assert slots.strides[0] % CACHE_LINE == 0
+    assert slots.strides[0] - used >= PAGE
     assert slots.flags.c_contiguous and not slots.any()

@@ -224,6 +224,36 @@ def test_blas_is_single_threaded_while_it_runs_and_restored_after(monkeypatch):
     assert seen and all(s == {1} for s in seen)
 
 
+def test_what_each_thread_alone_writes_shares_no_page_with_another_thread(monkeypatch):
+    # its accumulators, bias row, loss parts, partial product and columns of X:
+    # a prefetcher pulls in lines near those a core writes, within a page
+    # (params.PAGE), away from the core that writes them
+    from fastnn.engine.params import PAGE
+
+    seen = []
+    run = epoch_loop.ParallelEpoch.run
+
+    def spy(self, *args):
+        seen.append(self)
+        return run(self, *args)
+
+    monkeypatch.setattr(epoch_loop.ParallelEpoch, "run", spy)
+    fit(monkeypatch, "relu-softmax-adam", 3, "float32", skip_zeros=False)
+    epoch, width = seen[0], 17  # the widest layer of (11, 17, 9, 4)
+
+    def pages(a):
+        return set(range(a.ctypes.data // PAGE, (a.ctypes.data + a.nbytes - 1) // PAGE + 1))
+
+    owned = []
+    for t in range(epoch.threads):
+        views = [epoch.acc[t][:width], epoch.db[t][:width], epoch._partials[t][:40]]
+        views += [epoch.parts[t][: numba_parallel.PART_WIDTH], epoch._xb[t]]
+        owned.append(set().union(*(pages(v) for v in views if v.nbytes)))
+    for t in range(epoch.threads):
+        for u in range(t):
+            assert not owned[t] & owned[u], (t, u)
+
+
 def test_a_failing_thread_raises_and_hangs_no_other(monkeypatch):
     force(monkeypatch, 2)
     together = threads.run_together
