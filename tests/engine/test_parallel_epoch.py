@@ -478,37 +478,58 @@ def test_fetch_columns_against_numpy(dtype, x_dtype):
                 np.testing.assert_array_equal(g, exact)
                 np.testing.assert_array_equal(got, want)
                 assert (got[stop - start :] == 7).all()  # rows past the batch left alone
+                # unshuffled rows of X in the weights' dtype: X's own block, no copy
+                in_place = x_dtype == "same" and rows.size == 0 and w > 0
+                assert np.shares_memory(g, X) == in_place
+                if in_place:
+                    assert (got == 7).all()
+    # columns not contiguous in memory (Fortran order): copied, never read in place
+    F = np.asfortranarray(X)
+    g = jitted(F, np.zeros(0, np.int64), 2, 9, xs, 3, np.zeros((23, 5), dtype))
+    np.testing.assert_array_equal(g, F[2:9, 3:8].astype(dtype) * dtype(xs))
+    assert not np.shares_memory(g, F)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (3, 7, 5), (40, 17, 9), (64, 392, 128), (7, 33, 1)])
-def test_first_layer_kernels_against_numpy(dtype, shape):
+@pytest.mark.parametrize("x_kind", ["gathered", "block of X"])
+def test_first_layer_kernels_against_numpy(dtype, shape, x_kind):
     # phase 0's partial product and phase 2's gradient of a thread's rows of W0,
-    # in one call and in tiles (the last one narrower), on extreme values
+    # in one call and in tiles (the last one narrower), on extreme values; x
+    # gathered (contiguous) or a block of a wider X, read in place
     import numba
 
     n, kt, m = shape
     k, k0 = kt + 5, 3
     rng = np.random.default_rng(n + kt + m)
     x = rng.standard_normal((n, kt)).astype(dtype)
+    if x_kind == "block of X":
+        X = rng.standard_normal((n + 3, kt + 9)).astype(dtype)
+        X[1 : n + 1, 4 : kt + 4] = x
+        x = X[1 : n + 1, 4 : kt + 4]
     W = rng.standard_normal((k, m)).astype(dtype)
     delta = rng.standard_normal((n, m)).astype(dtype)
-    x[0, 0] = np.finfo(dtype).max / 4  # extreme values pass through: inf, not a crash
-    delta[-1, -1] = np.finfo(dtype).tiny
     product = numba.njit(lambda x, W, k0, o, t: numba_parallel.partial_product(x, W, k0, o, t))
     grad = numba.njit(lambda x, d, k0, dW, t: numba_parallel.input_rows_grad(x, d, k0, dW, t))
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    for tile in (0, 1, 3, 32, 1000):
-        got, want = np.full((n, m), 7, dtype), np.full((n, m), 7, dtype)
-        product(x, W, k0, got, tile)
-        numba_parallel.partial_product(x, W, k0, want, tile)
-        assert_near(got, want, tol)
-        got, want = np.full((k, m), 7, dtype), np.full((k, m), 7, dtype)
-        grad(x, delta, k0, got, tile)
-        numba_parallel.input_rows_grad(x, delta, k0, want, tile)
-        assert_near(got, want, tol)
-        # the rows of other threads are left alone
-        assert (got[:k0] == 7).all() and (got[k0 + kt :] == 7).all()
+    for extreme in (False, True):
+        if extreme:  # extreme values pass through: inf, not a crash
+            x[0, 0] = np.finfo(dtype).max / 4
+            delta[-1, -1] = np.finfo(dtype).tiny
+        for tile in (0, 1, 3, 32, 1000):
+            # row by row: an extreme row sets no other row's tolerance
+            got, want = np.full((n, m), 7, dtype), np.full((n, m), 7, dtype)
+            product(x, W, k0, got, tile)
+            numba_parallel.partial_product(x, W, k0, want, tile)
+            for g, w in zip(got, want):
+                assert_near(g, w, tol)
+            got, want = np.full((k, m), 7, dtype), np.full((k, m), 7, dtype)
+            grad(x, delta, k0, got, tile)
+            numba_parallel.input_rows_grad(x, delta, k0, want, tile)
+            for g, w in zip(got, want):
+                assert_near(g, w, tol)
+            # the rows of other threads are left alone
+            assert (got[:k0] == 7).all() and (got[k0 + kt :] == 7).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
