@@ -12,7 +12,7 @@ its first-use cost there).
 import numba
 import numpy as np
 
-from ..contract.jit import njit
+from fastnn.contract.jit import njit
 
 # weights below this many stay with NumPy's uniform
 COMPILED_MIN = 1 << 18
