@@ -565,13 +565,13 @@ def narrow_batch(
         coefs[1],
         intercepts[1],
         parts_dW1T[0, : W1.shape[1]],
-        parts_db1[0],
-        parts_dW2[0],
-        parts_db2[0],
+        parts_db1[0, : W1.shape[1]],
+        parts_dW2[0, : W1.shape[1]],
+        parts_db2[0, : coefs[1].shape[1]],
         scratch[0],
         scale,
         xs,
-        parts_acc[0],
+        parts_acc[0, :2],
     )
     return narrow_finish(
         parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, 1, coef_grads, intercept_grads
@@ -712,13 +712,13 @@ def compact_narrow_batch(
         coefs[1],
         intercepts[1],
         parts_dW1p[0, : W1.shape[0]],
-        parts_db1[0],
-        parts_dW2[0],
-        parts_db2[0],
+        parts_db1[0, : W1.shape[1]],
+        parts_dW2[0, : W1.shape[1]],
+        parts_db2[0, : coefs[1].shape[1]],
         scratch[0],
         scale,
         xs,
-        parts_acc[0],
+        parts_acc[0, :2],
     )
     return narrow_finish(
         parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, 1, coef_grads, intercept_grads
@@ -846,6 +846,11 @@ class NarrowStep:
             self._compact = (W1p, dW1p, dW1T, self.dW2, self.db1, self.db2, self.acc, scratch)
         return self._compact
 
+    def _sums(self, t):
+        """Chunk t's db1, dW2, db2: the rows of its slots in use (`per_slot` pads them)."""
+        nh, nc = self.coefs[1].shape
+        return self.db1[t, :nh], self.dW2[t, :nh], self.db2[t, :nc]
+
     def _rows(self, t, x, y, start, stop, scale, xs):
         narrow_rows(
             x,
@@ -857,13 +862,11 @@ class NarrowStep:
             self.coefs[1],
             self.intercepts[1],
             self.dW1T[t, : self.W1T.shape[0]],
-            self.db1[t],
-            self.dW2[t],
-            self.db2[t],
+            *self._sums(t),
             self.scratch[t],
             scale,
             xs,
-            self.acc[t],
+            self.acc[t, :2],
         )
 
     def __call__(self, x, y, scale, xs=1.0):
@@ -903,7 +906,7 @@ class NarrowStep:
         )
 
     def _compact_rows(self, t, cx, y, start, stop, scale, xs):
-        W1p, dW1p, _, dW2, db1, db2, acc, scratch = self.compact_buffers()
+        W1p, dW1p, _, _, _, _, acc, scratch = self.compact_buffers()
         compact_narrow_rows(
             cx,
             y,
@@ -914,13 +917,11 @@ class NarrowStep:
             self.coefs[1],
             self.intercepts[1],
             dW1p[t, : W1p.shape[0]],
-            db1[t],
-            dW2[t],
-            db2[t],
+            *self._sums(t),
             scratch[t],
             scale,
             xs,
-            acc[t],
+            acc[t, :2],
         )
 
     def compact(self, parts, rows, offset, n, y, scale, xs=1.0):

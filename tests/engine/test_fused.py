@@ -312,9 +312,9 @@ def test_each_chunks_sums_sit_on_pages_of_their_own(dtype, shape):
     # the single pass's threads write their chunks' slots row after row: the
     # rows one slot uses and the next slot's are a page apart (a prefetcher
     # stays within a page), and each slot starts on a cache line
-    from fastnn.engine.params import CACHE_LINE, PAGE
+    from fastnn.engine.params import CACHE_LINE, PAGE, per_slot
 
-    slots = numba_step.per_slot(5, shape, dtype)
+    slots = per_slot(5, shape, dtype)
     used = int(np.prod(shape)) * np.dtype(dtype).itemsize
     assert slots.shape[0] == 5 and slots.shape[2:] == shape[1:]
     assert slots.shape[1] >= shape[0] and slots.dtype == dtype
