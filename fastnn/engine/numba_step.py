@@ -620,6 +620,13 @@ def narrow_forward(x, xs, W1T, b1, W2, b2, out):
 # products, and in dh), so the two differ only in the order of the sums.
 
 BLOCK = 8
+# Rows per block of the gradient by column (`column_blocks`): their hidden
+# gradients (BLOCK_ROWS x H) stay in L1 while the block's columns are summed
+BLOCK_ROWS = 256
+# Nonzeros per column and block, on average, below which the gradient by column
+# costs more (a sum per column and block) than it saves: measured with
+# scripts/bench_compact_narrow.py (docs/design.md)
+BY_COLUMN_MIN = 32
 
 
 def padded_width(nh):
@@ -640,8 +647,58 @@ def _compact_axpy(indptr, indices, data, src, dW1p, g):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
+def column_blocks(indptr, indices, data, offset, start, stop, k):
+    """X's rows offset + [start, stop) by column, in blocks of BLOCK_ROWS rows.
+
+    Returns (ptr, rows, values): block b's nonzeros of column q are
+    rows[ptr[b, q]:ptr[b, q + 1]] (uint16, from the block's first row) and
+    their values, each column's in row order. Built once per fixed batch chunk
+    (`NarrowStep.compact`): it holds as many nonzeros as the chunk.
+    """
+    blocks = -(-(stop - start) // BLOCK_ROWS)
+    ptr = np.zeros((blocks, k + 1), np.int64)
+    total = 0
+    for b in range(blocks):
+        first = start + b * BLOCK_ROWS
+        for r in range(first, min(first + BLOCK_ROWS, stop)):
+            for p in range(indptr[offset + r], indptr[offset + r + 1]):
+                ptr[b, indices[p] + 1] += 1
+        ptr[b, 0] = total
+        for q in range(k):
+            ptr[b, q + 1] += ptr[b, q]
+        total = ptr[b, k]
+    rows = np.empty(total, np.uint16)
+    values = np.empty(total, data.dtype)
+    fill = ptr[:, :k].copy()
+    for b in range(blocks):
+        first = start + b * BLOCK_ROWS
+        for r in range(first, min(first + BLOCK_ROWS, stop)):
+            for p in range(indptr[offset + r], indptr[offset + r + 1]):
+                q = indices[p]
+                at = fill[b, q]
+                rows[at] = r - first
+                values[at] = data[p]
+                fill[b, q] = at + 1
+    return ptr, rows, values
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _column_grads(columns, b, G, dW1p, a):
+    # dW1p[q] += sum of v G[row] over block b's nonzeros (row, v) of column q:
+    # each column's sum in registers, then one add to dW1p's row
+    ptr, rows, values = columns
+    H = dW1p.shape[1]
+    for q in range(dW1p.shape[0]):
+        first, last = ptr[b, q], ptr[b, q + 1]
+        if first < last:
+            row_sum(G, a, rows, values, first, last)
+            for j in range(H):
+                dW1p[q, j] += a[j]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
 def compact_narrow_rows(
-    cx, y, start, stop, W1p, b1, W2, b2, dW1p, db1, dW2, db2, scratch, scale, xs, acc
+    cx, y, start, stop, W1p, b1, W2, b2, dW1p, db1, dW2, db2, scratch, scale, xs, acc, columns, G
 ):
     """`narrow_rows` on the compact form: batch rows [start, stop).
 
@@ -651,6 +708,12 @@ def compact_narrow_rows(
     batch's labels. W1p (k, H) is W1 zero-padded to H = `padded_width(h)`
     columns; dW1p is set as W1p, its padding columns included. scratch is (4,
     >= 4 max(h, c, 8)).
+
+    columns: `column_blocks` of these rows, or empty arrays. With them, the
+    weight gradient runs per block of BLOCK_ROWS rows by column: the block's
+    hidden gradients are kept in G (BLOCK_ROWS, H), zero past h, and each
+    column's sum is held in registers (`_column_grads`) instead of adding
+    each nonzero's row into dW1p, a load and a store per nonzero.
     """
     indptr, indices, data, order, offset = cx
     dW1p[...] = 0
@@ -666,6 +729,7 @@ def compact_narrow_rows(
     xs_ = dt(xs)
     for j in range(nh, W1p.shape[1]):
         a[j] = zero  # the padding units' gradients, for _compact_axpy
+    by_column = columns[0].shape[0] > 0
     for r in range(start, stop, 4):
         rows = min(4, stop - r)
         for t in range(4):
@@ -678,6 +742,14 @@ def compact_narrow_rows(
                 for j in range(nh):
                     pre[4 * j + t] = zero
         _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs_, acc)
+        if by_column:
+            block, first = divmod(r - start, BLOCK_ROWS)
+            for t in range(rows):
+                for j in range(nh):
+                    G[first + t, j] = dh[4 * j + t]
+            if first + 4 >= BLOCK_ROWS or r + 4 >= stop:  # the block's last rows
+                _column_grads(columns, block, G, dW1p, a)
+            continue
         for t in range(rows):
             live = False
             for j in range(nh):
@@ -719,10 +791,19 @@ def compact_narrow_batch(
         scale,
         xs,
         parts_acc[0, :2],
+        (np.zeros((0, 1), np.int64), np.zeros(0, np.uint16), np.zeros(0, cx[2].dtype)),
+        np.zeros((0, 1), W1p.dtype),
     )
     return narrow_finish(
         parts_dW1T, parts_dW2, parts_db1, parts_db2, parts_acc, 1, coef_grads, intercept_grads
     )
+
+
+# compact_narrow_rows' `columns` when the rows go by row (`_compact_rows`)
+_NO_COLUMNS = {
+    np.dtype(t): (np.zeros((0, 1), np.int64), np.zeros(0, np.uint16), np.zeros(0, t))
+    for t in (np.uint8, np.float32, np.float64)
+}
 
 
 def n_threads():
@@ -821,6 +902,11 @@ class NarrowStep:
         self.acc = per_slot(slots, (2,), np.float64)
         self.scratch = per_slot(slots, (3, 4 * max(nh, nc)), dtype)
         self._compact = None  # the compact pass's buffers, made on its first batch
+        # the weight gradient by column (`column_blocks`) for batches of rows in
+        # order, where it pays; False: always by row
+        self.by_column = True
+        self._columns_of, self._column_cache, self._blocks = None, {}, None
+        self._no_block = np.zeros((0, 1), dtype)
 
     def chunks(self, n):
         """How many row chunks a batch of n rows is split into."""
@@ -905,8 +991,12 @@ class NarrowStep:
             self.intercept_grads,
         )
 
-    def _compact_rows(self, t, cx, y, start, stop, scale, xs):
+    def _compact_rows(self, t, cx, y, start, stop, scale, xs, columns):
         W1p, dW1p, _, _, _, _, acc, scratch = self.compact_buffers()
+        if columns is None:
+            columns, G = _NO_COLUMNS[cx[2].dtype], self._no_block
+        else:
+            G = self._blocks[t, :BLOCK_ROWS]
         compact_narrow_rows(
             cx,
             y,
@@ -922,7 +1012,33 @@ class NarrowStep:
             scale,
             xs,
             acc[t, :2],
+            columns,
+            G,
         )
+
+    def _columns(self, parts, offset, n, bounds):
+        """Each chunk's `column_blocks` for batch rows offset..offset + n - 1, or
+        None where a block's columns would hold too few nonzeros to pay.
+
+        Built on the batch's first step and kept while X's compact form is the
+        same: at most one copy of X's nonzeros (each batch's rows once), and a
+        pointer per column and block, no more than the block's nonzeros take.
+        """
+        indptr, k = parts[0], self.coefs[0].shape[0]
+        nonzeros = int(indptr[offset + n] - indptr[offset])
+        if not self.by_column or nonzeros < BY_COLUMN_MIN * k * -(-n // BLOCK_ROWS):
+            return None
+        if self._columns_of is not indptr:
+            self._columns_of, self._column_cache = indptr, {}
+        if self._blocks is None:
+            W1p = self.compact_buffers()[0]
+            self._blocks = per_slot(self.dW1T.shape[0], (BLOCK_ROWS, W1p.shape[1]), W1p.dtype)
+        key = (offset, n, len(bounds))
+        if key not in self._column_cache:
+            self._column_cache[key] = [
+                column_blocks(*parts[:3], offset, a, b, k) for a, b in zip(bounds, bounds[1:])
+            ]
+        return self._column_cache[key]
 
     def compact(self, parts, rows, offset, n, y, scale, xs=1.0):
         """As a call on the batch of X's rows rows[offset:offset + n] (rows empty:
@@ -948,8 +1064,21 @@ class NarrowStep:
         np.copyto(W1p[:, : self.coefs[0].shape[1]], self.coefs[0])
         bounds = [n * t // chunks for t in range(chunks + 1)]
         pool = _pool(self.threads)
+        # rows in order (unshuffled, as a full batch is): the same chunks each
+        # step, worth sorting by column once
+        columns = self._columns(parts, offset, n, bounds) if rows.shape[0] == 0 else None
         futures = [
-            pool.submit(self._compact_rows, t, cx, y, bounds[t], bounds[t + 1], scale, xs)
+            pool.submit(
+                self._compact_rows,
+                t,
+                cx,
+                y,
+                bounds[t],
+                bounds[t + 1],
+                scale,
+                xs,
+                None if columns is None else columns[t],
+            )
             for t in range(chunks)
         ]
         for future in futures:

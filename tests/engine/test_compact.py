@@ -410,6 +410,69 @@ def test_compact_single_pass_through_a_row_order_and_in_chunks(dtype, threads):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("uint8", [False, True], ids=["float", "uint8"])
+@pytest.mark.parametrize("nh", [1, 10, 32])
+def test_compact_single_pass_gradient_by_column(dtype, uint8, nh, monkeypatch):
+    # rows in order, in two chunks of 1,025 and 1,026 rows: blocks of BLOCK_ROWS
+    # rows, the last of a chunk with 1 or 2 rows (a group of 4 cut short)
+    from fastnn.engine import numba_step
+
+    monkeypatch.setattr(numba_step, "BY_COLUMN_MIN", 0)
+    n = 2 * 4 * numba_step.BLOCK_ROWS + 3
+    X, y = narrow_data(n, uint8=uint8, dtype=dtype)
+    xs = 1 / 255 if uint8 else 1.0
+    rows = np.empty(0, np.intp)
+    step = narrow_step(X.shape[1], nh, dtype, threads=2)
+    assert step.chunks(n) == 2
+    dense = run_dense(narrow_step(X.shape[1], nh, dtype, threads=2), X, y, rows, xs)
+    by_column = run_compact(step, X, y, rows, xs)
+    assert len(step._column_cache) == 1  # the path taken
+    step_close(by_column, dense, dtype)
+    again = run_compact(step, X, y, rows, xs)
+    assert again[0] == by_column[0]
+    for a, b in zip(again[1], by_column[1]):
+        np.testing.assert_array_equal(a, b)
+    step.by_column = False
+    step_close(run_compact(step, X, y, rows, xs), by_column, dtype)
+
+
+def test_gradient_by_column_only_where_it_pays():
+    from fastnn.engine.numba_step import BLOCK_ROWS, BY_COLUMN_MIN
+
+    n = 8 * BLOCK_ROWS
+    for times, taken in ((0.5, 0), (2, 1)):  # nonzeros per column and block vs BY_COLUMN_MIN
+        density = times * BY_COLUMN_MIN / BLOCK_ROWS
+        X, y = narrow_data(n, density=density)
+        step = narrow_step(X.shape[1], 10, "float64", threads=2)
+        run_compact(step, X, y, np.empty(0, np.intp), 1.0)
+        assert len(step._column_cache) == taken
+        # shuffled rows: by row
+        step = narrow_step(X.shape[1], 10, "float64", threads=2)
+        run_compact(step, X, y, np.arange(n)[::-1].copy(), 1.0)
+        assert len(step._column_cache) == 0
+
+
+@pytest.mark.parametrize("dtype", ["float64", "uint8"])
+def test_column_blocks_hold_each_row_nonzero_once_in_row_order(dtype):
+    from fastnn.engine.numba_step import BLOCK_ROWS, column_blocks
+
+    X, _ = narrow_data(3 * BLOCK_ROWS, uint8=dtype == "uint8")
+    indptr, indices, data = compact.compact_dense(X)[:3]
+    offset, start, stop = 3, 5, 2 * BLOCK_ROWS + 50  # X's rows 8 .. 2 BLOCK_ROWS + 52
+    ptr, rows, values = column_blocks(indptr, indices, data, offset, start, stop, X.shape[1])
+    assert ptr.shape == (3, X.shape[1] + 1)
+    assert values.dtype == X.dtype and rows.dtype == np.uint16
+    rebuilt = np.zeros((stop - start, X.shape[1]), X.dtype)
+    for b in range(ptr.shape[0]):
+        for q in range(X.shape[1]):
+            block_rows = rows[ptr[b, q] : ptr[b, q + 1]]
+            assert np.all(np.diff(block_rows.astype(int)) > 0)  # each once, in order
+            rebuilt[b * BLOCK_ROWS + block_rows, q] = values[ptr[b, q] : ptr[b, q + 1]]
+    np.testing.assert_array_equal(rebuilt, X[offset + start : offset + stop])
+    assert ptr[-1, -1] == rows.shape[0] == np.count_nonzero(X[offset + start : offset + stop])
+
+
 @pytest.fixture
 def narrow_sources(monkeypatch):
     """The input kinds of the compiled single-pass loops the fits run."""
@@ -460,11 +523,21 @@ def test_compact_single_pass_fits_equal_dense_fits(dtype, uint8, shuffle, solver
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_threaded_full_batch_fit_on_the_compact_form(dtype, monkeypatch):
-    # a full batch split over 2 threads runs the Python loop over batches
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_threaded_full_batch_fit_on_the_compact_form(dtype, shuffle, monkeypatch):
+    # a full batch split over 2 threads runs the Python loop over batches; rows
+    # in order take the weight gradient by column, built once
     from fastnn.engine import numba_step
 
     monkeypatch.setattr(numba_step, "n_threads", lambda: 2)
+    built = []
+    real_blocks = numba_step.column_blocks
+
+    def blocks_spy(*args):
+        built.append(args[4:6])
+        return real_blocks(*args)
+
+    monkeypatch.setattr(numba_step, "column_blocks", blocks_spy)
     n = 2 * numba_step.MIN_ROWS_PER_THREAD + 5
     X, y = narrow_data(n, uint8=True)
     calls = []
@@ -475,11 +548,12 @@ def test_threaded_full_batch_fit_on_the_compact_form(dtype, monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(numba_step.NarrowStep, "compact", spy)
-    params = dict(dtype=dtype, batch_size=n, shuffle=True, input_scale=1 / 255, max_iter=2)
+    params = dict(dtype=dtype, batch_size=n, shuffle=shuffle, input_scale=1 / 255, max_iter=3)
     dense = narrow_fit(X, y, False, **params)
     assert calls == []
     skipped = narrow_fit(X, y, True, **params)
-    assert calls and all(c > 1 for c in calls)
+    assert len(calls) == 3 and all(c > 1 for c in calls)
+    assert len(built) == (0 if shuffle else calls[0])  # each chunk's, once
     assert_close(skipped, dense, dtype)
 
 
