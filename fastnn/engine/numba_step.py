@@ -34,6 +34,7 @@ from fastnn.contract.numba_math import (
     bias_logistic,
     bias_relu,
     bias_tanh,
+    exp_nonpositive,
     flush_subnormal,
     grad_identity,
     grad_logistic,
@@ -399,21 +400,25 @@ def _narrow_head4(pre, b1, W2, b2, y, r, rows, dW2, db1, db2, lg, dh, scale, xs,
             s3 += pre[4 * j + 3] * w
         lg[4 * c], lg[4 * c + 1], lg[4 * c + 2], lg[4 * c + 3] = s0, s1, s2, s3
     for t in range(rows):  # a runtime bound: one copy of this loop's body to compile
-        target = y[r + t]
         row_max = lg[t]
         best = 0
         for c in range(1, nc):
             if lg[4 * c + t] > row_max:
                 row_max = lg[4 * c + t]
                 best = c
+        target = y[r + t]
         acc[1] += best == target
-        shifted_target = float(lg[4 * target + t] - row_max)
+        for c in range(nc):
+            lg[4 * c + t] -= row_max
+        dh[t] = lg[4 * target + t]  # the shifted target logit, until dh is written
+    for i in range(4 * nc):  # the four rows' exponentials as one vectorised loop
+        lg[i] = dt(exp_nonpositive(float(lg[i])))
+    for t in range(rows):
+        target = y[r + t]
         total = 0.0
         for c in range(nc):
-            e = np.exp(lg[4 * c + t] - row_max)
-            lg[4 * c + t] = e
-            total += e
-        acc[0] += np.log(total) - shifted_target
+            total += lg[4 * c + t]
+        acc[0] += np.log(total) - float(dh[t])
         factor = dt(scale / total)
         for c in range(nc):
             lg[4 * c + t] = flush_subnormal(lg[4 * c + t] * factor, tiny)
