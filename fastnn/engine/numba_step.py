@@ -20,6 +20,7 @@ scaled loss and the number of rows predicted right. The L2 term is the
 caller's (`fastnn.engine.numba_epoch`), over the flat parameter buffer.
 """
 
+import itertools
 import os
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
@@ -937,6 +938,30 @@ class NarrowStep:
             self._compact = (W1p, dW1p, dW1T, self.dW2, self.db1, self.db2, self.acc, scratch)
         return self._compact
 
+    def _run(self, chunks, work):
+        """work(t) for each chunk t, on this thread and threads - 1 of the pool's.
+
+        Each thread takes the next chunk left until there is none (a thread
+        slowed down by another process takes fewer): one hand-off per helper
+        thread per step, not one per chunk, and this thread works instead of
+        waiting. Each chunk writes its own slot, so who runs it does not
+        change the result.
+        """
+        next_chunk = itertools.count().__next__  # one at a time: it holds the GIL
+
+        def take_chunks():
+            while (t := next_chunk()) < chunks:
+                work(t)
+
+        helpers = [
+            _pool(self.threads).submit(take_chunks) for _ in range(min(self.threads, chunks) - 1)
+        ]
+        try:
+            take_chunks()
+        finally:
+            for helper in helpers:
+                helper.result()
+
     def _sums(self, t):
         """Chunk t's db1, dW2, db2: the rows of its slots in use (`per_slot` pads them)."""
         nh, nc = self.coefs[1].shape
@@ -978,13 +1003,7 @@ class NarrowStep:
             )
         np.copyto(self.W1T, self.coefs[0].T)
         bounds = [n * t // chunks for t in range(chunks + 1)]
-        pool = _pool(self.threads)
-        futures = [
-            pool.submit(self._rows, t, x, y, bounds[t], bounds[t + 1], scale, xs)
-            for t in range(chunks)
-        ]
-        for future in futures:
-            future.result()
+        self._run(chunks, lambda t: self._rows(t, x, y, bounds[t], bounds[t + 1], scale, xs))
         return narrow_finish(
             self.dW1T,
             self.dW2,
@@ -1068,26 +1087,15 @@ class NarrowStep:
         W1p, _, dW1T, dW2, db1, db2, acc, _ = buffers
         np.copyto(W1p[:, : self.coefs[0].shape[1]], self.coefs[0])
         bounds = [n * t // chunks for t in range(chunks + 1)]
-        pool = _pool(self.threads)
         # rows in order (unshuffled, as a full batch is): the same chunks each
         # step, worth sorting by column once
         columns = self._columns(parts, offset, n, bounds) if rows.shape[0] == 0 else None
-        futures = [
-            pool.submit(
-                self._compact_rows,
-                t,
-                cx,
-                y,
-                bounds[t],
-                bounds[t + 1],
-                scale,
-                xs,
-                None if columns is None else columns[t],
-            )
-            for t in range(chunks)
-        ]
-        for future in futures:
-            future.result()
+
+        def chunk(t):
+            blocks = None if columns is None else columns[t]
+            self._compact_rows(t, cx, y, bounds[t], bounds[t + 1], scale, xs, blocks)
+
+        self._run(chunks, chunk)
         return narrow_finish(
             dW1T, dW2, db1, db2, acc, chunks, self.coef_grads, self.intercept_grads
         )

@@ -11,6 +11,8 @@ magnitude more than that.
 
 import itertools
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -220,6 +222,32 @@ def test_nan_propagates(dtype):
         coefs[0][0, 0] = np.nan
         _, loss, grads = _run("numba", X, y, coefs, intercepts, dtype, 0.0)
         assert np.isnan(loss)
+
+
+def test_chunks_run_once_each_this_thread_among_them():
+    X, y, coefs, intercepts = _problem((30, 6, 4), 64)
+    grads = [np.empty_like(w) for w in coefs]
+    igrads = [np.empty_like(b) for b in intercepts]
+    step = numba_step.NarrowStep(coefs, intercepts, grads, igrads, threads=2)
+    ran = []
+
+    def work(t):
+        time.sleep(0.001)
+        ran.append((t, threading.get_ident()))
+
+    step._run(9, work)
+    assert sorted(t for t, _ in ran) == list(range(9))
+    assert threading.get_ident() in {thread for _, thread in ran}  # it works, not waits
+
+    def fails_once(t):
+        if t == 3:
+            raise ValueError("chunk 3")
+        work(t)
+
+    ran.clear()
+    with pytest.raises(ValueError, match="chunk 3"):
+        step._run(9, fails_once)
+    assert len(ran) == 8  # the others still ran, and were waited for
 
 
 def _narrow_loss_in_child(queue):
