@@ -43,6 +43,10 @@ from fastnn.engine.params import CACHE_LINE, per_slot, private_zeros
 # 0.5 s even when a slice runs several times slower than the last one (a busy
 # second core stalls a 2-thread BLAS call); a return to Python costs ~50 us.
 SLICE_SECONDS = 0.1
+# An update of a row of W0 (Adam) against a nonzero's work in the compact first
+# layer (forward pass and weight gradient), per output unit: 0.18 against
+# 0.055 ns (float32, 784-128, AMD EPYC Zen 5; docs/design.md section 7)
+UPDATE_NONZEROS = 3.3
 
 
 @dataclass
@@ -153,7 +157,7 @@ class EpochRunner:
 
             threads = gemm_threads(bs, params.layer_sizes)
             if threads > 1:
-                self.parallel = ParallelEpoch(step, params, threads, compact)
+                self.parallel = ParallelEpoch(step, params, threads, bs, compact)
         if self.compiled and self.use_narrow:
             # the single pass gathers shuffled rows in X's own dtype (the
             # compact form's are read in place)
@@ -409,7 +413,7 @@ class ParallelEpoch:
     OpenBLAS is held at 1 thread while it runs.
     """
 
-    def __init__(self, step, params, threads, compact=None):
+    def __init__(self, step, params, threads, batch_size, compact=None):
         from fastnn.engine import numba_parallel
         from fastnn.engine import threads as threads_module
         from fastnn.engine.compact import split_by_columns
@@ -430,7 +434,11 @@ class ParallelEpoch:
         # the first layer's inputs (rows of W0) per thread: whole cache lines
         # of the flat buffers (which start on one), so that no line of W0, dW0
         # or the optimizer state is written by two threads
-        self.ks = first_layer_inputs(*params.coefs[0].shape, threads, size)
+        work = None
+        if compact is not None:  # split by the work of each input, not their count
+            n_batches = -(-(compact[0].shape[0] - 1) // batch_size)
+            work = compact_input_work(compact[1], params.coefs[0].shape[0], n_batches)
+        self.ks = first_layer_inputs(*params.coefs[0].shape, threads, size, work)
         self.small_mnk = threads_module.small_gemm_mnk()
         self._xb, self._partials = [], None
         # X's compact form: each thread reads the entries of its own inputs
@@ -480,17 +488,38 @@ class ParallelEpoch:
             return self._threads.run_together([call(tid) for tid in range(T)], self.sync)
 
 
-def first_layer_inputs(inputs, width, threads, itemsize):
+def first_layer_inputs(inputs, width, threads, itemsize, work=None):
     """Thread t's inputs of the first layer (rows of its k x width W0): [ks[t], ks[t + 1]).
 
-    An even split with the inner ends rounded so that each thread's rows start
-    on a cache line (of a buffer that starts on one); a thread may get none:
-    it then adds a zero partial product and takes rows and other layers.
+    An even split of the inputs, or of their `work` (one nonnegative cost per
+    input) where given, with the inner ends rounded so that each thread's
+    rows start on a cache line (of a buffer that starts on one); a thread may
+    get none: it then adds a zero partial product and takes rows and other
+    layers.
     """
     step = CACHE_LINE // math.gcd(CACHE_LINE, width * itemsize)
-    cuts = [round(inputs * t / threads / step) * step for t in range(threads + 1)]
-    cuts[-1] = inputs
+    if work is None or not np.sum(work) > 0:
+        ends = [inputs * t / threads for t in range(threads + 1)]
+    else:  # where the cumulative work reaches each thread's share, between inputs
+        cumulative = np.concatenate([[0.0], np.cumsum(work, dtype=np.float64)])
+        shares = cumulative[-1] * np.arange(threads + 1) / threads
+        ends = np.interp(shares, cumulative, np.arange(inputs + 1))
+    cuts = [round(e / step) * step for e in ends]
+    cuts[0], cuts[-1] = 0, inputs
     return np.array([min(c, inputs) for c in cuts], np.int64)
+
+
+def compact_input_work(indices, inputs, n_batches):
+    """The first layer's work per input on X's compact form, in nonzeros of an epoch.
+
+    Each nonzero of input q is read twice an epoch (the forward pass and the
+    weight gradient), and row q of W0 is updated at each of the epoch's
+    `n_batches` steps, which costs UPDATE_NONZEROS nonzeros' work. MNIST's
+    nonzeros lie 47 / 53 % in the first / last 392 pixels: an even split of
+    the inputs kept one thread waiting for the other at each barrier.
+    """
+    counts = np.bincount(indices, minlength=inputs)[:inputs]
+    return counts + UPDATE_NONZEROS * n_batches
 
 
 def _ops(backend):

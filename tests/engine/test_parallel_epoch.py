@@ -606,6 +606,63 @@ def test_first_layer_inputs_cover_the_layer_on_cache_lines(itemsize):
                     assert np.diff(ks).max() - np.diff(ks).min() <= 2 * 16
 
 
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_first_layer_inputs_split_the_work_evenly(itemsize):
+    # with a cost per input, each thread gets an equal share of the work, to
+    # within the inputs that the rounding to cache lines moves; even costs
+    # give the even split, and work piled on the last inputs moves the cuts there
+    rng = np.random.default_rng(5)
+    for inputs, width, threads_ in [(784, 128, 2), (784, 256, 3), (1000, 17, 4), (50, 5, 2)]:
+        step = 64 // np.gcd(64, width * itemsize)
+        for work in (rng.integers(0, 100, inputs) + 1.0, np.linspace(1, 30, inputs) ** 2):
+            ks = epoch_loop.first_layer_inputs(inputs, width, threads_, itemsize, work)
+            assert ks[0] == 0 and ks[-1] == inputs and (np.diff(ks) >= 0).all()
+            assert all(c * width * itemsize % 64 == 0 or c == inputs for c in ks[1:-1])
+            shares = [work[a:b].sum() for a, b in zip(ks[:-1], ks[1:])]
+            slack = (step / 2 + 1) * work.max()  # half a rounding step and the input cut
+            assert max(shares) - min(shares) <= 2 * slack
+        even = epoch_loop.first_layer_inputs(inputs, width, threads_, itemsize)
+        same = epoch_loop.first_layer_inputs(inputs, width, threads_, itemsize, np.ones(inputs))
+        np.testing.assert_array_equal(same, even)
+    late = np.r_[np.ones(500), 100 * np.ones(284)]
+    assert epoch_loop.first_layer_inputs(784, 128, 2, 4, late)[1] > 600
+
+
+def test_compact_input_work_counts_each_inputs_nonzeros():
+    indices = np.array([0, 3, 3, 1, 3, 0], np.uint16)
+    work = epoch_loop.compact_input_work(indices, 5, n_batches=2)
+    np.testing.assert_allclose(work, np.array([2, 1, 0, 3, 0]) + 2 * epoch_loop.UPDATE_NONZEROS)
+
+
+def test_threads_split_the_compact_first_layer_by_its_nonzeros(monkeypatch):
+    # nonzeros piled in the last inputs: the threads' cuts follow them, and
+    # the fit still equals the dense serial fit
+    import fastnn.engine.compact as compact_module
+
+    rng = np.random.default_rng(3)
+    X = np.zeros((300, 64), np.float32)
+    X[:, 40:] = rng.random((300, 24)) * (rng.random((300, 24)) < 0.5)
+    X[:, :40] = rng.random((300, 40)) * (rng.random((300, 40)) < 0.03)
+    y = rng.integers(0, 3, 300)
+    cuts = []
+    split = compact_module.split_by_columns
+
+    def spy(parts, ks):
+        cuts.append(list(ks))
+        return split(parts, ks)
+
+    monkeypatch.setattr(compact_module, "split_by_columns", spy)
+    settings = dict(hidden_layer_sizes=(40,), batch_size=64, max_iter=3, random_state=0)
+    force(monkeypatch, 2)
+    threaded = MLPClassifier(dtype=np.float64, skip_zeros=True, **settings).fit(X, y)
+    assert cuts and all(ks[1] > 40 for ks in cuts)
+    force(monkeypatch, 1)
+    serial = MLPClassifier(dtype=np.float64, skip_zeros=False, **settings).fit(X, y)
+    assert_close(
+        threaded.coefs_ + threaded.intercepts_, serial.coefs_ + serial.intercepts_, np.float64
+    )
+
+
 def test_flat_buffers_start_on_a_cache_line():
     from fastnn.engine.optim import AdamOptimizer, SGDOptimizer
     from fastnn.engine.params import CACHE_LINE, FlatParameters, aligned_zeros
