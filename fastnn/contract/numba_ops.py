@@ -256,6 +256,15 @@ def csr_linear_backward(indptr, indices, data, dout, dW):
 # path scales a gathered batch (floats are read with xs = 1).
 
 
+# W's size above which `compact_product` runs block by block over all rows,
+# not row by row over all blocks: a row's nonzeros then read one block of W
+# (k x B) that stays in L2, not all of W. Measured on AMD EPYC Zen 5 (1 MB L2
+# a core; batch 512 of MNIST rows, one thread): float32 784 x 1024 (3.2 MB)
+# 4.28 -> 3.43 ms, float64 784 x 512 (3.2 MB) 3.17 -> 2.66, 784 x 1024
+# 9.64 -> 6.79; at 1.6 MB (float32 784 x 512) 2-4 % slower: not under 2 MiB.
+BLOCKS_OUTER_BYTES = 1 << 21
+
+
 @njit(cache=True, error_model="numpy", nogil=True, fastmath=_AXPY, **INTERNAL)
 def compact_product(indptr, indices, data, rows, start, stop, xs, W, out):
     """out[r] = xs X[rows[start + r]] @ W for r < stop - start: each nonzero adds a row of W.
@@ -270,11 +279,18 @@ def compact_product(indptr, indices, data, rows, start, stop, xs, W, out):
     B = block_outputs(W)
     rows_contiguous = W.strides[1] == W.itemsize and out.strides[1] == out.itemsize
     full = m - m % B if rows_contiguous else 0
+    blocks_outer = W.shape[0] * m * W.itemsize > BLOCKS_OUTER_BYTES
+    if blocks_outer:  # each block of W's columns over every row: the block stays in L2
+        for j0 in range(0, full, B):
+            for r in range(stop - start):
+                src = rows[start + r] if rows.shape[0] else start + r
+                block_sum(W, out, r, indices, data, indptr[src], indptr[src + 1], s, j0, False)
     for r in range(stop - start):
         src = rows[start + r] if rows.shape[0] else start + r
         a, b = indptr[src], indptr[src + 1]
-        for j0 in range(0, full, B):
-            block_sum(W, out, r, indices, data, a, b, s, j0, False)
+        if not blocks_outer:
+            for j0 in range(0, full, B):
+                block_sum(W, out, r, indices, data, a, b, s, j0, False)
         if full == m:
             continue
         o = out[r]

@@ -125,6 +125,29 @@ def test_whole_blocks_are_summed_in_registers_and_the_rest_in_the_loop(
     np.testing.assert_array_equal(dW[~reached], before[~reached])
 
 
+@pytest.mark.parametrize("values", VALUES)
+def test_a_weight_matrix_over_l2_is_summed_block_by_block(dtype, rng, values):
+    # W over BLOCKS_OUTER_BYTES: Numba's forward pass runs each block of
+    # outputs over every row, then the outputs after the last whole block row
+    # by row; the same sums as the dense product, and as the row-by-row order
+    # on the same rows (W's first columns alone, under the bound), bit for bit
+    from fastnn.contract.numba_ops import BLOCKS_OUTER_BYTES
+
+    B = block_width(np.dtype(dtype).itemsize)
+    m = 2 * B + 3
+    k = BLOCKS_OUTER_BYTES // (m * np.dtype(dtype).itemsize) + 7
+    indptr, indices, data, read, xs = compact_x(rng, 23, k, 0.02, dtype, values)
+    rows = selection(rng, 23)
+    W = rng.standard_normal((k, m)).astype(dtype)
+    b = np.zeros(m, dtype)
+    out = kernels.compact_linear_forward(indptr, indices, data, W, b, rows=rows, xs=xs)
+    close(out, read[rows] @ W, dtype, magnitude(read[rows], W), terms=k)
+    narrow = np.ascontiguousarray(W[:, :B])
+    assert narrow.nbytes <= BLOCKS_OUTER_BYTES
+    by_row = kernels.compact_linear_forward(indptr, indices, data, narrow, b[:B], rows=rows, xs=xs)
+    np.testing.assert_array_equal(out[:, :B], by_row)
+
+
 def test_one_row_one_feature(backend, dtype):
     indptr, indices = np.array([0, 1], np.int64), np.array([0], np.uint16)
     data, W, b = np.array([3], np.uint8), np.array([[2.0]], dtype), np.array([0.5], dtype)
