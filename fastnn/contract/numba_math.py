@@ -173,6 +173,33 @@ def flush_subnormal(v, tiny):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def adam_square(c, g, least):
+    """Adam's ``c * g * g``, or 0 where |g| < `least` (`adam_square_least`).
+
+    A weight that no data reaches (an input that is always 0, as MNIST's
+    border pixels) has only its L2 gradient, which shrinks with the weight
+    itself: after 5 epochs its c g g underflowed below the smallest normal
+    number, and the CPU's slow path for results under it made the update of
+    784-128's first layer 3-4x slower (AMD EPYC Zen 5, 82-87 thousand cycles
+    against 20-34 per step and thread). g is zeroed before it is squared, so
+    no product underflows; the second moment changes by under the smallest
+    normal number (1.2e-38 in float32) absolute.
+    """
+    # a factor of 1 or 0 in g's dtype (least is of it): a select of two
+    # constants, which LLVM vectorises (a select of g and 0 kept it scalar)
+    factor = least / least if abs(g) >= least else least - least
+    kept = g * factor
+    return c * kept * kept
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def adam_square_least(c, tiny):
+    """The least |g| for which ``c * g * g`` is at least `tiny` (the smallest normal
+    number), in float64: the caller casts it to the weights' dtype."""
+    return np.sqrt(tiny / c)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def smallest_normal(a):
     """The smallest normal number of array a's dtype (float32 or float64)."""
     return a.dtype.type(1.1754943508222875e-38 if a.itemsize == 4 else 2.2250738585072014e-308)

@@ -23,9 +23,12 @@ from fastnn.contract.jit import INTERNAL, njit
 from fastnn.contract.numba_math import (
     activation_backward_inplace,
     activation_inplace,
+    adam_square,
+    adam_square_least,
     bias_activation_inplace,
     column_sums,
     logistic,
+    smallest_normal,
 )
 from fastnn.contract.register_blocks import block_outputs, block_sum
 from fastnn.contract.tables import IDENTITY, RELU
@@ -477,10 +480,11 @@ def _adam(param, grad, m, v, t, lr, beta1, beta2, eps):
     # float exponents call libm's pow, as Python does; Numba's integer power differs by ulps
     step = dt(lr * np.sqrt(1.0 - beta2 ** float(t)) / (1.0 - beta1 ** float(t)))
     e = dt(eps)
+    least = dt(adam_square_least(c2, smallest_normal(p)))
     for i in range(p.size):
         gi = g[i]
         mi = b1 * mm[i] + c1 * gi
-        vi = b2 * vv[i] + c2 * gi * gi
+        vi = b2 * vv[i] + adam_square(c2, gi, least)
         mm[i] = mi
         vv[i] = vi
         p[i] -= step * mi / (np.sqrt(vi) + e)

@@ -20,6 +20,7 @@ import numpy as np
 from numba.extending import overload
 
 from fastnn.contract.jit import INTERNAL, njit, specialise
+from fastnn.contract.numba_math import adam_square, adam_square_least, smallest_normal
 from fastnn.contract.numba_ops import _DOT, _adam, _l2_penalty, _sgd_momentum, _sgd_plain
 from fastnn.contract.tables import (
     ACTIVATIONS,
@@ -231,11 +232,11 @@ def _grad(grads, params, i, hit, l2, s):
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _adam_span(params, grads, hit, l2, s, m, v, b1, b2, c1, c2, step, e):
+def _adam_span(params, grads, hit, l2, s, m, v, b1, b2, c1, c2, step, e, least):
     for i in range(params.shape[0]):
         g = _grad(grads, params, i, hit, l2, s)
         mi = b1 * m[i] + c1 * g
-        vi = b2 * v[i] + c2 * g * g
+        vi = b2 * v[i] + adam_square(c2, g, least)
         m[i] = mi
         v[i] = vi
         params[i] -= step * mi / (np.sqrt(vi) + e)
@@ -293,6 +294,7 @@ def _first_layer_update(
     c1, c2 = dt(1.0 - beta1), dt(1.0 - beta2)
     step = dt(lr * np.sqrt(1.0 - beta2 ** float(t)) / (1.0 - beta1 ** float(t))) if adam else lr_
     e = dt(eps)
+    least = dt(adam_square_least(c2, smallest_normal(params)))
     for c in range(touched.shape[0]):
         hit = touched[c] != 0
         touched[c] = 0
@@ -302,13 +304,13 @@ def _first_layer_update(
         s2 = state2[lo:hi] if state2.shape[0] else state2
         if adam:
             if hit and l2:
-                _adam_span(p, g, True, True, s, s1, s2, b1, b2, c1, c2, step, e)
+                _adam_span(p, g, True, True, s, s1, s2, b1, b2, c1, c2, step, e, least)
             elif hit:
-                _adam_span(p, g, True, False, s, s1, s2, b1, b2, c1, c2, step, e)
+                _adam_span(p, g, True, False, s, s1, s2, b1, b2, c1, c2, step, e, least)
             elif l2:
-                _adam_span(p, g, False, True, s, s1, s2, b1, b2, c1, c2, step, e)
+                _adam_span(p, g, False, True, s, s1, s2, b1, b2, c1, c2, step, e, least)
             else:
-                _adam_span(p, g, False, False, s, s1, s2, b1, b2, c1, c2, step, e)
+                _adam_span(p, g, False, False, s, s1, s2, b1, b2, c1, c2, step, e, least)
         elif momentum > 0:
             if hit and l2:
                 _momentum_span(p, g, True, True, s, s1, mu, lr_, nesterov)

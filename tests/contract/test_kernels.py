@@ -361,6 +361,26 @@ def test_adam_first_step_moves_each_weight_by_lr(dtype):
     np.testing.assert_allclose(p, [-0.01, 0.01, -0.01], rtol=1e-4)
 
 
+def test_adam_drops_squares_under_the_smallest_normal_number(dtype):
+    # a gradient whose (1 - beta2) g g would be subnormal adds 0 to the second
+    # moment (the reference adds the subnormal): v differs by under the
+    # smallest normal number; larger gradients, inf and NaN are squared as usual
+    tiny = np.finfo(dtype).tiny
+    least = np.sqrt(tiny / 0.001)
+    g = np.array([least * 0.5, -least * 0.99, least * 1.01, 1e-3, -7.0, np.inf, np.nan], dtype)
+    v0 = np.array([0, 0, 0, 0.5, 0.5, 0, 0], dtype)
+    got, want = [], []
+    for b, out in ((kernels, got), (reference, want)):
+        p, m, v = np.ones(7, dtype), np.zeros(7, dtype), v0.copy()
+        b.adam_update(p, g, m, v, 3, 0.01)
+        out.append(v)
+    v, v_ref = got[0], want[0]
+    assert v[0] == 0 and v[1] == 0 and 0 < v_ref[0] < tiny and 0 < v_ref[1] < tiny
+    np.testing.assert_array_equal(v[2:5], v_ref[2:5])
+    assert v[2] >= tiny * 0.99
+    assert np.isinf(v[5]) and np.isnan(v[6])
+
+
 def test_l2_penalty(rng, dtype):
     W = rng.standard_normal((17, 5)).astype(dtype)
     dW_start = rng.standard_normal((17, 5)).astype(dtype)
