@@ -31,7 +31,9 @@ The barriers are spin-waits on a shared int64 array through atomic
 instructions (Numba intrinsics, which cache as any jitted code does). Every
 thread reads the same partial losses in the same order, so all agree on
 whether a batch's loss is finite. GEMMs are Numba's (SciPy's OpenBLAS),
-which the caller holds at 1 thread (`fastnn.engine.threads`).
+which the caller holds at 1 thread (`fastnn.engine.threads`); where
+OpenBLAS multiplies small matrices without packing, each GEMM of a step is
+cut into tiles its small-matrix kernels take (`small_tiles`, `even_tile`).
 """
 
 import functools
@@ -203,26 +205,60 @@ def _xgemm(typingctx, trans_a, trans_b, M, N, K, A, a_at, lda, B, b_at, ldb, C, 
 NO, TRANSPOSED = ord("n"), ord("t")
 
 
-def weight_grad_rows(a, k0, k1, delta, out):
+def weight_grad_rows(a, k0, k1, delta, out, tile):
     """out[k0:k1] = a[:, k0:k1].T @ delta (a (n, k), delta (n, m), out (k, m), C order).
 
     The NumPy reference; jitted callers get BLAS's xgemm on the block in place,
-    with the transposes of Numba's np.dot(a.T, delta), so each entry is the
-    serial step's sum.
+    with the transposes of Numba's np.dot(a.T, delta), in tiles of `tile`
+    rows of out (0: one call). Tiles split no sum.
     """
     out[k0:k1] = a[:, k0:k1].T @ delta
 
 
 @overload(weight_grad_rows, jit_options={"error_model": "numpy"})
-def _weight_grad_rows(a, k0, k1, delta, out):
-    def impl(a, k0, k1, delta, out):
+def _weight_grad_rows(a, k0, k1, delta, out, tile):
+    def impl(a, k0, k1, delta, out, tile):
         n, k = a.shape
         m = delta.shape[1]
         if k1 > k0 and n > 0:
-            # column-major: out^T[:, k0:k1] (m x rows) = delta^T (m x n) @ a[:, k0:k1]
-            _xgemm(NO, TRANSPOSED, m, k1 - k0, n, delta, 0, m, a, k0, k, out, k0 * m, m)
+            step = tile if tile > 0 else k1 - k0
+            for q0 in range(k0, k1, step):
+                # column-major: out^T[:, q0:q1] (m x rows) = delta^T (m x n) @ a[:, q0:q1]
+                tq = min(step, k1 - q0)
+                _xgemm(NO, TRANSPOSED, m, tq, n, delta, 0, m, a, q0, k, out, q0 * m, m)
         elif k1 > k0:  # no rows: BLAS would leave out alone
             out[k0:k1] = 0
+
+    return impl
+
+
+def rows_input_grad(delta, W, dx, tile):
+    """dx = delta @ W.T (delta (m, w), W (k, w), dx (m, k); rows of unit column stride).
+
+    The NumPy reference; jitted callers get BLAS's xgemm in place, with the
+    transposes of Numba's np.dot(delta, W.T), in tiles of `tile` columns of
+    dx (0: one call). Tiles split no sum.
+    """
+    dx[...] = delta @ W.T
+
+
+@overload(rows_input_grad, jit_options={"error_model": "numpy"})
+def _rows_input_grad(delta, W, dx, tile):
+    def impl(delta, W, dx, tile):
+        m, w = delta.shape
+        k = W.shape[0]
+        ldd = delta.strides[0] // delta.itemsize
+        ldx = dx.strides[0] // dx.itemsize
+        step = tile if tile > 0 else k
+        if m == 0 or k == 0:
+            return
+        if w == 0:  # nothing to sum: BLAS would leave dx alone
+            dx[...] = 0
+            return
+        for c0 in range(0, k, step):
+            # column-major: dx^T[c0:c1] (tc x m) = W[c0:c1] (tc x w) @ delta^T (w x m)
+            tc = min(step, k - c0)
+            _xgemm(TRANSPOSED, NO, tc, m, w, W, c0 * w, w, delta, 0, ldd, dx, c0, ldx)
 
     return impl
 
@@ -291,6 +327,25 @@ def small_tiles(m, kt, w, small_mnk, line):
     tw = small_mnk // (m * kt) // line * line
     tk = small_mnk // (m * w)
     return (tw if MIN_TILE <= tw < w else 0), (tk if MIN_TILE <= tk < kt else 0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def even_tile(count, other, small_mnk, line):
+    """Width of even tiles of `count` (a GEMM's output columns or rows) that BLAS's
+    small-matrix kernels take, `other` the product of its other two sizes; 0 for
+    one call (as `small_tiles`: no such kernels, tiles under MIN_TILE, or one
+    tile). Phase 1's GEMMs and the later layers' gradients at 32-100 rows a
+    thread are just over the kernels' limit: 32 x 256 x 128 took 29.4 us in one
+    call and 18.3 in two tiles of 64 columns (float32, AMD EPYC Zen 4).
+    """
+    if small_mnk == 0 or other == 0:
+        return 0
+    most = small_mnk // other // line * line
+    if most < MIN_TILE or most >= count:
+        return 0
+    tiles = -(-count // most)
+    width = -(-count // tiles)
+    return -(-width // line) * line
 
 
 def fetch_columns(X, rows, start, stop, xs, k0, xb):
@@ -506,9 +561,11 @@ def parallel_epoch(act, head, solver):
                     bias_logistic(a, intercepts[0])
                 else:
                     bias_identity(a, intercepts[0])
+                rows_ = r1 - r0
                 for i in range(1, last):
                     out = activations[i][r0:r1]
-                    np.dot(a, coefs[i], out)
+                    k, w = coefs[i].shape
+                    partial_product(a, coefs[i], 0, out, even_tile(w, rows_ * k, small_mnk, line))
                     if act == RELU:
                         bias_relu(out, intercepts[i])
                     elif act == TANH:
@@ -520,7 +577,8 @@ def parallel_epoch(act, head, solver):
                     a = out
                 z = activations[last][r0:r1]
                 if last > 0:
-                    np.dot(a, coefs[last], z)
+                    k, w = coefs[last].shape
+                    partial_product(a, coefs[last], 0, z, even_tile(w, rows_ * k, small_mnk, line))
                     bias_identity(z, intercepts[last])
                 db = db_scratch[: z.shape[1]]
                 if head == SOFTMAX_HEAD:
@@ -534,7 +592,8 @@ def parallel_epoch(act, head, solver):
                 delta = z
                 for i in range(last, 0, -1):
                     dx = deltas[i][r0:r1]
-                    np.dot(delta, coefs[i].T, dx)
+                    k, w = coefs[i].shape
+                    rows_input_grad(delta, coefs[i], dx, even_tile(k, rows_ * w, small_mnk, line))
                     a_in = activations[i - 1][r0:r1]
                     db = db_scratch[: dx.shape[1]]
                     if act == RELU:
@@ -584,7 +643,8 @@ def parallel_epoch(act, head, solver):
                         input_rows_grad(x, delta, k_lo, coef_grads[0], tk)
                 else:
                     q0, q1 = share(k, tid, T)
-                    weight_grad_rows(activations[i - 1][:m], q0, q1, delta, coef_grads[i])
+                    tq = even_tile(q1 - q0, m * w, small_mnk, line)
+                    weight_grad_rows(activations[i - 1][:m], q0, q1, delta, coef_grads[i], tq)
                 lo, hi = offsets[i] + q0 * w, offsets[i] + q1 * w
                 w_lo, w_hi = params[lo:hi], grads[lo:hi]
                 m1 = state1[lo:hi] if state1.shape[0] else state1

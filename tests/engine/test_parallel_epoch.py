@@ -335,20 +335,62 @@ def test_weight_grad_rows_against_numpy(dtype, shape):
     a[0, 0] = np.finfo(dtype).max / 4  # extreme values pass through: inf, not a crash
     delta[-1, -1] = np.finfo(dtype).tiny
     jitted = numba.njit(
-        lambda a, k0, k1, d, out: numba_parallel.weight_grad_rows(a, k0, k1, d, out)
+        lambda a, k0, k1, d, out, t: numba_parallel.weight_grad_rows(a, k0, k1, d, out, t)
     )
+    tol = 1e-5 if dtype == np.float32 else 1e-12
     for k0, k1 in [(0, k), (0, k // 2), (k // 2, k), (k - 1, k), (1, 1)]:
-        got = np.full((k, m), 7, dtype)
-        want = np.full((k, m), 7, dtype)
-        jitted(a, k0, k1, delta, got)
-        numba_parallel.weight_grad_rows(a, k0, k1, delta, want)
-        tol = 1e-5 if dtype == np.float32 else 1e-12
-        with np.errstate(over="ignore", invalid="ignore"):
-            np.testing.assert_allclose(
-                got, want, rtol=tol, atol=tol * np.abs(want[np.isfinite(want)]).max()
-            )
-        # rows outside [k0, k1) are left alone
-        assert (got[:k0] == 7).all() and (got[k1:] == 7).all()
+        for tile in (0, 1, 3, 32, 1000):  # one call, or tiles of rows (the last narrower)
+            got = np.full((k, m), 7, dtype)
+            want = np.full((k, m), 7, dtype)
+            jitted(a, k0, k1, delta, got, tile)
+            numba_parallel.weight_grad_rows(a, k0, k1, delta, want, tile)
+            for g, w in zip(got, want):  # row by row: an extreme row sets no other's tolerance
+                assert_near(g, w, tol)
+            # rows outside [k0, k1) are left alone
+            assert (got[:k0] == 7).all() and (got[k1:] == 7).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES + [(32, 256, 128), (0, 5, 3), (4, 6, 0)])
+def test_rows_input_grad_against_numpy(dtype, shape):
+    # phase 1's backward GEMM of a thread's rows, dx = delta @ W.T, in one call
+    # and in tiles of dx's columns; delta and dx blocks of rows of wider batches
+    import numba
+
+    m, k, w = shape
+    rng = np.random.default_rng(m + k + w)
+    batch_delta = rng.standard_normal((m + 5, w)).astype(dtype)
+    W = rng.standard_normal((k, w)).astype(dtype)
+    if m and w:
+        batch_delta[2, 0] = np.finfo(dtype).max / 4  # extreme values pass through
+        batch_delta[m + 1, w - 1] = np.finfo(dtype).tiny
+    delta = batch_delta[2 : m + 2]
+    jitted = numba.njit(lambda d, W, dx, t: numba_parallel.rows_input_grad(d, W, dx, t))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for tile in (0, 1, 3, 32, 64, 1000):
+        got, want = np.full((m + 5, k), 7, dtype), np.full((m + 5, k), 7, dtype)
+        jitted(delta, W, got[2 : m + 2], tile)
+        numba_parallel.rows_input_grad(delta, W, want[2 : m + 2], tile)
+        for g, w_ in zip(got, want):
+            assert_near(g, w_, tol)
+        # the other threads' rows are left alone
+        assert (got[:2] == 7).all() and (got[m + 2 :] == 7).all()
+
+
+def test_even_tiles_fit_the_small_kernels():
+    tile = numba_parallel.even_tile.py_func
+    # 32 rows a thread of a 256 x 128 layer: two tiles of 64 columns, 32 x 256 x 64 <= 1e6
+    assert tile(128, 32 * 256, 1_000_000, 16) == 64
+    assert tile(256, 32 * 128, 1_000_000, 16) == 128
+    assert tile(128, 100 * 256, 1_000_000, 16) == 32
+    for count, other in [(128, 32 * 256), (256, 32 * 128), (300, 4000), (1000, 999)]:
+        t = tile(count, other, 1_000_000, 16)
+        tiles = -(-count // t)
+        assert t % 16 == 0 and t * other <= 1_000_000 and (tiles - 1) * t < count
+    assert tile(128, 32 * 256, 0, 16) == 0  # no small-matrix kernels
+    assert tile(128, 16 * 256, 1_000_000, 16) == 0  # within the kernels' limit already
+    assert tile(128, 200 * 256, 1_000_000, 16) == 0  # tiles under MIN_TILE
+    assert tile(128, 0, 1_000_000, 16) == 0
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -435,11 +477,13 @@ def test_split_weight_gradient_is_the_serial_one(dtype, shape):
     delta = rng.standard_normal((n, m)).astype(dtype)
     serial = np.zeros((k, m), dtype)
     numba.njit(lambda a, d, out: np.dot(a.T, d, out))(a, delta, serial)
-    rows = numba.njit(lambda a, k0, k1, d, out: numba_parallel.weight_grad_rows(a, k0, k1, d, out))
-    for parts in (2, 3, 7):
+    rows = numba.njit(
+        lambda a, k0, k1, d, out, t: numba_parallel.weight_grad_rows(a, k0, k1, d, out, t)
+    )
+    for parts, tile in [(2, 0), (3, 0), (7, 0), (2, 32), (3, 48)]:
         split = np.zeros((k, m), dtype)
         for p in range(parts):
-            rows(a, k * p // parts, k * (p + 1) // parts, delta, split)
+            rows(a, k * p // parts, k * (p + 1) // parts, delta, split, tile)
         assert_near(split, serial, 1e-6 if dtype == np.float32 else 1e-14)
 
 
@@ -584,6 +628,24 @@ def test_tiled_first_layer_equals_serial(monkeypatch):
     X = rng.random((203, 100))
     y = (X[:, :3].sum(axis=1) * 3).astype(int) % 4
     settings = dict(hidden_layer_sizes=(128,), batch_size=40, max_iter=2, random_state=0)
+    for dtype in ("float64", "float32"):
+        force(monkeypatch, 1)
+        serial = MLPClassifier(dtype=dtype, **settings).fit(X, y)
+        force(monkeypatch, 2)
+        tiled = MLPClassifier(dtype=dtype, **settings).fit(X, y)
+        assert_close(tiled.coefs_ + tiled.intercepts_, serial.coefs_ + serial.intercepts_, dtype)
+
+
+def test_tiled_later_layers_equal_serial(monkeypatch):
+    # tiles forced in every GEMM of phases 1 and 2 (this machine's BLAS may have
+    # no small-matrix kernels): 20 rows a thread, W1 128 x 64: its product in
+    # 2 tiles of 32 columns, delta @ W1.T in 2 of 64, each thread's dW1 in 2 of 32 rows
+    monkeypatch.setattr(threads, "small_gemm_mnk", lambda: 100_000)
+    assert numba_parallel.even_tile.py_func(64, 20 * 128, 100_000, 8) == 32
+    rng = np.random.default_rng(0)
+    X = rng.random((203, 100))
+    y = (X[:, :3].sum(axis=1) * 3).astype(int) % 4
+    settings = dict(hidden_layer_sizes=(128, 64), batch_size=40, max_iter=2, random_state=0)
     for dtype in ("float64", "float32"):
         force(monkeypatch, 1)
         serial = MLPClassifier(dtype=dtype, **settings).fit(X, y)
