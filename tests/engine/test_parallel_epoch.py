@@ -620,38 +620,32 @@ def test_small_tiles_fit_the_small_kernels():
     assert tiles(64, 0, 128, 1_000_000, 16) == (0, 0)
 
 
-def test_tiled_first_layer_equals_serial(monkeypatch):
-    # the small-matrix tiles, forced where this machine's BLAS has no such kernels:
-    # 128 units over tiles of 96 and 32 columns, each thread's ~52 rows of W0 over 39 and 13
-    monkeypatch.setattr(threads, "small_gemm_mnk", lambda: 200_000)
+def tiled_fit_equals_serial(monkeypatch, small_mnk, hidden):
+    # small-matrix tiles forced at `small_mnk` (this machine's BLAS may have no such kernels)
+    monkeypatch.setattr(threads, "small_gemm_mnk", lambda: small_mnk)
     rng = np.random.default_rng(0)
     X = rng.random((203, 100))
     y = (X[:, :3].sum(axis=1) * 3).astype(int) % 4
-    settings = dict(hidden_layer_sizes=(128,), batch_size=40, max_iter=2, random_state=0)
+    settings = dict(hidden_layer_sizes=hidden, batch_size=40, max_iter=2, random_state=0)
     for dtype in ("float64", "float32"):
         force(monkeypatch, 1)
         serial = MLPClassifier(dtype=dtype, **settings).fit(X, y)
         force(monkeypatch, 2)
         tiled = MLPClassifier(dtype=dtype, **settings).fit(X, y)
         assert_close(tiled.coefs_ + tiled.intercepts_, serial.coefs_ + serial.intercepts_, dtype)
+
+
+def test_tiled_first_layer_equals_serial(monkeypatch):
+    # 128 units over tiles of 96 and 32 columns, each thread's ~52 rows of W0 over 39 and 13
+    tiled_fit_equals_serial(monkeypatch, 200_000, (128,))
 
 
 def test_tiled_later_layers_equal_serial(monkeypatch):
-    # tiles forced in every GEMM of phases 1 and 2 (this machine's BLAS may have
-    # no small-matrix kernels): 20 rows a thread, W1 128 x 64: its product in
-    # 2 tiles of 32 columns, delta @ W1.T in 2 of 64, each thread's dW1 in 2 of 32 rows
-    monkeypatch.setattr(threads, "small_gemm_mnk", lambda: 100_000)
+    # tiles in every GEMM of phases 1 and 2: 20 rows a thread, W1 128 x 64: its
+    # product in 2 tiles of 32 columns, delta @ W1.T in 2 of 64, each thread's
+    # dW1 in 2 of 32 rows
     assert numba_parallel.even_tile.py_func(64, 20 * 128, 100_000, 8) == 32
-    rng = np.random.default_rng(0)
-    X = rng.random((203, 100))
-    y = (X[:, :3].sum(axis=1) * 3).astype(int) % 4
-    settings = dict(hidden_layer_sizes=(128, 64), batch_size=40, max_iter=2, random_state=0)
-    for dtype in ("float64", "float32"):
-        force(monkeypatch, 1)
-        serial = MLPClassifier(dtype=dtype, **settings).fit(X, y)
-        force(monkeypatch, 2)
-        tiled = MLPClassifier(dtype=dtype, **settings).fit(X, y)
-        assert_close(tiled.coefs_ + tiled.intercepts_, serial.coefs_ + serial.intercepts_, dtype)
+    tiled_fit_equals_serial(monkeypatch, 100_000, (128, 64))
 
 
 @pytest.mark.parametrize("itemsize", [4, 8])
