@@ -32,8 +32,9 @@ instructions (Numba intrinsics, which cache as any jitted code does). Every
 thread reads the same partial losses in the same order, so all agree on
 whether a batch's loss is finite. GEMMs are Numba's (SciPy's OpenBLAS),
 which the caller holds at 1 thread (`fastnn.engine.threads`); where
-OpenBLAS multiplies small matrices without packing, each GEMM of a step is
-cut into tiles its small-matrix kernels take (`small_tiles`, `even_tile`).
+OpenBLAS multiplies small matrices without packing, the products and
+weight gradients of a step are cut into tiles its small-matrix kernels take
+(`small_tiles`, `even_tile`).
 """
 
 import functools
@@ -232,37 +233,6 @@ def _weight_grad_rows(a, k0, k1, delta, out, tile):
     return impl
 
 
-def rows_input_grad(delta, W, dx, tile):
-    """dx = delta @ W.T (delta (m, w), W (k, w), dx (m, k); rows of unit column stride).
-
-    The NumPy reference; jitted callers get BLAS's xgemm in place, with the
-    transposes of Numba's np.dot(delta, W.T), in tiles of `tile` columns of
-    dx (0: one call). Tiles split no sum.
-    """
-    dx[...] = delta @ W.T
-
-
-@overload(rows_input_grad, jit_options={"error_model": "numpy"})
-def _rows_input_grad(delta, W, dx, tile):
-    def impl(delta, W, dx, tile):
-        m, w = delta.shape
-        k = W.shape[0]
-        ldd = delta.strides[0] // delta.itemsize
-        ldx = dx.strides[0] // dx.itemsize
-        step = tile if tile > 0 else k
-        if m == 0 or k == 0:
-            return
-        if w == 0:  # nothing to sum: BLAS would leave dx alone
-            dx[...] = 0
-            return
-        for c0 in range(0, k, step):
-            # column-major: dx^T[c0:c1] (tc x m) = W[c0:c1] (tc x w) @ delta^T (w x m)
-            tc = min(step, k - c0)
-            _xgemm(TRANSPOSED, NO, tc, m, w, W, c0 * w, w, delta, 0, ldd, dx, c0, ldx)
-
-    return impl
-
-
 def partial_product(x, W, k0, out, tile):
     """out = x @ W[k0:k0 + kt] (x (m, kt), W (k, w), out (m, w); unit column strides).
 
@@ -334,9 +304,12 @@ def even_tile(count, other, small_mnk, line):
     """Width of even tiles of `count` (a GEMM's output columns or rows) that BLAS's
     small-matrix kernels take, `other` the product of its other two sizes; 0 for
     one call (as `small_tiles`: no such kernels, tiles under MIN_TILE, or one
-    tile). Phase 1's GEMMs and the later layers' gradients at 32-100 rows a
-    thread are just over the kernels' limit: 32 x 256 x 128 took 29.4 us in one
-    call and 18.3 in two tiles of 64 columns (float32, AMD EPYC Zen 4).
+    tile). Phase 1's products and the later layers' weight gradients at
+    32-100 rows a thread are just over the kernels' limit: 32 x 256 @ 256 x 128
+    took 29.4 us in one call and 18.3 in two tiles of 64 columns, a thread's
+    128 rows of a 256 x 128 gradient at batch 64 25.2 and 18.7 (float32, AMD
+    EPYC Zen 4). Not delta @ W.T: in tiles it took longer (32 rows 29.8 ->
+    30.3 us, 128 rows 89.8 -> 98.2), so it stays one call.
     """
     if small_mnk == 0 or other == 0:
         return 0
@@ -592,8 +565,7 @@ def parallel_epoch(act, head, solver):
                 delta = z
                 for i in range(last, 0, -1):
                     dx = deltas[i][r0:r1]
-                    k, w = coefs[i].shape
-                    rows_input_grad(delta, coefs[i], dx, even_tile(k, rows_ * w, small_mnk, line))
+                    np.dot(delta, coefs[i].T, dx)  # BLAS's small kernels: no faster in tiles
                     a_in = activations[i - 1][r0:r1]
                     db = db_scratch[: dx.shape[1]]
                     if act == RELU:
